@@ -1,0 +1,85 @@
+package vipsmart
+
+import (
+	"net/netip"
+	"sort"
+)
+
+// GIPMode says how many placements of a GIP are active at once.
+type GIPMode string
+
+// The GIP modes.
+const (
+	// ModeFailover activates the one healthy placement with the best
+	// priority.
+	ModeFailover GIPMode = "failover"
+	// ModeAnycast activates every healthy placement.
+	ModeAnycast GIPMode = "anycast"
+)
+
+// Placement puts a GIP in a DC. Priority 1-255, higher wins (as keepalived's
+// VRRP priority); ties go to the DC name that sorts first. VIP optionally
+// names the local VIP of that DC whose health backs the placement.
+type Placement struct {
+	DC       string `json:"dc"`
+	Priority int    `json:"priority"`
+	VIP      string `json:"vip,omitempty"`
+}
+
+// GIP is a global IP, replicated identically on every member of a
+// federation. Preempt (the default) moves a failover GIP back to a better
+// placement when it recovers.
+type GIP struct {
+	Name       string      `json:"name"`
+	Address    netip.Addr  `json:"address"`
+	Mode       GIPMode     `json:"mode"`
+	Preempt    bool        `json:"preempt"`
+	Placements []Placement `json:"placements"`
+}
+
+// SortPlacements orders placements by priority, best first, then DC name.
+func SortPlacements(ps []Placement) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].Priority != ps[j].Priority {
+			return ps[i].Priority > ps[j].Priority
+		}
+		return ps[i].DC < ps[j].DC
+	})
+}
+
+// Validate checks g's fields (but not that its placements name members:
+// that needs the federation).
+func (g *GIP) Validate() error {
+	if err := ValidateName("name", g.Name); err != nil {
+		return err
+	}
+	if err := ValidateHostAddr("address", g.Address); err != nil {
+		return err
+	}
+	switch g.Mode {
+	case "":
+		g.Mode = ModeFailover
+	case ModeFailover, ModeAnycast:
+	default:
+		return Errorf(EINVALID, "mode", "mode %q is unknown: give failover or anycast", g.Mode)
+	}
+	seen := map[string]bool{}
+	for i, p := range g.Placements {
+		if err := ValidateName("placement dc", p.DC); err != nil {
+			return err
+		}
+		if seen[p.DC] {
+			return Errorf(EINVALID, "placements", "placement %d names DC %s twice: give each DC once", i+1, p.DC)
+		}
+		seen[p.DC] = true
+		if p.Priority < 1 || p.Priority > 255 {
+			return Errorf(EINVALID, "placements", "placement %s has priority %d: give 1 to 255 (higher wins)", p.DC, p.Priority)
+		}
+		if p.VIP != "" {
+			if err := ValidateName("placement vip", p.VIP); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

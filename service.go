@@ -1,0 +1,31 @@
+package vipsmart
+
+import "context"
+
+// Service is the operator API of one DC's daemon. The daemon implements it;
+// httpapi.Client implements it over HTTP, so the CLI and the tests drive a
+// daemon through the same interface. Reads answer from local state and
+// never need another DC.
+type Service interface {
+	Status(ctx context.Context) (StatusInfo, error)
+
+	ListVIPs(ctx context.Context) ([]VIPInfo, error)
+	GetVIP(ctx context.Context, name string) (VIPInfo, error)
+	AddVIP(ctx context.Context, v VIP) (VIP, error)
+	RemoveVIP(ctx context.Context, name string) error
+
+	ListDCs(ctx context.Context) ([]DCInfo, error)
+	// AddDC adds candidate to the federation of the local DC (declaring
+	// one if the local DC is standalone) following the seed's workflow.
+	AddDC(ctx context.Context, candidate DC) (StatusInfo, error)
+	// RemoveDC removes the named member; force removes one that cannot
+	// be reached.
+	RemoveDC(ctx context.Context, name string, force bool) (StatusInfo, error)
+	// Leave takes the local DC out of its federation.
+	Leave(ctx context.Context) (StatusInfo, error)
+
+	ListGIPs(ctx context.Context) ([]GIP, error)
+
+	// Events returns up to limit events with Seq > after, oldest first.
+	Events(ctx context.Context, after uint64, limit int) ([]Event, error)
+}
