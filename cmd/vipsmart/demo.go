@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/httpapi"
+)
+
+// newDemoCmd is `vipsmart demo`: a local federation on loopback, started
+// and federated with the same commands an operator would type.
+func newDemoCmd(g *globals) *cobra.Command {
+	var n, basePort int
+	var dir string
+	var exit bool
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Start a local federation of DCs on loopback and federate them with dc add",
+		Long: `Demo starts --dcs daemons (vipsmart serve) on 127.0.0.1, ports --base-port and
+up, each with its own data directory under --dir, federates them by running
+"dc add" on the first one for each of the others, and prints the federation's
+status. It then keeps them running until Ctrl-C (or stops at once with
+--exit), so you can try the CLI against them from another terminal.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if n < 2 || n > 50 {
+				return usageError{fmt.Errorf("--dcs %d is out of range: give 2 to 50", n)}
+			}
+			if basePort < 1 || basePort+n-1 > 65535 {
+				return usageError{fmt.Errorf("--base-port %d is out of range", basePort)}
+			}
+			return runDemo(g, n, basePort, dir, exit)
+		},
+	}
+	c.Flags().IntVar(&n, "dcs", 3, "number of DCs to start")
+	c.Flags().IntVar(&basePort, "base-port", 9611, "API port of the first DC; the others follow")
+	c.Flags().StringVar(&dir, "dir", "", "directory for the DCs' data and logs (default: a new temporary directory)")
+	c.Flags().BoolVar(&exit, "exit", false, "stop the DCs and exit after printing the status")
+	return c
+}
+
+func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
+	out := g.stdout
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "vipsmart-demo-"); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(basePort+i))
+		if err != nil {
+			return fmt.Errorf("port %d is not free (%v): give another --base-port", basePort+i, err)
+		}
+		l.Close()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	dcs := make([]vipsmart.DC, n)
+	procs := make([]*exec.Cmd, 0, n)
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+		}
+		for _, p := range procs {
+			_ = p.Wait()
+		}
+	}()
+	fmt.Fprintf(out, "Starting %d DCs on loopback (data and logs in %s):\n", n, dir)
+	for i := range dcs {
+		d := vipsmart.DC{Name: fmt.Sprintf("dc-%d", i+1), Address: netipLoopback, Port: uint16(basePort + i)}
+		dcs[i] = d
+		data := filepath.Join(dir, d.Name)
+		args := []string{"serve", "--name", d.Name, "--listen", d.AddrPort().String(), "--data-dir", data}
+		fmt.Fprintf(out, "  $ vipsmart %s\n", joinArgs(args))
+		logf, err := os.Create(filepath.Join(dir, d.Name+".log"))
+		if err != nil {
+			return err
+		}
+		p := exec.Command(self, args...)
+		p.Stdout, p.Stderr = logf, logf
+		p.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := p.Start(); err != nil {
+			return fmt.Errorf("starting %s: %w", d.Name, err)
+		}
+		procs = append(procs, p)
+	}
+	for _, d := range dcs {
+		if err := waitHealthy(ctx, d.AddrPort().String()); err != nil {
+			return fmt.Errorf("%s did not start (see %s): %w", d.Name, filepath.Join(dir, d.Name+".log"), err)
+		}
+	}
+	first := httpapi.NewClient(dcs[0].AddrPort().String())
+	fmt.Fprintf(out, "\nFederating them from %s:\n", dcs[0].Name)
+	for _, d := range dcs[1:] {
+		fmt.Fprintf(out, "  $ vipsmart --server %s dc add %s\n", dcs[0].AddrPort(), d)
+		start := time.Now()
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := first.AddDC(actx, d)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("dc add %s: %w", d, err)
+		}
+		fmt.Fprintf(out, "    DC %s added in %s\n", d.Name, time.Since(start).Round(100*time.Microsecond))
+	}
+	// Let a round of heartbeats run so that reachability is filled in.
+	time.Sleep(500 * time.Millisecond)
+	fmt.Fprintf(out, "\n$ vipsmart --server %s status\n", dcs[0].AddrPort())
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := first.Status(sctx)
+	if err != nil {
+		return err
+	}
+	dg := *g
+	printStatus(&dg, st)
+	fmt.Fprintf(out, "\n$ vipsmart --server %s dc list\n", dcs[0].AddrPort())
+	ds, err := first.ListDCs(sctx)
+	if err != nil {
+		return err
+	}
+	rows := [][]string{}
+	for _, d := range ds {
+		reach := "no"
+		if d.Reachable {
+			reach = "yes"
+		}
+		rows = append(rows, []string{d.Name, d.AddrPort().String(), reach, orDash(string(d.Status)), strconv.FormatUint(d.LastEpoch, 10)})
+	}
+	if err := table(out, []string{"NAME", "ADDRESS", "REACHABLE", "STATUS", "EPOCH"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nEvery DC holds the same federation:")
+	for _, d := range dcs {
+		st, err := httpapi.NewClient(d.AddrPort().String()).Status(sctx)
+		if err != nil {
+			return err
+		}
+		fed := "-"
+		if st.Federation != nil {
+			fed = fmt.Sprintf("%s epoch %d, %d members", st.Federation.ID, st.Federation.Epoch, len(st.Federation.Members))
+		}
+		fmt.Fprintf(out, "  %s: %s, %s\n", d.Name, st.Status, fed)
+	}
+	if exit {
+		return nil
+	}
+	fmt.Fprintf(out, "\nThe DCs keep running until Ctrl-C. Try, from another terminal:\n")
+	fmt.Fprintf(out, "  vipsmart --server %s vip add web 192.0.2.10\n", dcs[1].AddrPort())
+	fmt.Fprintf(out, "  vipsmart --server %s dc leave\n", dcs[n-1].AddrPort())
+	fmt.Fprintf(out, "  vipsmart --server %s events\n", dcs[0].AddrPort())
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nStopping the DCs.")
+	return nil
+}
+
+var netipLoopback = vipsmart.DC{}.Address
+
+func init() {
+	a, _ := vipsmart.ParseHostAddr("", "127.0.0.1")
+	netipLoopback = a
+}
+
+func joinArgs(a []string) string {
+	s := ""
+	for i, x := range a {
+		if i > 0 {
+			s += " "
+		}
+		s += x
+	}
+	return s
+}
+
+func waitHealthy(ctx context.Context, addr string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return errors.New("no answer on /healthz within 20s")
+}

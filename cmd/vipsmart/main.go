@@ -1,0 +1,109 @@
+// Command vipsmart is the vipsmart daemon (`vipsmart serve`) and the CLI
+// that talks to a daemon's operator API. All wiring of the program lives in
+// this package.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/httpapi"
+)
+
+// Exit statuses: 0 success, 1 the daemon refused or failed the request (or
+// could not be reached), 2 bad usage or bad input caught before or by the
+// daemon's validation.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError marks an error in the command line itself.
+type usageError struct{ error }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	var ue usageError
+	if errors.As(err, &ue) || vipsmart.IsCode(err, vipsmart.EINVALID) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// globals are the flags every client command shares.
+type globals struct {
+	server  string
+	output  string
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+func (g *globals) client() *httpapi.Client {
+	c := httpapi.NewClient(g.server)
+	c.HTTP.Timeout = g.timeout
+	return c
+}
+
+func (g *globals) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), g.timeout)
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "vipsmart",
+		Short: "Virtual IPs per datacenter and global IPs across a federation of datacenters",
+		Long: `vipsmart manages virtual IPs (VIPs) inside a datacenter and global IPs (GIPs)
+across a federation of datacenters. One daemon runs per DC (vipsmart serve);
+every other command is a client of a daemon's operator API.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := bindEnv(cmd.Flags(), nil); err != nil {
+				return usageError{err}
+			}
+			switch g.output {
+			case "table", "json":
+			default:
+				return usageError{fmt.Errorf("--output %q is unknown: give table or json", g.output)}
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", "127.0.0.1:9610", "HOST:PORT of the daemon's operator API (env VIPSMART_SERVER)")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format of read commands: table or json (env VIPSMART_OUTPUT)")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "how long to wait for the daemon's answer (env VIPSMART_TIMEOUT)")
+	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g))
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error that names the syntax.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %d argument(s), got %d: usage: %s", cmd.CommandPath(), n, len(args), cmd.UseLine())}
+		}
+		return nil
+	}
+}

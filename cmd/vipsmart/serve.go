@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/bolt"
+	"github.com/vipsmart/vipsmart/daemon"
+	"github.com/vipsmart/vipsmart/federation"
+	"github.com/vipsmart/vipsmart/httpapi"
+)
+
+// serveOptions are the flags of `vipsmart serve`.
+type serveOptions struct {
+	config     string
+	name       string
+	listen     string
+	advertise  string
+	dataDir    string
+	logFormat  string
+	logLevel   string
+	maxEvents  int
+	fed        federation.Config
+	shutdownTO time.Duration
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	o := &serveOptions{}
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon of one DC",
+		Long: `Serve runs the vipsmart daemon of one DC: the operator API and the peer routes
+on --listen, the embedded store (a bbolt file) in --data-dir, and the
+federation protocol. Every flag can also be set with an environment variable
+VIPSMART_<FLAG> (upper case, '-' as '_', e.g. VIPSMART_DATA_DIR) or as a key of
+the YAML file given with --config (keys are flag names, e.g. "data-dir").
+Precedence: flag, environment, config file, default. SIGINT or SIGTERM stops
+it cleanly.`,
+		Example: "  vipsmart serve --name dc-1 --listen 127.0.0.1:9610 --data-dir /var/lib/vipsmart",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conf, err := loadConfig(cmd, o)
+			if err != nil {
+				return usageError{err}
+			}
+			if err := bindEnv(cmd.Flags(), conf); err != nil {
+				return usageError{err}
+			}
+			return serve(cmd.Context(), g, o)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.config, "config", "", "YAML config file whose keys are flag names (env VIPSMART_CONFIG)")
+	f.StringVar(&o.name, "name", "", "this DC's name, a DNS label unique in the federation (required)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:9610", "ADDR:PORT the API listens on (operator and peer routes)")
+	f.StringVar(&o.advertise, "advertise", "", "IP:PORT other DCs use to reach this one (default: --listen)")
+	f.StringVar(&o.dataDir, "data-dir", "/var/lib/vipsmart", "directory of the embedded store")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.IntVar(&o.maxEvents, "max-events", 10000, "events kept in the event log")
+	f.DurationVar(&o.fed.HeartbeatInterval, "heartbeat-interval", federation.DefaultHeartbeatInterval, "interval of heartbeats between members")
+	f.IntVar(&o.fed.HeartbeatMisses, "heartbeat-misses", federation.DefaultHeartbeatMisses, "missed heartbeat intervals after which a member is unreachable")
+	f.DurationVar(&o.fed.InviteTTL, "invite-ttl", federation.DefaultInviteTTL, "how long a candidate stays invited before reverting to standalone")
+	f.DurationVar(&o.fed.ReviewTTL, "review-ttl", federation.DefaultReviewTTL, "how long a member stays in candidate-review or leaving before reverting to member")
+	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
+	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
+	return c
+}
+
+// loadConfig reads the YAML config file named by --config or
+// VIPSMART_CONFIG; it refuses keys that are not flags of serve.
+func loadConfig(cmd *cobra.Command, o *serveOptions) (map[string]any, error) {
+	path := o.config
+	if !cmd.Flags().Changed("config") {
+		path = os.Getenv(envName("config"))
+	}
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	conf := map[string]any{}
+	if err := yaml.Unmarshal(b, &conf); err != nil {
+		return nil, fmt.Errorf("config file %s is not valid YAML: %w", path, err)
+	}
+	for k := range conf {
+		if k == "config" || cmd.Flags().Lookup(k) == nil {
+			return nil, fmt.Errorf("config file %s: unknown key %q (keys are the flag names of `vipsmart serve`, e.g. data-dir)", path, k)
+		}
+	}
+	return conf, nil
+}
+
+func newLogger(o *serveOptions, w *os.File) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q is unknown: give debug, info, warn or error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q is unknown: give text or json", o.logFormat)
+}
+
+// selfDC derives this DC's identity from --name, --listen and --advertise.
+func selfDC(o *serveOptions) (vipsmart.DC, error) {
+	if o.name == "" {
+		return vipsmart.DC{}, usageError{errors.New("--name is required: give this DC's name, e.g. --name dc-1 (or VIPSMART_NAME)")}
+	}
+	if err := vipsmart.ValidateName("--name", o.name); err != nil {
+		return vipsmart.DC{}, err
+	}
+	lhost, lport, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return vipsmart.DC{}, usageError{fmt.Errorf("--listen %q is not ADDR:PORT (e.g. 127.0.0.1:9610 or [::1]:9610)", o.listen)}
+	}
+	if _, err := vipsmart.ParsePort("--listen port", lport); err != nil {
+		return vipsmart.DC{}, err
+	}
+	adv := o.advertise
+	if adv == "" {
+		adv = o.listen
+		if a, err := netip.ParseAddr(lhost); lhost == "" || err != nil || a.IsUnspecified() {
+			return vipsmart.DC{}, usageError{fmt.Errorf("--listen %q does not name one address other DCs can use: give --advertise IP:PORT", o.listen)}
+		}
+	}
+	ah, ap, err := net.SplitHostPort(adv)
+	if err != nil {
+		return vipsmart.DC{}, usageError{fmt.Errorf("--advertise %q is not IP:PORT", adv)}
+	}
+	a, err := vipsmart.ParseHostAddr("--advertise address", ah)
+	if err != nil {
+		return vipsmart.DC{}, err
+	}
+	p, err := vipsmart.ParsePort("--advertise port", ap)
+	if err != nil {
+		return vipsmart.DC{}, err
+	}
+	return vipsmart.DC{Name: o.name, Address: a, Port: p}, nil
+}
+
+func serve(ctx context.Context, g *globals, o *serveOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	log, err := newLogger(o, os.Stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	self, err := selfDC(o)
+	if err != nil {
+		return err
+	}
+	if o.maxEvents < 100 {
+		return usageError{fmt.Errorf("--max-events %d is too small: give at least 100", o.maxEvents)}
+	}
+	if o.fed.HeartbeatInterval < time.Millisecond || o.fed.HeartbeatMisses < 1 || o.fed.InviteTTL <= 0 || o.fed.ReviewTTL <= 0 || o.fed.PhaseTimeout <= 0 {
+		return usageError{errors.New("--heartbeat-interval (>= 1ms), --heartbeat-misses (>= 1), --invite-ttl, --review-ttl and --phase-timeout must be positive")}
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create data directory (set --data-dir): %w", err)
+	}
+	store, err := bolt.Open(filepath.Join(o.dataDir, "vipsmart.db"), bolt.Options{MaxEvents: o.maxEvents})
+	if err != nil {
+		return fmt.Errorf("opening the store in %s: %w", o.dataDir, err)
+	}
+	defer store.Close()
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
+	}
+	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log}
+	cfg.Fault = testFault(log)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := daemon.New(ctx, cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           (&httpapi.Server{Service: d, Peer: d, Logger: log}).Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	go func() { errc <- d.Run(runCtx) }()
+	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", "signal")
+	case runErr = <-errc:
+		log.Error("stopping", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	cancelRun()
+	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
+		return runErr
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// testFault returns the test-only crash hook set by VIPSMART_TEST_CRASH_AT:
+// when a persisted step of the protocol produces an event whose message
+// contains that text, the process kills itself with SIGKILL right after the
+// write, before sending anything. It exists for the end-to-end tests of
+// crashes in the middle of an operation; never set it in production.
+func testFault(log *slog.Logger) func(federation.Ready) {
+	at := os.Getenv("VIPSMART_TEST_CRASH_AT")
+	if at == "" {
+		return nil
+	}
+	log.Warn("test crash point armed", "at", at)
+	return func(rd federation.Ready) {
+		for _, e := range rd.Events {
+			if strings.Contains(e.Message, at) {
+				log.Warn("test crash point reached: SIGKILL", "event", e.Message)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Second)
+			}
+		}
+	}
+}

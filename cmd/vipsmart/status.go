@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vipsmart/vipsmart"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the local DC: name, address, status, federation",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.ctx()
+			defer cancel()
+			st, err := g.client().Status(ctx)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(g.stdout, st)
+			}
+			printStatus(g, st)
+			return nil
+		},
+	}
+}
+
+func printStatus(g *globals, st vipsmart.StatusInfo) {
+	w := g.stdout
+	fmt.Fprintf(w, "DC:          %s (%s)\n", st.Name, vipsmart.DC{Name: st.Name, Address: st.Address, Port: st.Port}.AddrPort())
+	status := string(st.Status)
+	if st.Status.Temporary() {
+		left := "-"
+		if st.TimeLeft != nil {
+			left = time.Duration(*st.TimeLeft).Round(100 * time.Millisecond).String()
+		}
+		status += fmt.Sprintf(" (operation %s, %s left)", orDash(st.OpID), left)
+	}
+	fmt.Fprintf(w, "Status:      %s\n", status)
+	if st.Federation == nil {
+		fmt.Fprintf(w, "Federation:  none (standalone; epoch %d)\n", st.Epoch)
+	} else {
+		names := make([]string, 0, len(st.Federation.Members))
+		for _, m := range st.Federation.Members {
+			names = append(names, m.Name)
+		}
+		fmt.Fprintf(w, "Federation:  %s\n", st.Federation.ID)
+		fmt.Fprintf(w, "Epoch:       %d\n", st.Federation.Epoch)
+		fmt.Fprintf(w, "Members:     %d (%s)\n", len(names), strings.Join(names, ", "))
+	}
+	fmt.Fprintf(w, "VIPs:        %d\n", st.VIPs)
+	fmt.Fprintf(w, "GIPs:        %d\n", st.GIPs)
+}

@@ -1,0 +1,422 @@
+// Package daemon runs one DC: it owns the store, the clock and the network
+// around the pure federation state machine, and implements vipsmart.Service
+// for the operator API.
+//
+// Invariants: one goroutine (Run's loop) owns the federation node, the VIP
+// cache and the waiters; everything else reaches them through d.reqs. A
+// Ready is persisted before any of its messages is sent or any of its
+// results is reported.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/federation"
+)
+
+// Transport delivers a federation message to the DC named in m.To.
+type Transport interface {
+	Send(ctx context.Context, m federation.Message) error
+}
+
+// Config configures a Daemon. Store, Transport and Self are required.
+type Config struct {
+	Self       vipsmart.DC
+	Store      vipsmart.Store
+	Transport  Transport
+	Federation federation.Config
+	// TickInterval is how often the node's clock advances; default
+	// HeartbeatInterval/4, at most 50ms.
+	TickInterval time.Duration
+	// SendTimeout bounds one delivery to a peer; default 2s.
+	SendTimeout time.Duration
+	Logger      *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Fault, for tests only, is called after each Ready is persisted with
+	// the events it produced; it may exit the process to simulate a crash
+	// at a chosen point of the protocol.
+	Fault func(rd federation.Ready)
+}
+
+// Daemon is one DC's running daemon.
+type Daemon struct {
+	cfg  Config
+	log  *slog.Logger
+	node *federation.Node
+
+	reqs    chan func()
+	waiters map[string]chan error
+	vips    map[string]vipsmart.VIP
+
+	mu     sync.Mutex
+	peers  map[string]*peerQueue
+	closed bool
+
+	eventsMu   sync.Mutex
+	eventsCond chan struct{} // closed and replaced when events are appended
+}
+
+// New loads the DC's state from the store and returns a daemon ready to Run.
+func New(ctx context.Context, cfg Config) (*Daemon, error) {
+	if cfg.Store == nil || cfg.Transport == nil {
+		return nil, errors.New("daemon: Store and Transport are required")
+	}
+	if err := cfg.Self.Validate(); err != nil {
+		return nil, fmt.Errorf("daemon: local DC: %w", err)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = 2 * time.Second
+	}
+	cfg.Federation.Self = cfg.Self
+	if cfg.TickInterval == 0 {
+		hb := cfg.Federation.HeartbeatInterval
+		if hb == 0 {
+			hb = 200 * time.Millisecond
+		}
+		cfg.TickInterval = min(hb/4, 50*time.Millisecond)
+		cfg.TickInterval = max(cfg.TickInterval, time.Millisecond)
+	}
+	rec, gips, err := cfg.Store.LoadFederation(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading federation state: %w", err)
+	}
+	node, err := federation.NewNode(cfg.Federation, rec, gips, cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("restoring federation state: %w", err)
+	}
+	vl, err := cfg.Store.ListVIPs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading VIPs: %w", err)
+	}
+	d := &Daemon{
+		cfg: cfg, log: cfg.Logger, node: node,
+		reqs:       make(chan func()),
+		waiters:    map[string]chan error{},
+		vips:       map[string]vipsmart.VIP{},
+		peers:      map[string]*peerQueue{},
+		eventsCond: make(chan struct{}),
+	}
+	for _, v := range vl {
+		d.vips[v.Name] = v
+	}
+	d.node.SetLocalVIPs(d.vipAddrs())
+	return d, nil
+}
+
+// Run drives the daemon until ctx is done. It returns nil on a clean stop
+// and an error if the store failed (the daemon cannot go on safely then).
+func (d *Daemon) Run(ctx context.Context) error {
+	t := time.NewTicker(d.cfg.TickInterval)
+	defer t.Stop()
+	defer d.stopPeers()
+	if err := d.processReady(ctx); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			d.node.Tick(d.cfg.Now())
+		case f := <-d.reqs:
+			f()
+		}
+		if err := d.processReady(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// processReady persists, sends, reports and advances until the node has
+// nothing more to say.
+func (d *Daemon) processReady(ctx context.Context) error {
+	for d.node.HasReady() {
+		rd := d.node.Ready()
+		if rd.Update != nil {
+			// Persist even if ctx is cancelled: the node has already
+			// moved on in memory.
+			if err := d.cfg.Store.SaveFederation(context.WithoutCancel(ctx), *rd.Update); err != nil {
+				return fmt.Errorf("persisting federation state: %w", err)
+			}
+		}
+		if len(rd.Events) > 0 {
+			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
+		}
+		if d.cfg.Fault != nil {
+			d.cfg.Fault(rd)
+		}
+		for _, m := range rd.Messages {
+			d.send(m)
+		}
+		for _, r := range rd.Results {
+			if ch, ok := d.waiters[r.OpID]; ok {
+				ch <- r.Err
+				delete(d.waiters, r.OpID)
+			}
+		}
+		d.node.Advance(rd)
+	}
+	return nil
+}
+
+func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
+	for _, e := range evs {
+		d.log.Info(e.Message, "kind", e.Kind, "op", e.OpID)
+	}
+	if _, err := d.cfg.Store.AppendEvents(ctx, evs); err != nil {
+		d.log.Error("storing events", "err", err)
+		return
+	}
+	d.eventsMu.Lock()
+	close(d.eventsCond)
+	d.eventsCond = make(chan struct{})
+	d.eventsMu.Unlock()
+}
+
+// event records one daemon-level event (VIP changes) from the loop.
+func (d *Daemon) event(kind, msg string) {
+	d.appendEvents(context.Background(), []vipsmart.Event{{Time: d.cfg.Now(), DC: d.cfg.Self.Name, Kind: kind, Message: msg}})
+}
+
+// call runs f on the loop goroutine and returns its error.
+func (d *Daemon) call(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	select {
+	case d.reqs <- func() { done <- f() }:
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
+}
+
+func ctxErr(ctx context.Context) error {
+	return &vipsmart.Error{Code: vipsmart.ETIMEOUT, Message: "request cancelled or timed out", Err: ctx.Err()}
+}
+
+func (d *Daemon) vipAddrs() map[string]netip.Addr {
+	m := make(map[string]netip.Addr, len(d.vips))
+	for n, v := range d.vips {
+		m[n] = v.Address
+	}
+	return m
+}
+
+// Deliver hands a message from a peer to the node. It validates the message
+// first: a malformed one is refused with EINVALID and changes nothing.
+func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	return d.call(ctx, func() error { return d.node.Step(d.cfg.Now(), m) })
+}
+
+// propose starts a federation operation and waits for its result.
+func (d *Daemon) propose(ctx context.Context, p federation.Proposal) error {
+	ch := make(chan error, 1)
+	var opID string
+	err := d.call(ctx, func() error {
+		id, err := d.node.Propose(d.cfg.Now(), p)
+		if err != nil {
+			return err
+		}
+		opID = id
+		d.waiters[id] = ch
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return &vipsmart.Error{Code: vipsmart.ETIMEOUT, Message: fmt.Sprintf("operation %s is still running: see `vipsmart status` and `vipsmart events`", opID), Err: ctx.Err()}
+	}
+}
+
+// Status implements vipsmart.Service.
+func (d *Daemon) Status(ctx context.Context) (vipsmart.StatusInfo, error) {
+	var st vipsmart.StatusInfo
+	err := d.call(ctx, func() error {
+		st = d.node.Status(d.cfg.Now())
+		st.VIPs = len(d.vips)
+		return nil
+	})
+	return st, err
+}
+
+// ListVIPs implements vipsmart.Service.
+func (d *Daemon) ListVIPs(ctx context.Context) ([]vipsmart.VIPInfo, error) {
+	var out []vipsmart.VIPInfo
+	err := d.call(ctx, func() error {
+		out = make([]vipsmart.VIPInfo, 0, len(d.vips))
+		for _, v := range d.vips {
+			out = append(out, d.vipInfo(v))
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+func (d *Daemon) vipInfo(v vipsmart.VIP) vipsmart.VIPInfo {
+	st := vipsmart.VIPUp
+	if v.Check != nil {
+		st = vipsmart.VIPUnknown
+	}
+	return vipsmart.VIPInfo{VIP: v, State: st}
+}
+
+// GetVIP implements vipsmart.Service.
+func (d *Daemon) GetVIP(ctx context.Context, name string) (vipsmart.VIPInfo, error) {
+	var out vipsmart.VIPInfo
+	err := d.call(ctx, func() error {
+		v, ok := d.vips[name]
+		if !ok {
+			return vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "VIP %s does not exist: see `vipsmart vip list`", name)
+		}
+		out = d.vipInfo(v)
+		return nil
+	})
+	return out, err
+}
+
+// AddVIP implements vipsmart.Service.
+func (d *Daemon) AddVIP(ctx context.Context, v vipsmart.VIP) (vipsmart.VIP, error) {
+	if err := v.Validate(); err != nil {
+		return vipsmart.VIP{}, err
+	}
+	err := d.call(ctx, func() error {
+		if err := d.node.LocalChangeAllowed(); err != nil {
+			return err
+		}
+		for _, g := range d.node.GIPs() {
+			if g.Address == v.Address {
+				return vipsmart.Errorf(vipsmart.ECONFLICT, "address", "address %s is already used by GIP %s: pick another address", v.Address, g.Name)
+			}
+		}
+		v.Created = d.cfg.Now().UTC().Truncate(time.Millisecond)
+		if err := d.cfg.Store.CreateVIP(ctx, v); err != nil {
+			return err
+		}
+		d.vips[v.Name] = v
+		d.node.SetLocalVIPs(d.vipAddrs())
+		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s added", v.Name, v.Address))
+		return nil
+	})
+	return v, err
+}
+
+// RemoveVIP implements vipsmart.Service.
+func (d *Daemon) RemoveVIP(ctx context.Context, name string) error {
+	return d.call(ctx, func() error {
+		if err := d.node.LocalChangeAllowed(); err != nil {
+			return err
+		}
+		if _, ok := d.vips[name]; !ok {
+			return vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "VIP %s does not exist: see `vipsmart vip list`", name)
+		}
+		for _, g := range d.node.GIPs() {
+			for _, p := range g.Placements {
+				if p.DC == d.cfg.Self.Name && p.VIP == name {
+					return vipsmart.Errorf(vipsmart.ECONFLICT, "name", "VIP %s backs the placement of GIP %s in %s: update or remove the GIP first", name, g.Name, p.DC)
+				}
+			}
+		}
+		if err := d.cfg.Store.DeleteVIP(ctx, name); err != nil {
+			return err
+		}
+		v := d.vips[name]
+		delete(d.vips, name)
+		d.node.SetLocalVIPs(d.vipAddrs())
+		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s removed", name, v.Address))
+		return nil
+	})
+}
+
+// ListDCs implements vipsmart.Service.
+func (d *Daemon) ListDCs(ctx context.Context) ([]vipsmart.DCInfo, error) {
+	var out []vipsmart.DCInfo
+	err := d.call(ctx, func() error {
+		out = d.node.DCs(d.cfg.Now())
+		return nil
+	})
+	return out, err
+}
+
+// AddDC implements vipsmart.Service.
+func (d *Daemon) AddDC(ctx context.Context, c vipsmart.DC) (vipsmart.StatusInfo, error) {
+	if err := c.Validate(); err != nil {
+		return vipsmart.StatusInfo{}, err
+	}
+	if err := d.propose(ctx, federation.Proposal{Kind: federation.AddDC, DC: c}); err != nil {
+		return vipsmart.StatusInfo{}, err
+	}
+	return d.Status(ctx)
+}
+
+// RemoveDC implements vipsmart.Service.
+func (d *Daemon) RemoveDC(ctx context.Context, name string, force bool) (vipsmart.StatusInfo, error) {
+	if err := vipsmart.ValidateName("name", name); err != nil {
+		return vipsmart.StatusInfo{}, err
+	}
+	if err := d.propose(ctx, federation.Proposal{Kind: federation.RemoveDC, Name: name, Force: force}); err != nil {
+		return vipsmart.StatusInfo{}, err
+	}
+	return d.Status(ctx)
+}
+
+// Leave implements vipsmart.Service.
+func (d *Daemon) Leave(ctx context.Context) (vipsmart.StatusInfo, error) {
+	if err := d.propose(ctx, federation.Proposal{Kind: federation.Leave}); err != nil {
+		return vipsmart.StatusInfo{}, err
+	}
+	return d.Status(ctx)
+}
+
+// ListGIPs implements vipsmart.Service.
+func (d *Daemon) ListGIPs(ctx context.Context) ([]vipsmart.GIP, error) {
+	var out []vipsmart.GIP
+	err := d.call(ctx, func() error {
+		out = d.node.GIPs()
+		return nil
+	})
+	return out, err
+}
+
+// Events implements vipsmart.Service. It reads the store directly: the log
+// is append-only and needs no loop.
+func (d *Daemon) Events(ctx context.Context, after uint64, limit int) ([]vipsmart.Event, error) {
+	return d.cfg.Store.ListEvents(ctx, after, limit)
+}
+
+// WaitEvents blocks until an event is appended or ctx is done.
+func (d *Daemon) WaitEvents(ctx context.Context) {
+	d.eventsMu.Lock()
+	ch := d.eventsCond
+	d.eventsMu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,226 @@
+// Package e2e runs the real vipsmart binary as separate processes on
+// loopback, with real data directories, and drives it through its CLI and
+// its HTTP API exactly as an operator would.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the vipsmart binary built once for the whole package.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vipsmart-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "vipsmart")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/vipsmart").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building vipsmart: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// daemon is one `vipsmart serve` process.
+type daemon struct {
+	t       testing.TB
+	name    string
+	port    int
+	dataDir string
+	extra   []string
+	env     []string
+	cmd     *exec.Cmd
+	logs    *bytes.Buffer
+	mu      sync.Mutex
+	done    chan struct{}
+}
+
+func (d *daemon) addr() string { return "127.0.0.1:" + strconv.Itoa(d.port) }
+
+// spec is the DC's NAME,IP,PORT.
+func (d *daemon) spec() string { return d.name + ",127.0.0.1," + strconv.Itoa(d.port) }
+
+// newDaemon prepares (but does not start) a daemon with its own data dir.
+func newDaemon(t testing.TB, name string, extra ...string) *daemon {
+	return &daemon{t: t, name: name, port: freePort(t), dataDir: filepath.Join(t.TempDir(), name), extra: extra}
+}
+
+// startDaemon starts a fresh daemon and waits until it answers.
+func startDaemon(t testing.TB, name string, extra ...string) *daemon {
+	d := newDaemon(t, name, extra...)
+	d.start()
+	return d
+}
+
+type syncBuf struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (s syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// start runs the process and waits for /healthz.
+func (d *daemon) start() {
+	d.t.Helper()
+	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--log-level", "debug"}, d.extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), d.env...)
+	d.logs = &bytes.Buffer{}
+	cmd.Stdout = syncBuf{&d.mu, d.logs}
+	cmd.Stderr = syncBuf{&d.mu, d.logs}
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.cmd = cmd
+	d.done = make(chan struct{})
+	go func() { cmd.Wait(); close(d.done) }()
+	d.t.Cleanup(func() {
+		d.kill()
+		if d.t.Failed() {
+			d.t.Logf("logs of %s:\n%s", d.name, d.Logs())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-d.done:
+			d.t.Fatalf("daemon %s exited at start:\n%s", d.name, d.Logs())
+		default:
+		}
+		resp, err := http.Get("http://" + d.addr() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.t.Fatalf("daemon %s did not answer within 20s:\n%s", d.name, d.Logs())
+}
+
+// Logs returns what the daemon printed.
+func (d *daemon) Logs() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.logs == nil {
+		return ""
+	}
+	return d.logs.String()
+}
+
+// kill sends SIGKILL and waits for the process to go.
+func (d *daemon) kill() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() error {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		d.kill()
+		return fmt.Errorf("%s did not stop within 10s of SIGTERM", d.name)
+	}
+	if !d.cmd.ProcessState.Success() {
+		return fmt.Errorf("%s exited with %v", d.name, d.cmd.ProcessState)
+	}
+	return nil
+}
+
+// result is one CLI run.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs the vipsmart CLI against server.
+func cli(t testing.TB, server string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--server", server}, args...)...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running vipsmart %v: %v", args, err)
+	}
+	return result{so.String(), se.String(), code}
+}
+
+// mustCLI runs the CLI and fails the test unless it exits 0.
+func mustCLI(t testing.TB, server string, args ...string) string {
+	t.Helper()
+	r := cli(t, server, args...)
+	if r.code != 0 {
+		t.Fatalf("vipsmart %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// cliJSON runs a read command with --output json and decodes its answer.
+func cliJSON(t testing.TB, server string, out any, args ...string) {
+	t.Helper()
+	s := mustCLI(t, server, append(args, "--output", "json")...)
+	if err := json.Unmarshal([]byte(s), out); err != nil {
+		t.Fatalf("vipsmart %v: output is not JSON: %v\n%s", args, err, s)
+	}
+}
+
+// eventually retries f until it returns nil or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+}

@@ -1,0 +1,172 @@
+// Package federation is vipsmart's membership protocol as a pure,
+// deterministic state machine (in the style of etcd-io/raft): no goroutines,
+// no sockets, no clock and no randomness of its own. A daemon drives a Node:
+// it feeds it time (Tick), peer messages (Step) and operator changes
+// (Propose), and after each call drains Ready: it persists Ready.Update,
+// sends Ready.Messages, reports Ready.Results and stores Ready.Events, then
+// calls Advance. See docs/federation.md for the protocol.
+package federation
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+)
+
+// Config configures a Node. Zero durations and counts take the defaults.
+type Config struct {
+	Self              vipsmart.DC
+	InviteTTL         time.Duration // how long a candidate stays invited; default 10s
+	ReviewTTL         time.Duration // how long members stay in candidate-review/leaving; default 10s
+	HeartbeatInterval time.Duration // default 200ms
+	HeartbeatMisses   int           // a member is unreachable after this many intervals without hearing from it; default 3
+	PhaseTimeout      time.Duration // how long the coordinator waits for all answers of one phase; default 3s
+	OpIDs             func() string // makes operation ids; nil -> deterministic "<self>-<counter>" (counter persisted)
+}
+
+// The defaults of Config.
+const (
+	DefaultInviteTTL         = 10 * time.Second
+	DefaultReviewTTL         = 10 * time.Second
+	DefaultHeartbeatInterval = 200 * time.Millisecond
+	DefaultHeartbeatMisses   = 3
+	DefaultPhaseTimeout      = 3 * time.Second
+)
+
+// ProposalKind names an operator change.
+type ProposalKind string
+
+// The operator changes.
+const (
+	AddDC     ProposalKind = "add-dc"
+	RemoveDC  ProposalKind = "remove-dc"
+	Leave     ProposalKind = "leave"
+	PutGIP    ProposalKind = "put-gip"
+	DeleteGIP ProposalKind = "delete-gip"
+)
+
+// Proposal is an operator change. DC is the candidate of AddDC; Name is the
+// DC of RemoveDC or the GIP of DeleteGIP; Force makes RemoveDC skip the DC
+// it removes (which cannot be reached); GIP is the GIP of PutGIP.
+type Proposal struct {
+	Kind  ProposalKind
+	DC    vipsmart.DC
+	Name  string
+	Force bool
+	GIP   vipsmart.GIP
+}
+
+// Result is the outcome of a proposal accepted by Propose. Err is nil on
+// success, else a *vipsmart.Error naming the DC and the reason.
+type Result struct {
+	OpID string
+	Err  error
+}
+
+// Ready is what the daemon must do after a call into the Node, in order:
+// persist Update (atomically, durably), send Messages, report Results,
+// store Events; then call Advance.
+type Ready struct {
+	Update   *vipsmart.FederationUpdate
+	Messages []Message
+	Results  []Result
+	Events   []vipsmart.Event
+}
+
+// MsgType is the type of a Message.
+type MsgType string
+
+// The message types. Requests and their responses (…Resp) travel as separate
+// one-way messages: the receiver of a request Steps it and the Node emits the
+// response in a later Ready.
+const (
+	MsgInvite        MsgType = "invite"         // coordinator -> candidate: become invited
+	MsgInviteResp    MsgType = "invite-resp"    // candidate -> coordinator
+	MsgLock          MsgType = "lock"           // coordinator -> members: candidate-review / leaving
+	MsgLockResp      MsgType = "lock-resp"      // member -> coordinator (carries doubts)
+	MsgPrepare       MsgType = "prepare"        // coordinator -> candidate: the whole new state
+	MsgPrepareResp   MsgType = "prepare-resp"   // candidate -> coordinator
+	MsgCommit        MsgType = "commit"         // coordinator -> all participants: the decision
+	MsgAbort         MsgType = "abort"          // coordinator -> all participants: revert
+	MsgHeartbeat     MsgType = "heartbeat"      // member -> members
+	MsgHeartbeatResp MsgType = "heartbeat-resp" // answer to a heartbeat (any status)
+	MsgFetchState    MsgType = "fetch-state"    // ask a DC for its whole state
+	MsgState         MsgType = "state"          // the whole state of a member
+)
+
+// Change is the change an operation makes. It travels in Lock, Prepare and
+// Commit messages and is kept in every DC's last Decision.
+type Change struct {
+	Kind  ProposalKind  `json:"kind"`
+	DC    *vipsmart.DC  `json:"dc,omitempty"`   // AddDC: the candidate
+	Name  string        `json:"name,omitempty"` // RemoveDC/Leave: the DC that goes; DeleteGIP: the GIP
+	Force bool          `json:"force,omitempty"`
+	GIP   *vipsmart.GIP `json:"gip,omitempty"` // PutGIP
+	// Founder is set on an AddDC whose coordinator was standalone: the
+	// coordinator that declares the federation.
+	Founder *vipsmart.DC `json:"founder,omitempty"`
+	// NewFedID is set when the change re-founds the federation under a new
+	// id (a forced removal in a federation of two; see docs).
+	NewFedID string `json:"new_fed_id,omitempty"`
+}
+
+// Decision is a committed change: the federation FedID went from FromEpoch
+// to ToEpoch by operation OpID. Every DC keeps its last one (a DC that left
+// keeps it as a tombstone) and hands it to peers that are still at FromEpoch.
+type Decision struct {
+	FedID       string `json:"fed_id"`
+	FromEpoch   uint64 `json:"from_epoch"`
+	ToEpoch     uint64 `json:"to_epoch"`
+	OpID        string `json:"op_id"`
+	Coordinator string `json:"coordinator"`
+	Change      Change `json:"change"`
+}
+
+// State is the whole state of a federation member.
+type State struct {
+	FedID   string         `json:"fed_id"`
+	Epoch   uint64         `json:"epoch"`
+	Members []vipsmart.DC  `json:"members"`
+	GIPs    []vipsmart.GIP `json:"gips"`
+	Last    *Decision      `json:"last,omitempty"`
+}
+
+// Doubt is what a member remembers when a lock it granted expired without a
+// commit or an abort: the operation might have committed at its coordinator.
+type Doubt struct {
+	FedID       string `json:"fed_id"`
+	Epoch       uint64 `json:"epoch"`
+	ToEpoch     uint64 `json:"to_epoch"`
+	OpID        string `json:"op_id"`
+	Coordinator string `json:"coordinator"`
+	Change      Change `json:"change"`
+}
+
+// Message is one protocol message between two daemons. It is JSON
+// serializable and travels as the body of an HTTP POST; the receiver calls
+// Validate, then Node.Step.
+type Message struct {
+	Type    MsgType         `json:"type"`
+	From    vipsmart.DC     `json:"from"`
+	To      vipsmart.DC     `json:"to"`
+	FedID   string          `json:"fed_id,omitempty"` // the sender's federation ("" when standalone)
+	Epoch   uint64          `json:"epoch"`            // requests: the epoch the op expects; else the sender's epoch
+	OpID    string          `json:"op_id,omitempty"`
+	Status  vipsmart.Status `json:"status,omitempty"` // the sender's status
+	ToEpoch uint64          `json:"to_epoch,omitempty"`
+	Change  *Change         `json:"change,omitempty"`
+	State   *State          `json:"state,omitempty"`
+	Last    *Decision       `json:"last,omitempty"`
+	Doubts  []Doubt         `json:"doubts,omitempty"`
+	// SenderEpoch and SenderFed are the sender's own epoch and federation
+	// (they differ from Epoch/FedID in requests of a standalone coordinator).
+	SenderEpoch uint64 `json:"sender_epoch"`
+	SenderFed   string `json:"sender_fed,omitempty"`
+	// Responses: OK, or the refusal.
+	OK     bool               `json:"ok,omitempty"`
+	Code   vipsmart.ErrorCode `json:"code,omitempty"`
+	Reason string             `json:"reason,omitempty"`
+}
+
+var _ = netip.Addr{}
