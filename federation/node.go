@@ -1,0 +1,501 @@
+package federation
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+)
+
+// phase is the phase of the operation a coordinator runs.
+type phase int
+
+const (
+	phInvite  phase = iota + 1 // waiting for the candidate's InviteResp
+	phLock                     // waiting for every member's LockResp
+	phRelock                   // forced removal: waiting for the members to ack the raised epoch
+	phPrepare                  // waiting for the candidate's PrepareResp
+)
+
+func (p phase) String() string {
+	switch p {
+	case phInvite:
+		return "invite"
+	case phLock:
+		return "lock"
+	case phRelock:
+		return "epoch raise"
+	case phPrepare:
+		return "prepare"
+	}
+	return "?"
+}
+
+// op is the operation this DC coordinates (volatile; its existence is
+// persisted as hardState.Coord so that a restart aborts it).
+type op struct {
+	id         string
+	change     Change
+	fedID      string // the federation the decision applies to (a new id when founding)
+	from, to   uint64
+	cand       *vipsmart.DC
+	parts      []vipsmart.DC // the other members to lock
+	phase      phase
+	phaseStart time.Time
+	lastSend   time.Time
+	acked      map[string]bool
+	doubts     []Doubt
+	newState   *State
+}
+
+// peer is what this DC knows of another DC.
+type peer struct {
+	lastSeen  time.Time
+	lastEpoch uint64
+	status    vipsmart.Status
+	reachable bool
+}
+
+// prepared is the state a candidate received in Prepare.
+type prepared struct {
+	opID  string
+	state State
+}
+
+// Node is one DC's membership state machine. It is not safe for concurrent
+// use: the daemon calls it from one goroutine (or under one mutex).
+type Node struct {
+	cfg  Config
+	h    hardState
+	gips map[string]vipsmart.GIP
+	vips map[string]netip.Addr
+
+	op       *op
+	prep     *prepared
+	peers    map[string]*peer
+	lastHB   time.Time
+	lastFtch map[string]time.Time
+
+	// Ready buffers.
+	dirty    bool
+	replace  bool
+	putGIPs  map[string]bool
+	delGIPs  map[string]bool
+	msgs     []Message
+	results  []Result
+	events   []vipsmart.Event
+	rdRecord []byte
+}
+
+func (c *Config) setDefaults() {
+	if c.InviteTTL <= 0 {
+		c.InviteTTL = DefaultInviteTTL
+	}
+	if c.ReviewTTL <= 0 {
+		c.ReviewTTL = DefaultReviewTTL
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.HeartbeatMisses <= 0 {
+		c.HeartbeatMisses = DefaultHeartbeatMisses
+	}
+	if c.PhaseTimeout <= 0 {
+		c.PhaseTimeout = DefaultPhaseTimeout
+	}
+}
+
+// NewNode returns the node of cfg.Self from the record and GIPs last
+// persisted (a nil record is a fresh standalone DC). A deadline that passed
+// while the DC was down is applied at once, and an operation this DC
+// coordinated and had not committed is aborted; both show in the first
+// Ready.
+func NewNode(cfg Config, record []byte, gips []vipsmart.GIP, now time.Time) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.Self.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		gips:     map[string]vipsmart.GIP{},
+		peers:    map[string]*peer{},
+		lastFtch: map[string]time.Time{},
+		putGIPs:  map[string]bool{},
+		delGIPs:  map[string]bool{},
+	}
+	if record == nil {
+		n.h = hardState{Version: recordVersion, Self: cfg.Self, Status: vipsmart.StatusStandalone}
+		n.dirty = true
+	} else {
+		if err := json.Unmarshal(record, &n.h); err != nil {
+			return nil, vipsmart.Errorf(vipsmart.EINTERNAL, "", "the federation record is corrupt: %v", err)
+		}
+		if n.h.Version != recordVersion {
+			return nil, vipsmart.Errorf(vipsmart.EINTERNAL, "", "the federation record has version %d; this build reads version %d", n.h.Version, recordVersion)
+		}
+		if n.h.Self.Name != cfg.Self.Name {
+			return nil, vipsmart.Errorf(vipsmart.EINVALID, "name", "the data directory belongs to DC %s, not %s: start with --name %s or use another data directory", n.h.Self.Name, cfg.Self.Name, n.h.Self.Name)
+		}
+		if !n.h.Status.Valid() {
+			return nil, vipsmart.Errorf(vipsmart.EINTERNAL, "", "the federation record has an unknown status %q", n.h.Status)
+		}
+		if n.h.Self != cfg.Self {
+			n.h.Self = cfg.Self
+			n.dirty = true
+		}
+	}
+	for _, g := range gips {
+		n.gips[g.Name] = cloneGIP(g)
+	}
+	if c := n.h.Coord; c != nil {
+		// Restarted with an operation in progress that was not committed
+		// here: abort it.
+		for _, p := range c.Participants {
+			m := n.newMsg(MsgAbort, p)
+			m.OpID, m.FedID, m.Epoch = c.OpID, c.FedID, c.Epoch
+			n.send(m)
+		}
+		n.h.Coord = nil
+		if n.h.Lock != nil && n.h.Lock.Own && n.h.Lock.OpID == c.OpID {
+			n.releaseLock(now, "")
+		}
+		n.event(now, vipsmart.EventFederation, c.OpID, fmt.Sprintf("operation %s aborted: %s restarted before committing it", c.OpID, n.h.Self.Name))
+		n.dirty = true
+	}
+	n.expire(now)
+	return n, nil
+}
+
+// ---- Ready ----
+
+// HasReady reports whether Ready has anything to do.
+func (n *Node) HasReady() bool {
+	return n.dirty || len(n.msgs) > 0 || len(n.results) > 0 || len(n.events) > 0
+}
+
+// Ready returns what the daemon must do now: persist Update, then send
+// Messages, then report Results and store Events; then call Advance.
+func (n *Node) Ready() Ready {
+	var rd Ready
+	if n.dirty {
+		u := &vipsmart.FederationUpdate{Record: n.h.encode()}
+		if n.replace {
+			u.ReplaceGIPs = true
+			u.PutGIPs = sortedGIPs(n.gips)
+		} else {
+			for _, name := range sortedKeys(n.putGIPs) {
+				if g, ok := n.gips[name]; ok {
+					u.PutGIPs = append(u.PutGIPs, cloneGIP(g))
+				}
+			}
+			for _, name := range sortedKeys(n.delGIPs) {
+				if _, ok := n.gips[name]; !ok {
+					u.DeleteGIPs = append(u.DeleteGIPs, name)
+				}
+			}
+		}
+		rd.Update = u
+	}
+	rd.Messages = slices.Clone(n.msgs)
+	rd.Results = slices.Clone(n.results)
+	rd.Events = slices.Clone(n.events)
+	return rd
+}
+
+// Advance tells the node that rd (the last Ready) was done.
+func (n *Node) Advance(rd Ready) {
+	if rd.Update != nil {
+		n.dirty, n.replace = false, false
+		clear(n.putGIPs)
+		clear(n.delGIPs)
+	}
+	n.msgs = n.msgs[min(len(rd.Messages), len(n.msgs)):]
+	n.results = n.results[min(len(rd.Results), len(n.results)):]
+	n.events = n.events[min(len(rd.Events), len(n.events)):]
+	if len(n.msgs) == 0 {
+		n.msgs = nil
+	}
+	if len(n.results) == 0 {
+		n.results = nil
+	}
+	if len(n.events) == 0 {
+		n.events = nil
+	}
+}
+
+func (n *Node) event(now time.Time, kind, opID, msg string) {
+	n.events = append(n.events, vipsmart.Event{Time: now, DC: n.h.Self.Name, Kind: kind, OpID: opID, Message: msg})
+}
+
+func (n *Node) send(m Message) { n.msgs = append(n.msgs, m) }
+
+func (n *Node) newMsg(t MsgType, to vipsmart.DC) Message {
+	return Message{
+		Type: t, From: n.h.Self, To: to,
+		FedID: n.h.FedID, Epoch: n.h.Epoch,
+		SenderFed: n.h.FedID, SenderEpoch: n.h.Epoch, Status: n.h.Status,
+	}
+}
+
+// reply is newMsg addressed to the sender of m, for the same operation.
+func (n *Node) reply(t MsgType, m Message) Message {
+	r := n.newMsg(t, m.From)
+	r.OpID = m.OpID
+	return r
+}
+
+func (n *Node) setStatus(now time.Time, s vipsmart.Status, opID, why string) {
+	if n.h.Status == s {
+		return
+	}
+	old := n.h.Status
+	n.h.Status = s
+	n.dirty = true
+	msg := fmt.Sprintf("status %s -> %s", old, s)
+	if why != "" {
+		msg += ": " + why
+	}
+	n.event(now, vipsmart.EventStatus, opID, msg)
+}
+
+// setGIPs replaces every GIP (adopting a whole state).
+func (n *Node) setGIPs(gips []vipsmart.GIP) {
+	n.gips = map[string]vipsmart.GIP{}
+	for _, g := range gips {
+		n.gips[g.Name] = cloneGIP(g)
+	}
+	n.replace = true
+	n.dirty = true
+}
+
+func (n *Node) putGIP(g vipsmart.GIP) {
+	n.gips[g.Name] = cloneGIP(g)
+	n.putGIPs[g.Name] = true
+	delete(n.delGIPs, g.Name)
+	n.dirty = true
+}
+
+func (n *Node) delGIP(name string) {
+	delete(n.gips, name)
+	n.delGIPs[name] = true
+	delete(n.putGIPs, name)
+	n.dirty = true
+}
+
+// setEpoch raises the epoch; it never goes down.
+func (n *Node) setEpoch(e uint64) {
+	if e > n.h.Epoch {
+		n.h.Epoch = e
+		n.h.Doubts = nil
+		n.dirty = true
+	}
+}
+
+// ---- time ----
+
+// Tick tells the node that time passed: it expires deadlines, sends
+// heartbeats, resends unanswered phase messages and times out phases.
+func (n *Node) Tick(now time.Time) {
+	n.expire(now)
+	if o := n.op; o != nil {
+		if now.Sub(o.phaseStart) >= n.cfg.PhaseTimeout {
+			name := n.firstMissing()
+			d, _ := n.dcByName(name)
+			n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s (%s) did not answer the %s within %s; the operation was rolled back", name, d.AddrPort(), o.phase, n.cfg.PhaseTimeout))
+		} else if now.Sub(o.lastSend) >= n.cfg.HeartbeatInterval {
+			n.sendPhase(now, true)
+		}
+	}
+	if n.h.memberish() && (n.lastHB.IsZero() || now.Sub(n.lastHB) >= n.cfg.HeartbeatInterval || now.Before(n.lastHB)) {
+		n.lastHB = now
+		for _, d := range n.h.Members {
+			if d.Name == n.h.Self.Name {
+				continue
+			}
+			m := n.newMsg(MsgHeartbeat, d)
+			m.Last, m.Founding = n.h.Last, n.h.Founding
+			n.send(m)
+		}
+	}
+	n.reachability(now)
+}
+
+func (n *Node) window() time.Duration {
+	return time.Duration(n.cfg.HeartbeatMisses) * n.cfg.HeartbeatInterval
+}
+
+func (n *Node) reachability(now time.Time) {
+	for _, d := range n.h.Members {
+		if d.Name == n.h.Self.Name {
+			continue
+		}
+		p := n.peers[d.Name]
+		if p == nil {
+			continue
+		}
+		r := now.Sub(p.lastSeen) <= n.window()
+		if r != p.reachable {
+			p.reachable = r
+			if r {
+				n.event(now, vipsmart.EventHealth, "", fmt.Sprintf("%s is reachable (epoch %d)", d.Name, p.lastEpoch))
+			} else {
+				n.event(now, vipsmart.EventHealth, "", fmt.Sprintf("%s is unreachable: not heard from for %s", d.Name, n.window()))
+			}
+		}
+	}
+}
+
+// expire applies a passed deadline.
+func (n *Node) expire(now time.Time) {
+	l := n.h.Lock
+	if l == nil || now.Before(l.Deadline) {
+		return
+	}
+	if l.Own {
+		if n.op != nil && n.op.id == l.OpID {
+			n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "operation %s did not finish before its lock expired (%s); it was rolled back", l.OpID, n.ttl(l.Change)))
+			return
+		}
+		n.releaseLock(now, "the lock of operation "+l.OpID+" expired")
+		return
+	}
+	if n.h.Status != vipsmart.StatusInvited {
+		// A lock granted to another coordinator expired without commit or
+		// abort: the operation is in doubt.
+		n.h.Doubts = append(n.h.Doubts, Doubt{FedID: l.FedID, Epoch: l.Epoch, ToEpoch: l.ToEpoch, OpID: l.OpID, Coordinator: l.Coordinator.Name, Change: l.Change})
+		if len(n.h.Doubts) > 16 {
+			n.h.Doubts = n.h.Doubts[len(n.h.Doubts)-16:]
+		}
+	}
+	n.releaseLock(now, fmt.Sprintf("operation %s of %s did not commit before its deadline", l.OpID, l.Coordinator.Name))
+}
+
+// releaseLock drops the lock and reverts the temporary status.
+func (n *Node) releaseLock(now time.Time, why string) {
+	l := n.h.Lock
+	if l == nil {
+		return
+	}
+	n.h.Lock = nil
+	n.dirty = true
+	if n.prep != nil && n.prep.opID == l.OpID {
+		n.prep = nil
+	}
+	switch n.h.Status {
+	case vipsmart.StatusInvited:
+		n.setStatus(now, vipsmart.StatusStandalone, l.OpID, why)
+	case vipsmart.StatusCandidateReview, vipsmart.StatusLeaving:
+		n.setStatus(now, vipsmart.StatusMember, l.OpID, why)
+	}
+}
+
+func (n *Node) ttl(c Change) time.Duration {
+	if c.Kind == AddDC {
+		return min(n.cfg.InviteTTL, n.cfg.ReviewTTL)
+	}
+	return n.cfg.ReviewTTL
+}
+
+// ---- reads ----
+
+// Status returns the local status (VIPs is left to the daemon).
+func (n *Node) Status(now time.Time) vipsmart.StatusInfo {
+	s := vipsmart.StatusInfo{
+		Name: n.h.Self.Name, Address: n.h.Self.Address, Port: n.h.Self.Port,
+		Status: n.h.Status, Epoch: n.h.Epoch, GIPs: len(n.gips),
+	}
+	if l := n.h.Lock; l != nil {
+		s.OpID = l.OpID
+		d := l.Deadline
+		s.Deadline = &d
+		left := vipsmart.Duration(max(0, d.Sub(now)))
+		s.TimeLeft = &left
+	}
+	if n.h.memberish() {
+		s.Federation = &vipsmart.FederationInfo{ID: n.h.FedID, Epoch: n.h.Epoch, Members: slices.Clone(n.h.Members)}
+	}
+	return s
+}
+
+// DCs returns the members with what this DC knows of them.
+func (n *Node) DCs(now time.Time) []vipsmart.DCInfo {
+	var out []vipsmart.DCInfo
+	for _, d := range n.h.Members {
+		info := vipsmart.DCInfo{DC: d}
+		if d.Name == n.h.Self.Name {
+			info.Self, info.Reachable, info.Status, info.LastEpoch = true, true, n.h.Status, n.h.Epoch
+			t := now
+			info.LastSeen = &t
+		} else if p := n.peers[d.Name]; p != nil {
+			info.Reachable = now.Sub(p.lastSeen) <= n.window()
+			info.Status, info.LastEpoch = p.status, p.lastEpoch
+			t := p.lastSeen
+			info.LastSeen = &t
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// GIPs returns the federation's GIPs sorted by name.
+func (n *Node) GIPs() []vipsmart.GIP { return sortedGIPs(n.gips) }
+
+// LocalChangeAllowed returns an ESTATE error while the DC is invited or in
+// candidate-review (VIP changes are refused then), nil otherwise.
+func (n *Node) LocalChangeAllowed() error {
+	l := n.h.Lock
+	switch n.h.Status {
+	case vipsmart.StatusInvited, vipsmart.StatusCandidateReview:
+		who, left := "", ""
+		if l != nil {
+			who = " by operation " + l.OpID + " of " + l.Coordinator.Name
+			left = fmt.Sprintf(" (until %s)", l.Deadline.UTC().Format(time.RFC3339))
+		}
+		return vipsmart.Errorf(vipsmart.ESTATE, "", "%s is %s%s%s: it refuses VIP and GIP changes until the operation commits, aborts or expires", n.h.Self.Name, n.h.Status, who, left)
+	}
+	return nil
+}
+
+// SetLocalVIPs gives the node the daemon's VIPs (name -> address); a member
+// checks GIP placements on itself against them. Until it is called (nil) no
+// such check is made.
+func (n *Node) SetLocalVIPs(vips map[string]netip.Addr) {
+	if vips == nil {
+		n.vips = nil
+		return
+	}
+	n.vips = make(map[string]netip.Addr, len(vips))
+	for k, v := range vips {
+		n.vips[k] = v
+	}
+}
+
+// lockDesc describes the lock this DC holds, for "busy" messages.
+func (n *Node) lockDesc(now time.Time) string {
+	l := n.h.Lock
+	if l == nil {
+		return ""
+	}
+	left := max(0, l.Deadline.Sub(now)).Round(100 * time.Millisecond)
+	return fmt.Sprintf("is locked by operation %s (%s, %s left)", l.OpID, n.h.Status, left)
+}
+
+func (n *Node) newOpID() string {
+	if n.cfg.OpIDs != nil {
+		return n.cfg.OpIDs()
+	}
+	n.h.Counter++
+	n.dirty = true
+	return n.h.Self.Name + "-" + strconv.FormatUint(n.h.Counter, 10)
+}
+
+func (n *Node) dcByName(name string) (vipsmart.DC, bool) {
+	if o := n.op; o != nil && o.cand != nil && o.cand.Name == name {
+		return *o.cand, true
+	}
+	return findDC(n.h.Members, name)
+}
