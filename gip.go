@@ -83,3 +83,12 @@ func (g *GIP) Validate() error {
 	}
 	return nil
 }
+
+// GIPInfo is a GIP as reads return it: with the DCs active for it now, as
+// the local DC sees them, and for each placement why it is or is not
+// active.
+type GIPInfo struct {
+	GIP
+	Active []string          `json:"active"`
+	Why    map[string]string `json:"why,omitempty"`
+}

@@ -24,7 +24,15 @@ type Service interface {
 	// Leave takes the local DC out of its federation.
 	Leave(ctx context.Context) (StatusInfo, error)
 
-	ListGIPs(ctx context.Context) ([]GIP, error)
+	// ListGIPs returns every GIP with the DCs active for it now.
+	ListGIPs(ctx context.Context) ([]GIPInfo, error)
+	GetGIP(ctx context.Context, name string) (GIPInfo, error)
+	// AddGIP creates a GIP on every member, or on none.
+	AddGIP(ctx context.Context, g GIP) (GIPInfo, error)
+	// UpdateGIP replaces the named GIP on every member, or on none.
+	UpdateGIP(ctx context.Context, g GIP) (GIPInfo, error)
+	// RemoveGIP deletes the named GIP on every member, or on none.
+	RemoveGIP(ctx context.Context, name string) error
 
 	// Events returns up to limit events with Seq > after, oldest first.
 	Events(ctx context.Context, after uint64, limit int) ([]Event, error)

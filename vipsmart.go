@@ -137,4 +137,9 @@ type DCInfo struct {
 	Status    Status     `json:"status,omitempty"`
 	LastEpoch uint64     `json:"last_epoch"`
 	LastSeen  *time.Time `json:"last_seen,omitempty"`
+	// VIPsDown are the DC's VIPs that it last reported down.
+	VIPsDown []string `json:"vips_down,omitempty"`
+	// Holding are the GIPs without preemption the DC last reported being
+	// active for.
+	Holding []string `json:"holding,omitempty"`
 }

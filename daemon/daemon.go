@@ -20,7 +20,12 @@ import (
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/federation"
+	"github.com/vipsmart/vipsmart/health"
 )
+
+// federationReport is what the daemon tells the other members in its
+// heartbeats.
+type federationReport = federation.Report
 
 // Transport delivers a federation message to the DC named in m.To.
 type Transport interface {
@@ -41,6 +46,8 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Prober runs VIP health checks; default health.NetProber.
+	Prober health.Prober
 	// Fault, for tests only, is called after each Ready is persisted with
 	// the events it produced; it may exit the process to simulate a crash
 	// at a chosen point of the protocol.
@@ -56,6 +63,16 @@ type Daemon struct {
 	reqs    chan func()
 	waiters map[string]chan error
 	vips    map[string]vipsmart.VIP
+
+	checker *health.Checker
+	health  *healthQueue
+	// active is the set of DCs active for each GIP as last computed here;
+	// holding what each other DC reports holding (GIPs without
+	// preemption); nopreempt the GIPs without preemption.
+	active        map[string][]string
+	holding       map[string][]string
+	nopreempt     map[string]bool
+	holdDownUntil time.Time
 
 	mu     sync.Mutex
 	peers  map[string]*peerQueue
@@ -110,11 +127,31 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		vips:       map[string]vipsmart.VIP{},
 		peers:      map[string]*peerQueue{},
 		eventsCond: make(chan struct{}),
+		health:     newHealthQueue(),
+		active:     map[string][]string{},
+		holding:    map[string][]string{},
+		nopreempt:  map[string]bool{},
 	}
+	if cfg.Prober == nil {
+		cfg.Prober = health.NetProber{}
+		d.cfg.Prober = cfg.Prober
+	}
+	d.checker = health.NewChecker(cfg.Prober, d.health.push, cfg.Logger)
+	fc := cfg.Federation
+	hb, misses := fc.HeartbeatInterval, fc.HeartbeatMisses
+	if hb == 0 {
+		hb = federation.DefaultHeartbeatInterval
+	}
+	if misses == 0 {
+		misses = federation.DefaultHeartbeatMisses
+	}
+	d.holdDownUntil = cfg.Now().Add(hb * time.Duration(misses+1))
 	for _, v := range vl {
 		d.vips[v.Name] = v
 	}
 	d.node.SetLocalVIPs(d.vipAddrs())
+	d.setChecks()
+	d.node.SetLocalReport(d.localReport())
 	return d, nil
 }
 
@@ -124,6 +161,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.TickInterval)
 	defer t.Stop()
 	defer d.stopPeers()
+	defer d.checker.Close()
 	if err := d.processReady(ctx); err != nil {
 		return err
 	}
@@ -133,6 +171,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			d.node.Tick(d.cfg.Now())
+			d.updateActive()
+		case <-d.health.notify:
+			d.onHealthChanges()
 		case f := <-d.reqs:
 			f()
 		}
@@ -221,6 +262,15 @@ func (d *Daemon) vipAddrs() map[string]netip.Addr {
 	return m
 }
 
+// vipsChanged tells the node, the checker and the heartbeats about a change
+// of the VIP set.
+func (d *Daemon) vipsChanged() {
+	d.node.SetLocalVIPs(d.vipAddrs())
+	d.setChecks()
+	d.node.SetLocalReport(d.localReport())
+	d.updateActive()
+}
+
 // Deliver hands a message from a peer to the node. It validates the message
 // first: a malformed one is refused with EINVALID and changes nothing.
 func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
@@ -280,11 +330,8 @@ func (d *Daemon) ListVIPs(ctx context.Context) ([]vipsmart.VIPInfo, error) {
 }
 
 func (d *Daemon) vipInfo(v vipsmart.VIP) vipsmart.VIPInfo {
-	st := vipsmart.VIPUp
-	if v.Check != nil {
-		st = vipsmart.VIPUnknown
-	}
-	return vipsmart.VIPInfo{VIP: v, State: st}
+	st, lastErr := d.vipState(v.Name)
+	return vipsmart.VIPInfo{VIP: v, State: st, LastError: lastErr}
 }
 
 // GetVIP implements vipsmart.Service.
@@ -320,7 +367,7 @@ func (d *Daemon) AddVIP(ctx context.Context, v vipsmart.VIP) (vipsmart.VIP, erro
 			return err
 		}
 		d.vips[v.Name] = v
-		d.node.SetLocalVIPs(d.vipAddrs())
+		d.vipsChanged()
 		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s added", v.Name, v.Address))
 		return nil
 	})
@@ -348,7 +395,7 @@ func (d *Daemon) RemoveVIP(ctx context.Context, name string) error {
 		}
 		v := d.vips[name]
 		delete(d.vips, name)
-		d.node.SetLocalVIPs(d.vipAddrs())
+		d.vipsChanged()
 		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s removed", name, v.Address))
 		return nil
 	})
@@ -392,16 +439,6 @@ func (d *Daemon) Leave(ctx context.Context) (vipsmart.StatusInfo, error) {
 		return vipsmart.StatusInfo{}, err
 	}
 	return d.Status(ctx)
-}
-
-// ListGIPs implements vipsmart.Service.
-func (d *Daemon) ListGIPs(ctx context.Context) ([]vipsmart.GIP, error) {
-	var out []vipsmart.GIP
-	err := d.call(ctx, func() error {
-		out = d.node.GIPs()
-		return nil
-	})
-	return out, err
 }
 
 // Events implements vipsmart.Service. It reads the store directly: the log

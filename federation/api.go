@@ -8,7 +8,6 @@
 package federation
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -55,6 +54,17 @@ type Proposal struct {
 	Name  string
 	Force bool
 	GIP   vipsmart.GIP
+	// Update makes PutGIP change an existing GIP (ENOTFOUND if there is
+	// none); without it PutGIP creates one (ECONFLICT if the name exists).
+	Update bool
+}
+
+// Report is what a DC tells the other members in its heartbeats besides
+// the protocol state: its VIPs that are not up, and the GIPs without
+// preemption it is active for. DCs() returns the last report of each DC.
+type Report struct {
+	VIPsDown []string `json:"vips_down,omitempty"`
+	Holding  []string `json:"holding,omitempty"`
 }
 
 // Result is the outcome of a proposal accepted by Propose. Err is nil on
@@ -130,6 +140,9 @@ type State struct {
 	Members []vipsmart.DC  `json:"members"`
 	GIPs    []vipsmart.GIP `json:"gips"`
 	Last    *Decision      `json:"last,omitempty"`
+	// Founding is the decision that re-founded the federation under this
+	// id, if it was (a forced removal in a federation of two).
+	Founding *Decision `json:"founding,omitempty"`
 }
 
 // Doubt is what a member remembers when a lock it granted expired without a
@@ -159,14 +172,17 @@ type Message struct {
 	State   *State          `json:"state,omitempty"`
 	Last    *Decision       `json:"last,omitempty"`
 	Doubts  []Doubt         `json:"doubts,omitempty"`
+	// Founding is the decision that re-founded the sender's federation,
+	// if any (heartbeats and commits).
+	Founding *Decision `json:"founding,omitempty"`
 	// SenderEpoch and SenderFed are the sender's own epoch and federation
 	// (they differ from Epoch/FedID in requests of a standalone coordinator).
 	SenderEpoch uint64 `json:"sender_epoch"`
 	SenderFed   string `json:"sender_fed,omitempty"`
+	// Report is the sender's health report (heartbeats and their answers).
+	Report *Report `json:"report,omitempty"`
 	// Responses: OK, or the refusal.
 	OK     bool               `json:"ok,omitempty"`
 	Code   vipsmart.ErrorCode `json:"code,omitempty"`
 	Reason string             `json:"reason,omitempty"`
 }
-
-var _ = netip.Addr{}

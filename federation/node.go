@@ -55,6 +55,7 @@ type op struct {
 // peer is what this DC knows of another DC.
 type peer struct {
 	lastSeen  time.Time
+	report    Report
 	lastEpoch uint64
 	status    vipsmart.Status
 	reachable bool
@@ -73,6 +74,7 @@ type Node struct {
 	h    hardState
 	gips map[string]vipsmart.GIP
 	vips map[string]netip.Addr
+	rep  Report
 
 	op       *op
 	prep     *prepared
@@ -318,6 +320,7 @@ func (n *Node) Tick(now time.Time) {
 			}
 			m := n.newMsg(MsgHeartbeat, d)
 			m.Last, m.Founding = n.h.Last, n.h.Founding
+			m.Report = n.report()
 			n.send(m)
 		}
 	}
@@ -428,11 +431,13 @@ func (n *Node) DCs(now time.Time) []vipsmart.DCInfo {
 		info := vipsmart.DCInfo{DC: d}
 		if d.Name == n.h.Self.Name {
 			info.Self, info.Reachable, info.Status, info.LastEpoch = true, true, n.h.Status, n.h.Epoch
+			info.VIPsDown, info.Holding = slices.Clone(n.rep.VIPsDown), slices.Clone(n.rep.Holding)
 			t := now
 			info.LastSeen = &t
 		} else if p := n.peers[d.Name]; p != nil {
 			info.Reachable = now.Sub(p.lastSeen) <= n.window()
 			info.Status, info.LastEpoch = p.status, p.lastEpoch
+			info.VIPsDown, info.Holding = slices.Clone(p.report.VIPsDown), slices.Clone(p.report.Holding)
 			t := p.lastSeen
 			info.LastSeen = &t
 		}
@@ -472,6 +477,20 @@ func (n *Node) SetLocalVIPs(vips map[string]netip.Addr) {
 	for k, v := range vips {
 		n.vips[k] = v
 	}
+}
+
+// SetLocalReport sets what this DC reports to the others in its
+// heartbeats (see Report).
+func (n *Node) SetLocalReport(r Report) {
+	n.rep = Report{VIPsDown: slices.Clone(r.VIPsDown), Holding: slices.Clone(r.Holding)}
+}
+
+func (n *Node) report() *Report {
+	if len(n.rep.VIPsDown) == 0 && len(n.rep.Holding) == 0 {
+		return nil
+	}
+	r := Report{VIPsDown: slices.Clone(n.rep.VIPsDown), Holding: slices.Clone(n.rep.Holding)}
+	return &r
 }
 
 // lockDesc describes the lock this DC holds, for "busy" messages.

@@ -58,8 +58,12 @@ type hardState struct {
 	Last     *Decision       `json:"last,omitempty"`
 	Founding *Decision       `json:"founding,omitempty"`
 	Invite   *inviteMemo     `json:"invite,omitempty"`
-	Counter  uint64          `json:"counter"`
-	Coord    *coordRec       `json:"coord,omitempty"`
+	// Tombs are the decisions by which this DC left its past federations
+	// (one per federation, the newest 16): a member that missed the
+	// departure learns it from them even after the DC joined elsewhere.
+	Tombs   []Decision `json:"tombs,omitempty"`
+	Counter uint64     `json:"counter"`
+	Coord   *coordRec  `json:"coord,omitempty"`
 }
 
 func (h *hardState) encode() []byte {

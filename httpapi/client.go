@@ -150,9 +150,41 @@ func (c *Client) Leave(ctx context.Context) (vipsmart.StatusInfo, error) {
 }
 
 // ListGIPs implements vipsmart.Service.
-func (c *Client) ListGIPs(ctx context.Context) ([]vipsmart.GIP, error) {
-	var gs []vipsmart.GIP
+func (c *Client) ListGIPs(ctx context.Context) ([]vipsmart.GIPInfo, error) {
+	var gs []vipsmart.GIPInfo
 	return gs, c.do(ctx, "GET", "/v1/gips", nil, nil, &gs)
+}
+
+// GetGIP implements vipsmart.Service.
+func (c *Client) GetGIP(ctx context.Context, name string) (vipsmart.GIPInfo, error) {
+	var g vipsmart.GIPInfo
+	return g, c.do(ctx, "GET", "/v1/gips/"+url.PathEscape(name), nil, nil, &g)
+}
+
+func gipRequest(g vipsmart.GIP) GIPRequest {
+	p := g.Preempt
+	req := GIPRequest{Name: g.Name, Mode: g.Mode, Preempt: &p, Placements: g.Placements}
+	if g.Address.IsValid() {
+		req.Address = g.Address.String()
+	}
+	return req
+}
+
+// AddGIP implements vipsmart.Service.
+func (c *Client) AddGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInfo, error) {
+	var out vipsmart.GIPInfo
+	return out, c.do(ctx, "POST", "/v1/gips", nil, gipRequest(g), &out)
+}
+
+// UpdateGIP implements vipsmart.Service.
+func (c *Client) UpdateGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInfo, error) {
+	var out vipsmart.GIPInfo
+	return out, c.do(ctx, "PUT", "/v1/gips/"+url.PathEscape(g.Name), nil, gipRequest(g), &out)
+}
+
+// RemoveGIP implements vipsmart.Service.
+func (c *Client) RemoveGIP(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/v1/gips/"+url.PathEscape(name), nil, nil, nil)
 }
 
 // Events implements vipsmart.Service.

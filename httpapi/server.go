@@ -54,7 +54,7 @@ func (s *Server) Handler() http.Handler {
 	handle("/v1/dcs", route{"GET": s.listDCs, "POST": s.addDC})
 	handle("/v1/dcs/{name}", route{"DELETE": s.removeDC})
 	handle("/v1/leave", route{"POST": s.leave})
-	handle("/v1/gips", route{"GET": s.listGIPs})
+	s.gipRoutes(handle)
 	handle("/v1/events", route{"GET": s.events})
 	handle("/healthz", route{"GET": func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }})
 	if s.Peer != nil {
@@ -358,18 +358,6 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-func (s *Server) listGIPs(w http.ResponseWriter, r *http.Request) {
-	gs, err := s.Service.ListGIPs(r.Context())
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if gs == nil {
-		gs = []vipsmart.GIP{}
-	}
-	writeJSON(w, http.StatusOK, gs)
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {

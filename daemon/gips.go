@@ -1,0 +1,213 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/federation"
+)
+
+// healthView is the local DC's view of health: which members it can reach
+// and which VIPs are up. Its own VIPs come from its checks; another DC's
+// VIPs named by placements are up unless that DC reported them down.
+func (d *Daemon) healthView(gs []vipsmart.GIP) vipsmart.HealthView {
+	now := d.cfg.Now()
+	self := d.cfg.Self.Name
+	v := vipsmart.HealthView{Reachable: map[string]bool{self: true}, VIPUp: map[string]map[string]bool{}}
+	down := map[string]map[string]bool{}
+	for _, m := range d.node.DCs(now) {
+		if m.Self {
+			continue
+		}
+		v.Reachable[m.Name] = m.Reachable
+		down[m.Name] = map[string]bool{}
+		for _, n := range m.VIPsDown {
+			down[m.Name][n] = true
+		}
+		d.holding[m.Name] = m.Holding
+	}
+	own := map[string]bool{}
+	for name := range d.vips {
+		st, _ := d.vipState(name)
+		own[name] = st == vipsmart.VIPUp
+	}
+	v.VIPUp[self] = own
+	for _, g := range gs {
+		for _, p := range g.Placements {
+			if p.VIP == "" || p.DC == self {
+				continue
+			}
+			if v.VIPUp[p.DC] == nil {
+				v.VIPUp[p.DC] = map[string]bool{}
+			}
+			v.VIPUp[p.DC][p.VIP] = !down[p.DC][p.VIP]
+		}
+	}
+	return v
+}
+
+// prevActive is the set a GIP without preemption stays with: the DCs that
+// this DC saw active, and every reachable DC that reports holding it.
+func (d *Daemon) prevActive(g vipsmart.GIP, view vipsmart.HealthView) []string {
+	if g.Preempt {
+		return nil
+	}
+	prev := slices.Clone(d.active[g.Name])
+	for dc, held := range d.holding {
+		if view.Reachable[dc] && slices.Contains(held, g.Name) && !slices.Contains(prev, dc) {
+			prev = append(prev, dc)
+		}
+	}
+	return prev
+}
+
+// computeActive returns the active placements of every GIP from the local
+// view, without changing anything.
+func (d *Daemon) computeActive(gs []vipsmart.GIP) (map[string][]string, vipsmart.HealthView) {
+	view := d.healthView(gs)
+	out := make(map[string][]string, len(gs))
+	for _, g := range gs {
+		out[g.Name] = vipsmart.ActivePlacements(g, view, d.prevActive(g, view))
+	}
+	return out, view
+}
+
+// updateActive recomputes the active placements of every GIP and records an
+// event each time this DC becomes active or inactive for one. During the
+// start-up hold-down (one detection window) this DC claims nothing: it has
+// not heard from the others yet.
+func (d *Daemon) updateActive() {
+	gs := d.node.GIPs()
+	act, view := d.computeActive(gs)
+	self := d.cfg.Self.Name
+	holdDown := d.cfg.Now().Before(d.holdDownUntil)
+	nopre := make(map[string]bool, len(gs))
+	for _, g := range gs {
+		nopre[g.Name] = !g.Preempt
+		now := act[g.Name]
+		if holdDown {
+			now = slices.DeleteFunc(slices.Clone(now), func(s string) bool { return s == self })
+		}
+		was := slices.Contains(d.active[g.Name], self)
+		is := slices.Contains(now, self)
+		if was != is {
+			if is {
+				d.event(vipsmart.EventGIP, fmt.Sprintf("GIP %s %s active here: %s", g.Name, g.Address, activeReason(g, view, now)))
+			} else {
+				d.event(vipsmart.EventGIP, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
+			}
+		}
+		d.active[g.Name] = now
+	}
+	for name, was := range d.active {
+		if _, ok := act[name]; !ok {
+			if slices.Contains(was, self) {
+				d.event(vipsmart.EventGIP, fmt.Sprintf("GIP %s inactive here: removed", name))
+			}
+			delete(d.active, name)
+		}
+	}
+	d.nopreempt = nopre
+}
+
+func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string {
+	if g.Mode == vipsmart.ModeAnycast {
+		return "anycast, placement healthy"
+	}
+	var others []string
+	for _, p := range g.Placements {
+		if !slices.Contains(act, p.DC) {
+			others = append(others, p.DC+" "+vipsmart.ExplainPlacements(g, view, act)[p.DC])
+		}
+	}
+	if len(others) == 0 {
+		return "the only placement"
+	}
+	return "best healthy placement (" + strings.Join(others, "; ") + ")"
+}
+
+// gipInfos describes GIPs with their current active placements.
+func (d *Daemon) gipInfos(gs []vipsmart.GIP) []vipsmart.GIPInfo {
+	view := d.healthView(gs)
+	out := make([]vipsmart.GIPInfo, 0, len(gs))
+	for _, g := range gs {
+		act, ok := d.active[g.Name]
+		if !ok {
+			act = vipsmart.ActivePlacements(g, view, d.prevActive(g, view))
+		}
+		act = slices.Clone(act)
+		if act == nil {
+			act = []string{}
+		}
+		out = append(out, vipsmart.GIPInfo{GIP: g, Active: act, Why: vipsmart.ExplainPlacements(g, view, act)})
+	}
+	return out
+}
+
+// ListGIPs implements vipsmart.Service.
+func (d *Daemon) ListGIPs(ctx context.Context) ([]vipsmart.GIPInfo, error) {
+	var out []vipsmart.GIPInfo
+	err := d.call(ctx, func() error {
+		out = d.gipInfos(d.node.GIPs())
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// GetGIP implements vipsmart.Service.
+func (d *Daemon) GetGIP(ctx context.Context, name string) (vipsmart.GIPInfo, error) {
+	var out vipsmart.GIPInfo
+	err := d.call(ctx, func() error {
+		g, ok := d.gip(name)
+		if !ok {
+			return vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "GIP %s does not exist: see `vipsmart gip list`", name)
+		}
+		out = d.gipInfos([]vipsmart.GIP{g})[0]
+		return nil
+	})
+	return out, err
+}
+
+func (d *Daemon) gip(name string) (vipsmart.GIP, bool) {
+	for _, g := range d.node.GIPs() {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return vipsmart.GIP{}, false
+}
+
+// AddGIP implements vipsmart.Service.
+func (d *Daemon) AddGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInfo, error) {
+	if err := g.Validate(); err != nil {
+		return vipsmart.GIPInfo{}, err
+	}
+	if err := d.propose(ctx, federation.Proposal{Kind: federation.PutGIP, GIP: g}); err != nil {
+		return vipsmart.GIPInfo{}, err
+	}
+	return d.GetGIP(ctx, g.Name)
+}
+
+// UpdateGIP implements vipsmart.Service.
+func (d *Daemon) UpdateGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInfo, error) {
+	if err := g.Validate(); err != nil {
+		return vipsmart.GIPInfo{}, err
+	}
+	if err := d.propose(ctx, federation.Proposal{Kind: federation.PutGIP, GIP: g, Update: true}); err != nil {
+		return vipsmart.GIPInfo{}, err
+	}
+	return d.GetGIP(ctx, g.Name)
+}
+
+// RemoveGIP implements vipsmart.Service.
+func (d *Daemon) RemoveGIP(ctx context.Context, name string) error {
+	if err := vipsmart.ValidateName("name", name); err != nil {
+		return err
+	}
+	return d.propose(ctx, federation.Proposal{Kind: federation.DeleteGIP, Name: name})
+}

@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/httpapi"
+)
+
+// startFederation starts n daemons and federates them from the first one.
+func startFederation(b testing.TB, n int, extra ...string) []*daemon {
+	ds := make([]*daemon, n)
+	for i := range ds {
+		ds[i] = startDaemon(b, fmt.Sprintf("dc-%d", i+1), extra...)
+	}
+	c := httpapi.NewClient(ds[0].addr())
+	for _, d := range ds[1:] {
+		if _, err := c.AddDC(context.Background(), dcOf(d)); err != nil {
+			b.Fatalf("federating %s: %v", d.name, err)
+		}
+	}
+	return ds
+}
+
+func dcOf(d *daemon) vipsmart.DC {
+	return vipsmart.DC{Name: d.name, Address: netip.MustParseAddr("127.0.0.1"), Port: uint16(d.port)}
+}
+
+// reportLatencies reports median and p99 of ds as custom metrics.
+func reportLatencies(b *testing.B, ds []time.Duration) {
+	if len(ds) == 0 {
+		return
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	q := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))] }
+	b.ReportMetric(float64(q(0.5).Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkDCAdd measures `dc add` into federations of real daemons on
+// loopback: each iteration adds one candidate (timed) to a federation of
+// N members and lets it leave again (not timed).
+//
+//	go test ./e2e -run '^$' -bench BenchmarkDCAdd -benchtime 40x
+func BenchmarkDCAdd(b *testing.B) {
+	for _, n := range []int{2, 5, 10, 25} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			ds := startFederation(b, n)
+			cand := startDaemon(b, "cand")
+			coord := httpapi.NewClient(ds[0].addr())
+			cc := httpapi.NewClient(cand.addr())
+			ctx := context.Background()
+			var lat []time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				if _, err := coord.AddDC(ctx, dcOf(cand)); err != nil {
+					b.Fatalf("dc add: %v", err)
+				}
+				lat = append(lat, time.Since(start))
+				b.StopTimer()
+				if _, err := cc.Leave(ctx); err != nil {
+					b.Fatalf("dc leave: %v", err)
+				}
+				waitSettled(b, ds)
+				b.StartTimer()
+			}
+			b.StopTimer()
+			reportLatencies(b, lat)
+		})
+	}
+}
+
+// waitSettled waits until every daemon of ds is a member at one epoch with
+// no operation in progress.
+func waitSettled(b testing.TB, ds []*daemon) {
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var epoch uint64
+		ok := true
+		for i, d := range ds {
+			st, err := httpapi.NewClient(d.addr()).Status(ctx)
+			if err != nil || st.Status != vipsmart.StatusMember || (i > 0 && st.Epoch != epoch) {
+				ok = false
+				break
+			}
+			epoch = st.Epoch
+		}
+		if ok {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.Fatalf("federation did not settle within 30s")
+}

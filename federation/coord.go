@@ -1,0 +1,477 @@
+package federation
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+)
+
+// Propose starts an operator change with this DC as the coordinator. An
+// immediate refusal is returned as a *vipsmart.Error; otherwise the outcome
+// comes later as a Result with the returned operation id.
+func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
+	n.expire(now)
+	self := n.h.Self
+	if n.op != nil {
+		return "", vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: operation %s of this DC (%s) is still running", n.op.id, self.Name)
+	}
+	if l := n.h.Lock; l != nil {
+		if n.h.Status == vipsmart.StatusInvited {
+			return "", vipsmart.Errorf(vipsmart.ESTATE, "", "%s is invited to federation %s by %s (operation %s, %s left): it accepts no changes until the invite commits or expires", self.Name, l.FedID, l.Coordinator.Name, l.OpID, max(0, l.Deadline.Sub(now)).Round(100*time.Millisecond))
+		}
+		return "", vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: %s %s", self.Name, n.lockDesc(now))
+	}
+	c := Change{Kind: p.Kind}
+	o := &op{fedID: n.h.FedID, from: n.h.Epoch, acked: map[string]bool{}}
+	switch p.Kind {
+	case AddDC:
+		d := p.DC
+		if d.Port == 0 {
+			d.Port = vipsmart.DefaultPort
+		}
+		if err := d.Validate(); err != nil {
+			return "", err
+		}
+		if d.Name == self.Name {
+			return "", vipsmart.Errorf(vipsmart.EINVALID, "name", "%s is this DC: give the name of another DC to add", d.Name)
+		}
+		if d.AddrPort() == self.AddrPort() {
+			return "", vipsmart.Errorf(vipsmart.EINVALID, "address", "%s is the address of this DC (%s): give the address of the DC to add", d.AddrPort(), self.Name)
+		}
+		for _, m := range n.h.Members {
+			if m.Name == d.Name {
+				return "", vipsmart.Errorf(vipsmart.ECONFLICT, "name", "%s is already a member of federation %s", d.Name, n.h.FedID)
+			}
+			if m.AddrPort() == d.AddrPort() {
+				return "", vipsmart.Errorf(vipsmart.ECONFLICT, "address", "%s is already the address of member %s", d.AddrPort(), m.Name)
+			}
+		}
+		if !n.h.memberish() && len(n.gips) > 0 {
+			return "", vipsmart.Errorf(vipsmart.ESTATE, "", "%s is standalone but holds %d GIP objects: remove them before declaring a federation", self.Name, len(n.gips))
+		}
+		c.DC = &d
+		o.cand = &d
+	case RemoveDC:
+		if err := n.needMember("remove a DC"); err != nil {
+			return "", err
+		}
+		if p.Name == self.Name {
+			return "", vipsmart.Errorf(vipsmart.EINVALID, "name", "%s is this DC: use dc leave to take this DC out of the federation", p.Name)
+		}
+		if _, ok := findDC(n.h.Members, p.Name); !ok {
+			return "", vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "%s is not a member of federation %s (members: %s)", p.Name, n.h.FedID, names(n.h.Members))
+		}
+		c.Name, c.Force = p.Name, p.Force
+	case Leave:
+		if err := n.needMember("leave"); err != nil {
+			return "", err
+		}
+		c.Name = self.Name
+	case PutGIP:
+		if err := n.needMember("change GIPs"); err != nil {
+			return "", err
+		}
+		g := cloneGIP(p.GIP)
+		if err := g.Validate(); err != nil {
+			return "", err
+		}
+		vipsmart.SortPlacements(g.Placements)
+		for _, pl := range g.Placements {
+			if _, ok := findDC(n.h.Members, pl.DC); !ok {
+				return "", vipsmart.Errorf(vipsmart.EINVALID, "placements", "placement %s is not a member of federation %s (members: %s)", pl.DC, n.h.FedID, names(n.h.Members))
+			}
+		}
+		for _, other := range n.gips {
+			if other.Name != g.Name && other.Address == g.Address {
+				return "", vipsmart.Errorf(vipsmart.ECONFLICT, "address", "address %s is already used by GIP %s", g.Address, other.Name)
+			}
+		}
+		old, exists := n.gips[g.Name]
+		switch {
+		case p.Update && !exists:
+			return "", vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "GIP %s does not exist: add it first", g.Name)
+		case !p.Update && exists:
+			return "", vipsmart.Errorf(vipsmart.ECONFLICT, "name", "GIP %s already exists: update it instead", g.Name)
+		case exists && gipEqual(old, g):
+			return "", vipsmart.Errorf(vipsmart.ECONFLICT, "name", "GIP %s already exists with exactly these settings", g.Name)
+		}
+		if err := n.checkOwnPlacements(&g); err != nil {
+			return "", err
+		}
+		c.GIP = &g
+	case DeleteGIP:
+		if err := n.needMember("change GIPs"); err != nil {
+			return "", err
+		}
+		if _, ok := n.gips[p.Name]; !ok {
+			return "", vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "GIP %s does not exist", p.Name)
+		}
+		c.Name = p.Name
+	default:
+		return "", vipsmart.Errorf(vipsmart.EINVALID, "kind", "unknown proposal %q", p.Kind)
+	}
+
+	o.id = n.newOpID()
+	if p.Kind == AddDC && !n.h.memberish() {
+		// A standalone DC declares a federation of itself, committed only
+		// if the add commits.
+		s := self
+		c.Founder = &s
+		o.fedID = "f-" + o.id
+	}
+	for _, m := range n.h.Members {
+		if m.Name == self.Name || (c.Force && m.Name == c.Name) {
+			continue
+		}
+		o.parts = append(o.parts, m)
+	}
+	if c.Force && len(n.h.Members) == 2 {
+		// Nobody but this DC can witness the removal: the other DC might
+		// still run the federation alone, so this side is re-founded under
+		// a new id (see docs/federation.md).
+		c.NewFedID = "f-" + o.id
+	}
+	o.change = c
+	o.to = o.from + 1
+	n.op = o
+	n.h.Lock = &lockRec{OpID: o.id, Coordinator: self, Deadline: now.Add(n.ttl(c)), FedID: o.fedID, Epoch: o.from, ToEpoch: o.to, Change: c, Own: true}
+	var all []vipsmart.DC
+	if o.cand != nil {
+		all = append(all, *o.cand)
+	}
+	all = append(all, o.parts...)
+	if c.Force {
+		d, _ := findDC(n.h.Members, c.Name)
+		all = append(all, d)
+	}
+	n.h.Coord = &coordRec{OpID: o.id, FedID: o.fedID, Epoch: o.from, Participants: all}
+	n.dirty = true
+	switch {
+	case p.Kind == Leave:
+		n.setStatus(now, vipsmart.StatusLeaving, o.id, "leaving federation "+n.h.FedID)
+	case n.h.memberish():
+		n.setStatus(now, vipsmart.StatusCandidateReview, o.id, "coordinating operation "+o.id)
+	}
+	n.event(now, vipsmart.EventFederation, o.id, fmt.Sprintf("operation %s started: %s", o.id, describe(c)))
+	if o.cand != nil {
+		n.enterPhase(now, phInvite)
+	} else {
+		n.enterPhase(now, phLock)
+	}
+	return o.id, nil
+}
+
+func (n *Node) needMember(what string) error {
+	if !n.h.memberish() {
+		return vipsmart.Errorf(vipsmart.ESTATE, "", "%s is %s: it is in no federation, so it cannot %s", n.h.Self.Name, n.h.Status, what)
+	}
+	return nil
+}
+
+// checkOwnPlacements checks the placement of g on this DC against the
+// local VIPs.
+func (n *Node) checkOwnPlacements(g *vipsmart.GIP) error {
+	if n.vips == nil {
+		return nil
+	}
+	for _, pl := range g.Placements {
+		if pl.DC == n.h.Self.Name && pl.VIP != "" {
+			if _, ok := n.vips[pl.VIP]; !ok {
+				return vipsmart.Errorf(vipsmart.EINVALID, "placements", "%s has no VIP named %s to back GIP %s: add the VIP there first or leave the placement's vip empty", n.h.Self.Name, pl.VIP, g.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func gipEqual(a, b vipsmart.GIP) bool {
+	return a.Name == b.Name && a.Address == b.Address && a.Mode == b.Mode && a.Preempt == b.Preempt && slices.Equal(a.Placements, b.Placements)
+}
+
+func names(ds []vipsmart.DC) string {
+	s := ""
+	for i, d := range ds {
+		if i > 0 {
+			s += ", "
+		}
+		s += d.Name
+	}
+	return s
+}
+
+func describe(c Change) string {
+	switch c.Kind {
+	case AddDC:
+		s := "add " + c.DC.String()
+		if c.Founder != nil {
+			s += " (declaring a federation of " + c.Founder.Name + ")"
+		}
+		return s
+	case RemoveDC:
+		if c.Force {
+			return "force-remove " + c.Name
+		}
+		return "remove " + c.Name
+	case Leave:
+		return c.Name + " leaves"
+	case PutGIP:
+		return "put GIP " + c.GIP.Name
+	case DeleteGIP:
+		return "delete GIP " + c.Name
+	}
+	return string(c.Kind)
+}
+
+// awaited returns the DCs whose answer the current phase waits for.
+func (n *Node) awaited() []vipsmart.DC {
+	o := n.op
+	switch o.phase {
+	case phInvite, phPrepare:
+		return []vipsmart.DC{*o.cand}
+	case phLock, phRelock:
+		return o.parts
+	}
+	return nil
+}
+
+func (n *Node) firstMissing() string {
+	for _, d := range n.awaited() {
+		if !n.op.acked[d.Name] {
+			return d.Name
+		}
+	}
+	return n.h.Self.Name
+}
+
+func (n *Node) enterPhase(now time.Time, p phase) {
+	o := n.op
+	o.phase, o.phaseStart = p, now
+	clear(o.acked)
+	if p == phLock || p == phRelock {
+		if len(o.parts) == 0 {
+			n.phaseDone(now)
+			return
+		}
+	}
+	n.sendPhase(now, false)
+}
+
+// sendPhase sends (or resends) the current phase's message to every DC
+// that has not answered.
+func (n *Node) sendPhase(now time.Time, resend bool) {
+	o := n.op
+	o.lastSend = now
+	for _, d := range n.awaited() {
+		if o.acked[d.Name] {
+			continue
+		}
+		var m Message
+		switch o.phase {
+		case phInvite:
+			m = n.newMsg(MsgInvite, d)
+		case phLock:
+			m = n.newMsg(MsgLock, d)
+		case phRelock, phPrepare:
+			m = n.newMsg(MsgPrepare, d)
+			if o.phase == phPrepare {
+				st := *o.newState
+				m.State = &st
+			}
+		}
+		c := o.change
+		m.OpID, m.FedID, m.Epoch, m.ToEpoch, m.Change = o.id, o.fedID, o.from, o.to, &c
+		n.send(m)
+	}
+}
+
+// onResponse handles InviteResp, LockResp and PrepareResp.
+func (n *Node) onResponse(now time.Time, m Message) {
+	o := n.op
+	if o == nil || m.OpID != o.id {
+		return
+	}
+	want := map[phase]MsgType{phInvite: MsgInviteResp, phLock: MsgLockResp, phRelock: MsgPrepareResp, phPrepare: MsgPrepareResp}[o.phase]
+	if m.Type != want {
+		return
+	}
+	from := m.From.Name
+	if o.phase == phInvite || o.phase == phPrepare {
+		// The candidate may answer under another name (it refuses then).
+		if from != o.cand.Name && m.From.AddrPort() != o.cand.AddrPort() {
+			return
+		}
+		from = o.cand.Name
+	} else if !slices.ContainsFunc(n.awaited(), func(d vipsmart.DC) bool { return d.Name == from }) {
+		return
+	}
+	if !m.OK {
+		what := map[phase]string{phInvite: "invite", phLock: "lock", phRelock: "epoch raise", phPrepare: "prepare"}[o.phase]
+		var err *vipsmart.Error
+		if m.Code == vipsmart.EBUSY {
+			err = vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: %s %s", m.From.Name, m.Reason)
+		} else {
+			code := m.Code
+			if code == "" {
+				code = vipsmart.ESTATE
+			}
+			err = vipsmart.Errorf(code, "", "%s (%s) refused the %s: it %s", m.From.Name, m.From.AddrPort(), what, m.Reason)
+		}
+		n.failOp(now, err)
+		return
+	}
+	if o.acked[from] {
+		return
+	}
+	o.acked[from] = true
+	switch o.phase {
+	case phInvite:
+		if m.SenderEpoch > o.from {
+			o.to = m.SenderEpoch + 1
+		}
+	case phLock:
+		o.doubts = append(o.doubts, m.Doubts...)
+	}
+	for _, d := range n.awaited() {
+		if !o.acked[d.Name] {
+			return
+		}
+	}
+	n.phaseDone(now)
+}
+
+func (n *Node) phaseDone(now time.Time) {
+	o := n.op
+	switch o.phase {
+	case phInvite:
+		n.h.Lock.ToEpoch = o.to
+		n.dirty = true
+		n.enterPhase(now, phLock)
+	case phLock:
+		if o.change.Force {
+			// The forced-removal epoch rule: if anyone doubts an operation
+			// of the removed DC at this epoch, skip past the epoch that
+			// operation may have committed.
+			to := o.to
+			for _, d := range append(slices.Clone(n.h.Doubts), o.doubts...) {
+				if d.FedID == o.fedID && d.Epoch == o.from && d.Coordinator == o.change.Name && d.ToEpoch+1 > to {
+					to = d.ToEpoch + 1
+				}
+			}
+			if to != o.to {
+				o.to = to
+				n.h.Lock.ToEpoch = to
+				n.dirty = true
+				n.enterPhase(now, phRelock)
+				return
+			}
+		}
+		n.afterLocks(now)
+	case phRelock:
+		n.afterLocks(now)
+	case phPrepare:
+		n.commitOp(now)
+	}
+}
+
+func (n *Node) afterLocks(now time.Time) {
+	o := n.op
+	if o.cand == nil {
+		n.commitOp(now)
+		return
+	}
+	d := n.decision()
+	members := applyMembers(n.h.Members, o.change)
+	var gips []vipsmart.GIP
+	fed := o.fedID
+	if o.change.Founder == nil {
+		gips = sortedGIPs(n.gips)
+	}
+	o.newState = &State{FedID: fed, Epoch: o.to, Members: members, GIPs: gips, Last: &d, Founding: n.h.Founding}
+	n.enterPhase(now, phPrepare)
+}
+
+func (n *Node) decision() Decision {
+	o := n.op
+	return Decision{FedID: o.fedID, FromEpoch: o.from, ToEpoch: o.to, OpID: o.id, Coordinator: n.h.Self.Name, Change: o.change}
+}
+
+// commitOp is the decision: the coordinator commits locally.
+func (n *Node) commitOp(now time.Time) {
+	o := n.op
+	if !now.Before(n.h.Lock.Deadline) {
+		n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "operation %s did not finish before its lock expired (%s); it was rolled back", o.id, n.ttl(o.change)))
+		return
+	}
+	d := n.decision()
+	oldMembers := n.h.Members
+	n.op = nil
+	n.h.Coord = nil
+	n.h.Lock = nil
+	if o.change.Founder != nil {
+		n.h.FedID = o.fedID
+		n.h.Members = applyMembers(nil, o.change)
+		n.setEpoch(o.to)
+		n.h.Last = &d
+		n.h.Invite = nil
+		n.dirty = true
+		n.setStatus(now, vipsmart.StatusMember, o.id, "declared federation "+o.fedID)
+	} else {
+		n.applyDecision(now, d)
+	}
+	n.results = append(n.results, Result{OpID: o.id})
+	n.event(now, vipsmart.EventFederation, o.id, fmt.Sprintf("operation %s committed at epoch %d: %s", o.id, o.to, describe(o.change)))
+	targets := slices.Clone(oldMembers)
+	if o.cand != nil {
+		targets = append(targets, *o.cand)
+	}
+	for _, t := range targets {
+		if t.Name == n.h.Self.Name {
+			continue
+		}
+		m := n.newMsg(MsgCommit, t)
+		dd := d
+		m.OpID, m.Last, m.Founding = o.id, &dd, n.h.Founding
+		n.send(m)
+	}
+}
+
+// failOp fails the running operation and aborts every lock it took.
+func (n *Node) failOp(now time.Time, err *vipsmart.Error) {
+	o := n.op
+	if o == nil {
+		return
+	}
+	n.op = nil
+	var targets []vipsmart.DC
+	if c := n.h.Coord; c != nil {
+		targets = c.Participants
+	}
+	for _, t := range targets {
+		m := n.newMsg(MsgAbort, t)
+		m.OpID, m.FedID, m.Epoch = o.id, o.fedID, o.from
+		n.send(m)
+	}
+	n.h.Coord = nil
+	n.dirty = true
+	if n.h.Lock != nil && n.h.Lock.OpID == o.id {
+		n.releaseLock(now, "operation "+o.id+" failed")
+	}
+	n.results = append(n.results, Result{OpID: o.id, Err: err})
+	n.event(now, vipsmart.EventFederation, o.id, fmt.Sprintf("operation %s failed: %s", o.id, err.Message))
+}
+
+// ReportUnreachable tells the node that the transport could not deliver to
+// dc: an operation waiting for dc fails at once with that reason.
+func (n *Node) ReportUnreachable(now time.Time, dc string, reason string) {
+	o := n.op
+	if o == nil || o.acked[dc] {
+		return
+	}
+	if !slices.ContainsFunc(n.awaited(), func(d vipsmart.DC) bool { return d.Name == dc }) {
+		return
+	}
+	d, _ := n.dcByName(dc)
+	n.failOp(now, vipsmart.Errorf(vipsmart.EUNAVAILABLE, "", "%s (%s) could not be reached during the %s: %s; the operation was rolled back", dc, d.AddrPort(), o.phase, reason))
+}

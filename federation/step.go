@@ -1,0 +1,466 @@
+package federation
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+)
+
+// Step hands the node a message from a peer. A malformed message is refused
+// with EINVALID and changes nothing.
+func (n *Node) Step(now time.Time, m Message) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if m.To.Name != n.h.Self.Name && m.Type != MsgInvite && m.Type != MsgAbort { // an invite under a wrong name is refused with the reason (and aborted)
+		return vipsmart.Errorf(vipsmart.EINVALID, "to", "message for %s delivered to %s", m.To.Name, n.h.Self.Name)
+	}
+	if m.From.Name == n.h.Self.Name {
+		return vipsmart.Errorf(vipsmart.EINVALID, "from", "message from %s to itself", m.From.Name)
+	}
+	n.expire(now)
+	n.heard(now, m)
+	n.observe(now, m)
+	switch m.Type {
+	case MsgInvite:
+		n.onInvite(now, m)
+	case MsgLock:
+		n.onLock(now, m)
+	case MsgPrepare:
+		n.onPrepare(now, m)
+	case MsgInviteResp, MsgLockResp, MsgPrepareResp:
+		n.onResponse(now, m)
+	case MsgCommit:
+		n.onCommit(now, m)
+	case MsgAbort:
+		n.onAbort(now, m)
+	case MsgHeartbeat:
+		r := n.reply(MsgHeartbeatResp, m)
+		r.Last, r.Founding = n.lastFor(m.SenderFed), n.h.Founding
+		r.Report = n.report()
+		n.send(r)
+	case MsgHeartbeatResp:
+	case MsgFetchState:
+		r := n.reply(MsgState, m)
+		r.Last, r.Founding = n.lastFor(m.SenderFed), n.h.Founding
+		if n.h.memberish() {
+			r.State = n.state()
+		}
+		n.send(r)
+	case MsgState:
+		if m.State != nil {
+			n.onState(now, *m.State)
+		}
+	}
+	return nil
+}
+
+// lastFor returns the decision to hand a DC of federation fed: this DC's
+// last one if it is in fed, else the tombstone of its departure from fed.
+func (n *Node) lastFor(fed string) *Decision {
+	if fed == "" || fed == n.h.FedID || (n.h.Last != nil && n.h.Last.FedID == fed) {
+		return n.h.Last
+	}
+	for i := len(n.h.Tombs) - 1; i >= 0; i-- {
+		if n.h.Tombs[i].FedID == fed {
+			t := n.h.Tombs[i]
+			return &t
+		}
+	}
+	return n.h.Last
+}
+
+func (n *Node) state() *State {
+	return &State{FedID: n.h.FedID, Epoch: n.h.Epoch, Members: cloneDCs(n.h.Members), GIPs: sortedGIPs(n.gips), Last: n.h.Last, Founding: n.h.Founding}
+}
+
+func cloneDCs(ds []vipsmart.DC) []vipsmart.DC { return append([]vipsmart.DC(nil), ds...) }
+
+func (n *Node) heard(now time.Time, m Message) {
+	p := n.peers[m.From.Name]
+	if p == nil {
+		p = &peer{}
+		n.peers[m.From.Name] = p
+	}
+	if now.After(p.lastSeen) {
+		p.lastSeen = now
+	}
+	p.lastEpoch, p.status = m.SenderEpoch, m.Status
+	if m.Type == MsgHeartbeat || m.Type == MsgHeartbeatResp {
+		p.report = Report{}
+		if m.Report != nil {
+			p.report = Report{VIPsDown: slices.Clone(m.Report.VIPsDown), Holding: slices.Clone(m.Report.Holding)}
+		}
+	}
+}
+
+// observe is the anti-entropy every message drives: apply a decision the
+// sender carries when this DC is exactly at its parent epoch; fetch the
+// state from a sender of this DC's federation (or of the federation it was
+// invited to) that is ahead.
+func (n *Node) observe(now time.Time, m Message) {
+	for _, d := range []*Decision{m.Last, m.Founding} {
+		if d != nil && n.canApply(*d) {
+			n.event(now, vipsmart.EventFederation, d.OpID, fmt.Sprintf("caught up with operation %s of %s (epoch %d -> %d) from %s", d.OpID, d.Coordinator, d.FromEpoch, d.ToEpoch, m.From.Name))
+			n.applyDecision(now, *d)
+		}
+	}
+	if m.Type == MsgState || m.SenderFed == "" || m.SenderEpoch <= n.h.Epoch {
+		return
+	}
+	if (n.h.memberish() && m.SenderFed == n.h.FedID) || n.candidateOf(m.SenderFed) {
+		n.fetch(now, m.From)
+	}
+}
+
+// canApply reports whether decision d can be applied here: this DC is at
+// its federation and parent epoch, and holds no lock other than the
+// operation's own.
+func (n *Node) canApply(d Decision) bool {
+	if !n.h.memberish() || n.h.FedID != d.FedID || n.h.Epoch != d.FromEpoch {
+		return false
+	}
+	l := n.h.Lock
+	return l == nil || (l.OpID == d.OpID && !l.Own)
+}
+
+// candidateOf reports whether this DC is a candidate of federation fed:
+// invited by it, or expired back to standalone remembering its invite and
+// having done nothing else since.
+func (n *Node) candidateOf(fed string) bool {
+	if fed == "" || n.h.memberish() {
+		return false
+	}
+	if l := n.h.Lock; l != nil {
+		return n.h.Status == vipsmart.StatusInvited && l.FedID == fed
+	}
+	return n.h.Invite != nil && n.h.Invite.FedID == fed && len(n.gips) == 0
+}
+
+func (n *Node) fetch(now time.Time, from vipsmart.DC) {
+	if t, ok := n.lastFtch[from.Name]; ok && now.Sub(t) < n.cfg.HeartbeatInterval && !now.Before(t) {
+		return
+	}
+	n.lastFtch[from.Name] = now
+	n.send(n.newMsg(MsgFetchState, from))
+}
+
+func (n *Node) onState(now time.Time, st State) {
+	if st.FedID == "" || st.Epoch <= n.h.Epoch {
+		return
+	}
+	_, listed := findDC(st.Members, n.h.Self.Name)
+	if n.h.memberish() && st.FedID == n.h.FedID {
+		if l := n.h.Lock; l != nil && !(st.Last != nil && st.Last.OpID == l.OpID && !l.Own) {
+			return // a newer state not made by the op holding the lock waits for the lock to end
+		}
+		if listed {
+			n.event(now, vipsmart.EventFederation, "", fmt.Sprintf("caught up with federation %s: epoch %d -> %d", st.FedID, n.h.Epoch, st.Epoch))
+			n.adopt(now, st)
+		} else {
+			n.fence(now, st)
+		}
+		return
+	}
+	if n.candidateOf(st.FedID) && listed {
+		n.adopt(now, st)
+	}
+}
+
+func (n *Node) adopt(now time.Time, st State) {
+	opID := ""
+	if st.Last != nil {
+		opID = st.Last.OpID
+	}
+	n.h.FedID = st.FedID
+	n.h.Members = cloneDCs(st.Members)
+	sortDCs(n.h.Members)
+	n.setEpoch(st.Epoch)
+	n.h.Last, n.h.Founding = st.Last, st.Founding
+	n.h.Lock, n.h.Doubts, n.h.Invite = nil, nil, nil
+	n.prep = nil
+	n.setGIPs(st.GIPs)
+	n.dirty = true
+	n.setStatus(now, vipsmart.StatusMember, opID, fmt.Sprintf("member of federation %s at epoch %d", st.FedID, st.Epoch))
+}
+
+// fence turns this DC standalone: a newer state of its federation does not
+// list it.
+func (n *Node) fence(now time.Time, st State) {
+	n.event(now, vipsmart.EventFederation, "", fmt.Sprintf("fenced out of federation %s at epoch %d: the federation no longer lists %s", st.FedID, st.Epoch, n.h.Self.Name))
+	n.leaveFed(now, "fenced out of federation "+st.FedID)
+}
+
+// leaveFed drops the federation, its DC and GIP objects (the last decision
+// stays as a tombstone).
+func (n *Node) leaveFed(now time.Time, why string) {
+	n.h.FedID, n.h.Members, n.h.Founding = "", nil, nil
+	n.h.Lock, n.h.Doubts, n.h.Invite = nil, nil, nil
+	n.setGIPs(nil)
+	n.dirty = true
+	n.setStatus(now, vipsmart.StatusStandalone, "", why)
+}
+
+// applyDecision applies d to this DC (which is at d's parent state).
+func (n *Node) applyDecision(now time.Time, d Decision) {
+	members := applyMembers(n.h.Members, d.Change)
+	put, del := gipChanges(n.gips, d.Change)
+	n.h.Lock = nil
+	n.h.Last = &d
+	n.setEpoch(d.ToEpoch)
+	n.h.Doubts = nil
+	n.dirty = true
+	if _, ok := findDC(members, n.h.Self.Name); !ok {
+		n.h.Tombs = slices.DeleteFunc(n.h.Tombs, func(t Decision) bool { return t.FedID == d.FedID })
+		n.h.Tombs = append(n.h.Tombs, d)
+		if len(n.h.Tombs) > 16 {
+			n.h.Tombs = n.h.Tombs[len(n.h.Tombs)-16:]
+		}
+		n.leaveFed(now, fmt.Sprintf("left federation %s by operation %s at epoch %d", d.FedID, d.OpID, d.ToEpoch))
+		return
+	}
+	if d.Change.NewFedID != "" {
+		n.h.FedID = d.Change.NewFedID
+		dd := d
+		n.h.Founding = &dd
+	}
+	n.h.Members = members
+	for _, g := range put {
+		n.putGIP(g)
+	}
+	for _, name := range del {
+		n.delGIP(name)
+	}
+	n.setStatus(now, vipsmart.StatusMember, d.OpID, fmt.Sprintf("operation %s committed (epoch %d)", d.OpID, d.ToEpoch))
+}
+
+func (n *Node) refuse(m Message, t MsgType, code vipsmart.ErrorCode, format string, args ...any) {
+	r := n.reply(t, m)
+	r.Code = code
+	r.Reason = fmt.Sprintf(format, args...)
+	n.send(r)
+}
+
+func (n *Node) onInvite(now time.Time, m Message) {
+	self := n.h.Self
+	c := m.Change
+	if l := n.h.Lock; l != nil && l.OpID == m.OpID && n.h.Status == vipsmart.StatusInvited {
+		r := n.reply(MsgInviteResp, m)
+		r.OK = true
+		n.send(r)
+		return
+	}
+	switch {
+	case c.DC.Name != self.Name:
+		n.refuse(m, MsgInviteResp, vipsmart.EINVALID, "is named %s, not %s (check the NAME given to dc add)", self.Name, c.DC.Name)
+	case n.h.memberish():
+		n.refuse(m, MsgInviteResp, vipsmart.ESTATE, "is already a member of federation %s (leave it first or pick another DC)", n.h.FedID)
+	case n.h.Status == vipsmart.StatusInvited:
+		l := n.h.Lock
+		n.refuse(m, MsgInviteResp, vipsmart.EBUSY, "is invited to federation %s by %s (operation %s, %s left)", l.FedID, l.Coordinator.Name, l.OpID, max(0, l.Deadline.Sub(now)).Round(100*time.Millisecond))
+	case n.h.Lock != nil:
+		n.refuse(m, MsgInviteResp, vipsmart.EBUSY, "is coordinating operation %s", n.h.Lock.OpID)
+	case len(n.gips) > 0:
+		n.refuse(m, MsgInviteResp, vipsmart.ESTATE, "holds %d GIP objects (a candidate must hold no DC or GIP objects: remove them first)", len(n.gips))
+	default:
+		n.h.Lock = &lockRec{OpID: m.OpID, Coordinator: m.From, Deadline: now.Add(n.cfg.InviteTTL), FedID: m.FedID, Epoch: m.Epoch, ToEpoch: m.ToEpoch, Change: *c}
+		n.h.Invite = &inviteMemo{FedID: m.FedID, OpID: m.OpID, Coordinator: m.From.Name}
+		n.prep = nil
+		n.dirty = true
+		n.setStatus(now, vipsmart.StatusInvited, m.OpID, fmt.Sprintf("invited to federation %s by %s", m.FedID, m.From.Name))
+		r := n.reply(MsgInviteResp, m)
+		r.OK = true
+		n.send(r)
+	}
+}
+
+func (n *Node) onLock(now time.Time, m Message) {
+	self := n.h.Self
+	if l := n.h.Lock; l != nil && l.OpID == m.OpID && !l.Own && n.h.memberish() {
+		r := n.reply(MsgLockResp, m)
+		r.OK, r.Doubts = true, n.h.Doubts
+		n.send(r)
+		return
+	}
+	switch {
+	case !n.h.memberish() && n.h.Status == vipsmart.StatusInvited:
+		l := n.h.Lock
+		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "is invited to federation %s by %s (operation %s, %s left)", l.FedID, l.Coordinator.Name, l.OpID, max(0, l.Deadline.Sub(now)).Round(100*time.Millisecond))
+	case !n.h.memberish():
+		n.refuse(m, MsgLockResp, vipsmart.ESTATE, "is not a member of federation %s (it is standalone)", m.FedID)
+	case n.h.FedID != m.FedID:
+		n.refuse(m, MsgLockResp, vipsmart.ESTATE, "is not a member of federation %s (it is a member of federation %s)", m.FedID, n.h.FedID)
+	case n.h.Lock != nil:
+		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "%s", n.lockDesc(now))
+	case m.Epoch < n.h.Epoch:
+		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "is at epoch %d, ahead of the epoch %d the operation expected: the federation changed meanwhile (%s is catching up)", n.h.Epoch, m.Epoch, m.From.Name)
+	case m.Epoch > n.h.Epoch:
+		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "is at epoch %d, behind the epoch %d the operation expected (it is catching up)", n.h.Epoch, m.Epoch)
+	case m.Change.Kind == PutGIP && n.ownPlacementProblem(m.Change.GIP) != "":
+		n.refuse(m, MsgLockResp, vipsmart.EINVALID, "%s", n.ownPlacementProblem(m.Change.GIP))
+	default:
+		n.h.Lock = &lockRec{OpID: m.OpID, Coordinator: m.From, Deadline: now.Add(n.cfg.ReviewTTL), FedID: m.FedID, Epoch: m.Epoch, ToEpoch: m.ToEpoch, Change: *m.Change}
+		n.dirty = true
+		st := vipsmart.StatusCandidateReview
+		if (m.Change.Kind == RemoveDC || m.Change.Kind == Leave) && m.Change.Name == self.Name {
+			st = vipsmart.StatusLeaving
+		}
+		n.setStatus(now, st, m.OpID, fmt.Sprintf("locked by operation %s of %s: %s", m.OpID, m.From.Name, describe(*m.Change)))
+		r := n.reply(MsgLockResp, m)
+		r.OK, r.Doubts = true, n.h.Doubts
+		n.send(r)
+	}
+}
+
+func (n *Node) ownPlacementProblem(g *vipsmart.GIP) string {
+	if n.vips == nil || g == nil {
+		return ""
+	}
+	for _, pl := range g.Placements {
+		if pl.DC == n.h.Self.Name && pl.VIP != "" {
+			if _, ok := n.vips[pl.VIP]; !ok {
+				return fmt.Sprintf("has no VIP named %s to back GIP %s (add the VIP there first or leave the placement's vip empty)", pl.VIP, g.Name)
+			}
+		}
+	}
+	return ""
+}
+
+func (n *Node) onPrepare(now time.Time, m Message) {
+	l := n.h.Lock
+	if l == nil || l.Own || l.OpID != m.OpID || l.Coordinator.Name != m.From.Name {
+		n.refuse(m, MsgPrepareResp, vipsmart.ESTATE, "holds no lock of operation %s (its lock expired or was aborted)", m.OpID)
+		return
+	}
+	if n.h.Status == vipsmart.StatusInvited {
+		if m.State == nil {
+			n.refuse(m, MsgPrepareResp, vipsmart.EINVALID, "got a prepare without the federation state")
+			return
+		}
+		n.prep = &prepared{opID: m.OpID, state: *m.State}
+	} else if m.ToEpoch > l.ToEpoch {
+		l.ToEpoch = m.ToEpoch
+		n.dirty = true
+	}
+	r := n.reply(MsgPrepareResp, m)
+	r.OK = true
+	n.send(r)
+}
+
+func (n *Node) onCommit(now time.Time, m Message) {
+	l := n.h.Lock
+	if l == nil || n.h.Status != vipsmart.StatusInvited || l.OpID != m.OpID {
+		return // members applied it in observe (or will catch up)
+	}
+	if p := n.prep; p != nil && p.opID == m.OpID && p.state.Epoch > n.h.Epoch {
+		n.adopt(now, p.state)
+	}
+	// Otherwise observe has asked the coordinator for the state.
+}
+
+func (n *Node) onAbort(now time.Time, m Message) {
+	if l := n.h.Lock; l != nil && !l.Own && l.OpID == m.OpID && l.Coordinator.Name == m.From.Name {
+		n.releaseLock(now, fmt.Sprintf("operation %s aborted by %s", m.OpID, m.From.Name))
+	}
+	if n.h.Invite != nil && n.h.Invite.OpID == m.OpID {
+		n.h.Invite = nil
+		n.dirty = true
+	}
+	for i, d := range n.h.Doubts {
+		if d.OpID == m.OpID {
+			n.h.Doubts = append(n.h.Doubts[:i:i], n.h.Doubts[i+1:]...)
+			n.dirty = true
+			break
+		}
+	}
+}
+
+// Validate checks that m is well formed (EINVALID otherwise).
+func (m *Message) Validate() error {
+	bad := func(format string, args ...any) error {
+		return vipsmart.Errorf(vipsmart.EINVALID, "message", "malformed %s message: %s", m.Type, fmt.Sprintf(format, args...))
+	}
+	switch m.Type {
+	case MsgInvite, MsgInviteResp, MsgLock, MsgLockResp, MsgPrepare, MsgPrepareResp, MsgCommit, MsgAbort:
+		if m.OpID == "" {
+			return bad("no op_id")
+		}
+	case MsgHeartbeat, MsgHeartbeatResp, MsgFetchState, MsgState:
+	default:
+		return vipsmart.Errorf(vipsmart.EINVALID, "type", "unknown message type %q", m.Type)
+	}
+	if err := m.From.Validate(); err != nil {
+		return bad("from: %v", err)
+	}
+	if err := vipsmart.ValidateName("to", m.To.Name); err != nil {
+		return bad("to: %v", err)
+	}
+	if m.Status != "" && !m.Status.Valid() {
+		return bad("unknown status %q", m.Status)
+	}
+	switch m.Type {
+	case MsgInvite, MsgLock:
+		if m.Change == nil {
+			return bad("no change")
+		}
+		if m.FedID == "" {
+			return bad("no fed_id")
+		}
+	case MsgCommit:
+		if m.Last == nil || m.Last.OpID != m.OpID {
+			return bad("no decision for operation %s", m.OpID)
+		}
+	}
+	if m.Type == MsgInvite && (m.Change.Kind != AddDC || m.Change.DC == nil) {
+		return bad("the invite names no candidate")
+	}
+	if c := m.Change; c != nil {
+		if err := c.validate(); err != nil {
+			return bad("%v", err)
+		}
+	}
+	for _, d := range []*Decision{m.Last, m.Founding} {
+		if d != nil {
+			if d.FedID == "" || d.OpID == "" || d.ToEpoch <= d.FromEpoch {
+				return bad("bad decision %+v", *d)
+			}
+			if err := d.Change.validate(); err != nil {
+				return bad("%v", err)
+			}
+		}
+	}
+	if s := m.State; s != nil {
+		for _, d := range s.Members {
+			if err := d.Validate(); err != nil {
+				return bad("state member: %v", err)
+			}
+		}
+		for _, g := range s.GIPs {
+			if err := g.Validate(); err != nil {
+				return bad("state GIP %s: %v", g.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Change) validate() error {
+	switch c.Kind {
+	case AddDC:
+		if c.DC == nil {
+			return fmt.Errorf("add-dc without a DC")
+		}
+		return c.DC.Validate()
+	case RemoveDC, Leave, DeleteGIP:
+		return vipsmart.ValidateName("name", c.Name)
+	case PutGIP:
+		if c.GIP == nil {
+			return fmt.Errorf("put-gip without a GIP")
+		}
+		g := cloneGIP(*c.GIP)
+		return g.Validate()
+	}
+	return fmt.Errorf("unknown change %q", c.Kind)
+}
