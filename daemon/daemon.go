@@ -73,6 +73,7 @@ type Daemon struct {
 	holding       map[string][]string
 	nopreempt     map[string]bool
 	holdDownUntil time.Time
+	lastReport    federationReport
 
 	mu     sync.Mutex
 	peers  map[string]*peerQueue

@@ -112,6 +112,10 @@ func (d *Daemon) updateActive() {
 		}
 	}
 	d.nopreempt = nopre
+	if r := d.localReport(); !slices.Equal(r.Holding, d.lastReport.Holding) || !slices.Equal(r.VIPsDown, d.lastReport.VIPsDown) {
+		d.lastReport = r
+		d.node.SetLocalReport(r)
+	}
 }
 
 func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string {

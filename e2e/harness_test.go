@@ -97,7 +97,7 @@ func (s syncBuf) Write(p []byte) (int, error) {
 // start runs the process and waits for /healthz.
 func (d *daemon) start() {
 	d.t.Helper()
-	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--log-level", "debug"}, d.extra...)
+	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--log-level", "info"}, d.extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), d.env...)
 	d.logs = &bytes.Buffer{}

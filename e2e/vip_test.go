@@ -172,7 +172,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{[]string{"dc", "remove", "Dc-2"}, 2, "upper-case"},
 		{[]string{"status", "--output", "yaml"}, 2, "unknown"},
 		{[]string{"status", "extra"}, 2, "takes 0 argument"},
-		{[]string{"events", "--limit", "0"}, 1, "limit"},
+		{[]string{"events", "--limit", "0"}, 2, "--limit 0 is out of range"},
 	}
 	for _, c := range cliCases {
 		t.Run("cli "+strings.Join(c.args, " "), func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,9 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Short: "Show the local DC's event log (status changes, operations, health, GIPs)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 || limit > 10000 {
+				return usageError{fmt.Errorf("--limit %d is out of range: give 1 to 10000", limit)}
+			}
 			cl := g.client()
 			print := func(es []vipsmart.Event) error {
 				for _, e := range es {
