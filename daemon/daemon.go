@@ -48,10 +48,9 @@ type Config struct {
 	Now func() time.Time
 	// Prober runs VIP health checks; default health.NetProber.
 	Prober health.Prober
-	// Fault, for tests only, is called after each Ready is persisted with
-	// the events it produced; it may exit the process to simulate a crash
-	// at a chosen point of the protocol.
-	Fault func(rd federation.Ready)
+	// Fault, for tests only, makes the daemon crash at a chosen point of
+	// the protocol (see Fault). Nil in production.
+	Fault *Fault
 }
 
 // Daemon is one DC's running daemon.
@@ -189,6 +188,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) processReady(ctx context.Context) error {
 	for d.node.HasReady() {
 		rd := d.node.Ready()
+		d.cfg.Fault.beforePersist(rd)
 		if rd.Update != nil {
 			// Persist even if ctx is cancelled: the node has already
 			// moved on in memory.
@@ -199,10 +199,11 @@ func (d *Daemon) processReady(ctx context.Context) error {
 		if len(rd.Events) > 0 {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
 		}
-		if d.cfg.Fault != nil {
-			d.cfg.Fault(rd)
-		}
 		for _, m := range rd.Messages {
+			if d.cfg.Fault != nil {
+				d.cfg.Fault.beforeSend(d, m)
+				continue
+			}
 			d.send(m)
 		}
 		for _, r := range rd.Results {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -191,8 +193,12 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
+	o.fed.OpIDs = opIDs(self.Name)
 	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log}
-	cfg.Fault = testFault(log)
+	if cfg.Fault, err = testFault(log); err != nil {
+		ln.Close()
+		return usageError{err}
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.New(ctx, cfg)
@@ -229,24 +235,38 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	return nil
 }
 
-// testFault returns the test-only crash hook set by VIPSMART_TEST_CRASH_AT:
-// when a persisted step of the protocol produces an event whose message
-// contains that text, the process kills itself with SIGKILL right after the
-// write, before sending anything. It exists for the end-to-end tests of
-// crashes in the middle of an operation; never set it in production.
-func testFault(log *slog.Logger) func(federation.Ready) {
-	at := os.Getenv("VIPSMART_TEST_CRASH_AT")
-	if at == "" {
-		return nil
+// opIDs makes operation ids NAME-RANDOM-COUNTER: RANDOM is drawn once per
+// process, so ids stay unique even when a data directory is wiped and the
+// DC starts over (federation ids are made from operation ids).
+func opIDs(name string) func() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	prefix := name + "-" + hex.EncodeToString(b[:]) + "-"
+	var n uint64
+	return func() string {
+		n++
+		return prefix + strconv.FormatUint(n, 10)
 	}
-	log.Warn("test crash point armed", "at", at)
-	return func(rd federation.Ready) {
-		for _, e := range rd.Events {
-			if strings.Contains(e.Message, at) {
-				log.Warn("test crash point reached: SIGKILL", "event", e.Message)
-				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-				time.Sleep(time.Second)
-			}
-		}
+}
+
+// testFault returns the test-only crash point set by VIPSMART_TEST_FAULT
+// ("persist:TEXT" or "send:TYPE[:N]", see daemon.Fault): the process kills
+// itself with SIGKILL there. It exists for the end-to-end tests of crashes
+// in the middle of an operation; never set it in production.
+func testFault(log *slog.Logger) (*daemon.Fault, error) {
+	spec := os.Getenv("VIPSMART_TEST_FAULT")
+	if spec == "" {
+		return nil, nil
 	}
+	f, err := daemon.ParseFault(spec)
+	if err != nil {
+		return nil, fmt.Errorf("VIPSMART_TEST_FAULT: %w", err)
+	}
+	log.Warn("test crash point armed", "fault", spec)
+	f.Crash = func(why string) {
+		log.Warn("test crash point reached: SIGKILL", "where", why)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(time.Second)
+	}
+	return f, nil
 }
