@@ -66,6 +66,11 @@ type Options struct {
 	// Timeout is how long Open waits for the file lock held by another
 	// process; 0 or less means DefaultTimeout.
 	Timeout time.Duration
+	// UnsafeNoSync skips fsync on commit. An acknowledged write can then
+	// be lost in a crash of the machine (not of the process). It exists to
+	// measure the protocol apart from the disk in benchmarks; never use it
+	// in production.
+	UnsafeNoSync bool
 }
 
 // Store is a vipsmart.Store kept in one bbolt file. It is safe for
@@ -92,7 +97,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.UnsafeNoSync})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: data directory %s is in use by another vipsmart process (file lock not acquired within %s): %w",

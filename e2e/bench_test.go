@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,8 +53,8 @@ func reportLatencies(b *testing.B, ds []time.Duration) {
 func BenchmarkDCAdd(b *testing.B) {
 	for _, n := range []int{2, 5, 10, 25} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			ds := startFederation(b, n)
-			cand := startDaemon(b, "cand")
+			ds := startFederation(b, n, benchFlags()...)
+			cand := startDaemon(b, "cand", benchFlags()...)
 			coord := httpapi.NewClient(ds[0].addr())
 			cc := httpapi.NewClient(cand.addr())
 			ctx := context.Background()
@@ -65,6 +67,7 @@ func BenchmarkDCAdd(b *testing.B) {
 				}
 				lat = append(lat, time.Since(start))
 				b.StopTimer()
+				waitSettled(b, append(ds[:n:n], cand))
 				if _, err := cc.Leave(ctx); err != nil {
 					b.Fatalf("dc leave: %v", err)
 				}
@@ -100,3 +103,7 @@ func waitSettled(b testing.TB, ds []*daemon) {
 	}
 	b.Fatalf("federation did not settle within 30s")
 }
+
+// benchFlags are extra `vipsmart serve` flags for the benchmarks, from
+// VIPSMART_BENCH_FLAGS (space-separated), e.g. "--heartbeat-interval 1s".
+func benchFlags() []string { return strings.Fields(os.Getenv("VIPSMART_BENCH_FLAGS")) }

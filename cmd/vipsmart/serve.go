@@ -39,6 +39,7 @@ type serveOptions struct {
 	maxEvents  int
 	fed        federation.Config
 	shutdownTO time.Duration
+	noFsync    bool
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -80,6 +81,7 @@ it cleanly.`,
 	f.DurationVar(&o.fed.InviteTTL, "invite-ttl", federation.DefaultInviteTTL, "how long a candidate stays invited before reverting to standalone")
 	f.DurationVar(&o.fed.ReviewTTL, "review-ttl", federation.DefaultReviewTTL, "how long a member stays in candidate-review or leaving before reverting to member")
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
+	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	return c
 }
@@ -183,7 +185,10 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data directory (set --data-dir): %w", err)
 	}
-	store, err := bolt.Open(filepath.Join(o.dataDir, "vipsmart.db"), bolt.Options{MaxEvents: o.maxEvents})
+	store, err := bolt.Open(filepath.Join(o.dataDir, "vipsmart.db"), bolt.Options{MaxEvents: o.maxEvents, UnsafeNoSync: o.noFsync})
+	if o.noFsync {
+		log.Warn("--unsafe-no-fsync: acknowledged writes can be lost if the machine crashes")
+	}
 	if err != nil {
 		return fmt.Errorf("opening the store in %s: %w", o.dataDir, err)
 	}
