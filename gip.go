@@ -85,8 +85,8 @@ func (g *GIP) Validate() error {
 }
 
 // GIPInfo is a GIP as reads return it: with the DCs active for it now, as
-// the local DC sees them, and for each placement why it is or is not
-// active.
+// the local DC sees them, and (from GetGIP only) for each placement why it
+// is or is not active.
 type GIPInfo struct {
 	GIP
 	Active []string          `json:"active"`

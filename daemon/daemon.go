@@ -73,6 +73,8 @@ type Daemon struct {
 	nopreempt     map[string]bool
 	holdDownUntil time.Time
 	lastReport    federationReport
+	lastActiveKey string
+	healthVersion uint64
 
 	mu     sync.Mutex
 	peers  map[string]*peerQueue
@@ -267,6 +269,7 @@ func (d *Daemon) vipAddrs() map[string]netip.Addr {
 // vipsChanged tells the node, the checker and the heartbeats about a change
 // of the VIP set.
 func (d *Daemon) vipsChanged() {
+	d.healthVersion++
 	d.node.SetLocalVIPs(d.vipAddrs())
 	d.setChecks()
 	d.node.SetLocalReport(d.localReport())

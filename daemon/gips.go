@@ -81,6 +81,11 @@ func (d *Daemon) computeActive(gs []vipsmart.GIP) (map[string][]string, vipsmart
 // start-up hold-down (one detection window) this DC claims nothing: it has
 // not heard from the others yet.
 func (d *Daemon) updateActive() {
+	key := d.activeKey()
+	if key == d.lastActiveKey {
+		return
+	}
+	d.lastActiveKey = key
 	gs := d.node.GIPs()
 	act, view := d.computeActive(gs)
 	self := d.cfg.Self.Name
@@ -134,8 +139,22 @@ func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string
 	return "best healthy placement (" + strings.Join(others, "; ") + ")"
 }
 
-// gipInfos describes GIPs with their current active placements.
-func (d *Daemon) gipInfos(gs []vipsmart.GIP) []vipsmart.GIPInfo {
+// activeKey sums up everything the active placements depend on: the GIP
+// set, each member's reachability and report, the local VIPs' health and
+// the hold-down. updateActive recomputes only when it changes.
+func (d *Daemon) activeKey() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d/%d/%t", d.node.GIPVersion(), d.healthVersion, d.cfg.Now().Before(d.holdDownUntil))
+	for _, m := range d.node.DCs(d.cfg.Now()) {
+		fmt.Fprintf(&b, "|%s:%t:%v:%v", m.Name, m.Reachable, m.VIPsDown, m.Holding)
+	}
+	return b.String()
+}
+
+// gipInfos describes GIPs with their current active placements and, with
+// why, the reason of each placement's state (gip show; gip list leaves it
+// out to stay small with 10,000 GIPs).
+func (d *Daemon) gipInfos(gs []vipsmart.GIP, why bool) []vipsmart.GIPInfo {
 	view := d.healthView(gs)
 	out := make([]vipsmart.GIPInfo, 0, len(gs))
 	for _, g := range gs {
@@ -147,7 +166,11 @@ func (d *Daemon) gipInfos(gs []vipsmart.GIP) []vipsmart.GIPInfo {
 		if act == nil {
 			act = []string{}
 		}
-		out = append(out, vipsmart.GIPInfo{GIP: g, Active: act, Why: vipsmart.ExplainPlacements(g, view, act)})
+		gi := vipsmart.GIPInfo{GIP: g, Active: act}
+		if why {
+			gi.Why = vipsmart.ExplainPlacements(g, view, act)
+		}
+		out = append(out, gi)
 	}
 	return out
 }
@@ -156,7 +179,7 @@ func (d *Daemon) gipInfos(gs []vipsmart.GIP) []vipsmart.GIPInfo {
 func (d *Daemon) ListGIPs(ctx context.Context) ([]vipsmart.GIPInfo, error) {
 	var out []vipsmart.GIPInfo
 	err := d.call(ctx, func() error {
-		out = d.gipInfos(d.node.GIPs())
+		out = d.gipInfos(d.node.GIPs(), false)
 		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -171,7 +194,7 @@ func (d *Daemon) GetGIP(ctx context.Context, name string) (vipsmart.GIPInfo, err
 		if !ok {
 			return vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "GIP %s does not exist: see `vipsmart gip list`", name)
 		}
-		out = d.gipInfos([]vipsmart.GIP{g})[0]
+		out = d.gipInfos([]vipsmart.GIP{g}, true)[0]
 		return nil
 	})
 	return out, err

@@ -58,6 +58,7 @@ func (d *Daemon) vipState(name string) (vipsmart.VIPState, string) {
 
 // onHealthChanges records VIP health changes as events, on the loop.
 func (d *Daemon) onHealthChanges() {
+	d.healthVersion++
 	for _, c := range d.health.drain() {
 		if _, ok := d.vips[c.name]; !ok {
 			continue

@@ -224,3 +224,6 @@ func eventually(t testing.TB, timeout time.Duration, what string, f func() error
 	}
 	t.Fatalf("%s: not true after %s: %v", what, timeout, err)
 }
+
+// jsonDecode decodes a JSON answer.
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }

@@ -73,8 +73,12 @@ type Node struct {
 	cfg  Config
 	h    hardState
 	gips map[string]vipsmart.GIP
-	vips map[string]netip.Addr
-	rep  Report
+	// gipList caches GIPs() (nil when stale); gipVersion counts changes
+	// of the GIP set.
+	gipList    []vipsmart.GIP
+	gipVersion uint64
+	vips       map[string]netip.Addr
+	rep        Report
 
 	op       *op
 	prep     *prepared
@@ -272,6 +276,12 @@ func (n *Node) setGIPs(gips []vipsmart.GIP) {
 	}
 	n.replace = true
 	n.dirty = true
+	n.gipsChanged()
+}
+
+func (n *Node) gipsChanged() {
+	n.gipList = nil
+	n.gipVersion++
 }
 
 func (n *Node) putGIP(g vipsmart.GIP) {
@@ -279,6 +289,7 @@ func (n *Node) putGIP(g vipsmart.GIP) {
 	n.putGIPs[g.Name] = true
 	delete(n.delGIPs, g.Name)
 	n.dirty = true
+	n.gipsChanged()
 }
 
 func (n *Node) delGIP(name string) {
@@ -286,6 +297,7 @@ func (n *Node) delGIP(name string) {
 	n.delGIPs[name] = true
 	delete(n.putGIPs, name)
 	n.dirty = true
+	n.gipsChanged()
 }
 
 // setEpoch raises the epoch; it never goes down.
@@ -447,7 +459,17 @@ func (n *Node) DCs(now time.Time) []vipsmart.DCInfo {
 }
 
 // GIPs returns the federation's GIPs sorted by name.
-func (n *Node) GIPs() []vipsmart.GIP { return sortedGIPs(n.gips) }
+// The slice is the caller's, but the GIPs' Placements are shared with the
+// node: callers must not modify them.
+func (n *Node) GIPs() []vipsmart.GIP {
+	if n.gipList == nil {
+		n.gipList = sortedGIPs(n.gips)
+	}
+	return slices.Clone(n.gipList)
+}
+
+// GIPVersion changes whenever the GIP set changes (it is not persisted).
+func (n *Node) GIPVersion() uint64 { return n.gipVersion }
 
 // LocalChangeAllowed returns an ESTATE error while the DC is invited or in
 // candidate-review (VIP changes are refused then), nil otherwise.

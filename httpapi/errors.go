@@ -57,9 +57,7 @@ func writeHTTPError(w http.ResponseWriter, status int, code vipsmart.ErrorCode, 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // decodeError turns an error response back into a *vipsmart.Error.
