@@ -225,6 +225,18 @@ func (d *Daemon) UpdateGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInf
 	if err := g.Validate(); err != nil {
 		return vipsmart.GIPInfo{}, err
 	}
+	// An update that changes nothing succeeds without a federation change.
+	same := false
+	if err := d.call(ctx, func() error {
+		cur, ok := d.gip(g.Name)
+		same = ok && cur.Address == g.Address && cur.Mode == g.Mode && cur.Preempt == g.Preempt && slices.Equal(cur.Placements, g.Placements)
+		return nil
+	}); err != nil {
+		return vipsmart.GIPInfo{}, err
+	}
+	if same {
+		return d.GetGIP(ctx, g.Name)
+	}
 	if err := d.propose(ctx, federation.Proposal{Kind: federation.PutGIP, GIP: g, Update: true}); err != nil {
 		return vipsmart.GIPInfo{}, err
 	}

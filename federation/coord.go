@@ -170,18 +170,12 @@ func (n *Node) needMember(what string) error {
 	return nil
 }
 
-// checkOwnPlacements checks the placement of g on this DC against the
-// local VIPs.
+// checkOwnPlacements checks g against the coordinator's own VIPs, as every
+// member does when it is asked for its lock.
 func (n *Node) checkOwnPlacements(g *vipsmart.GIP) error {
-	if n.vips == nil {
-		return nil
-	}
-	for _, pl := range g.Placements {
-		if pl.DC == n.h.Self.Name && pl.VIP != "" {
-			if _, ok := n.vips[pl.VIP]; !ok {
-				return vipsmart.Errorf(vipsmart.EINVALID, "placements", "%s has no VIP named %s to back GIP %s: add the VIP there first or leave the placement's vip empty", n.h.Self.Name, pl.VIP, g.Name)
-			}
-		}
+	if e := n.ownPlacementProblem(g); e != nil {
+		e.Message = n.h.Self.Name + " " + e.Message
+		return e
 	}
 	return nil
 }

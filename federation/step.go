@@ -298,8 +298,9 @@ func (n *Node) onLock(now time.Time, m Message) {
 		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "is at epoch %d, ahead of the epoch %d the operation expected: the federation changed meanwhile (%s is catching up)", n.h.Epoch, m.Epoch, m.From.Name)
 	case m.Epoch > n.h.Epoch:
 		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "is at epoch %d, behind the epoch %d the operation expected (it is catching up)", n.h.Epoch, m.Epoch)
-	case m.Change.Kind == PutGIP && n.ownPlacementProblem(m.Change.GIP) != "":
-		n.refuse(m, MsgLockResp, vipsmart.EINVALID, "%s", n.ownPlacementProblem(m.Change.GIP))
+	case m.Change.Kind == PutGIP && n.ownPlacementProblem(m.Change.GIP) != nil:
+		e := n.ownPlacementProblem(m.Change.GIP)
+		n.refuse(m, MsgLockResp, e.Code, "%s", e.Message)
 	default:
 		n.h.Lock = &lockRec{OpID: m.OpID, Coordinator: m.From, Deadline: now.Add(n.cfg.ReviewTTL), FedID: m.FedID, Epoch: m.Epoch, ToEpoch: m.ToEpoch, Change: *m.Change}
 		n.dirty = true
@@ -314,18 +315,26 @@ func (n *Node) onLock(now time.Time, m Message) {
 	}
 }
 
-func (n *Node) ownPlacementProblem(g *vipsmart.GIP) string {
+// ownPlacementProblem checks GIP g against this DC's own VIPs: a placement
+// on this DC must name an existing VIP, and g's address must not be one of
+// this DC's VIP addresses. The message is phrased to follow the DC's name.
+func (n *Node) ownPlacementProblem(g *vipsmart.GIP) *vipsmart.Error {
 	if n.vips == nil || g == nil {
-		return ""
+		return nil
 	}
 	for _, pl := range g.Placements {
 		if pl.DC == n.h.Self.Name && pl.VIP != "" {
 			if _, ok := n.vips[pl.VIP]; !ok {
-				return fmt.Sprintf("has no VIP named %s to back GIP %s (add the VIP there first or leave the placement's vip empty)", pl.VIP, g.Name)
+				return vipsmart.Errorf(vipsmart.EINVALID, "placements", "has no VIP named %s to back GIP %s (add the VIP there first or leave the placement's vip empty)", pl.VIP, g.Name)
 			}
 		}
 	}
-	return ""
+	for _, name := range sortedKeys(n.vips) {
+		if n.vips[name] == g.Address {
+			return vipsmart.Errorf(vipsmart.ECONFLICT, "address", "has VIP %s at %s: a GIP cannot take the address of a VIP (pick another address)", name, g.Address)
+		}
+	}
+	return nil
 }
 
 func (n *Node) onPrepare(now time.Time, m Message) {

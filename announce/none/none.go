@@ -1,0 +1,92 @@
+// Package none is the announcer that only keeps state: it records the
+// desired set as announced (Via "none") and touches neither the network nor
+// the OS. It is the default for a quick start and the announcer of tests.
+package none
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/announce/internal/annset"
+)
+
+// Via is the Via of everything this announcer announces.
+const Via = "none"
+
+// Announcer records the desired set. It is safe for concurrent use.
+type Announcer struct {
+	now func() time.Time
+
+	mu        sync.Mutex
+	announced map[netip.Addr]vipsmart.Announced
+	closed    bool
+}
+
+var _ vipsmart.Announcer = (*Announcer)(nil)
+
+// Option configures an Announcer.
+type Option func(*Announcer)
+
+// WithClock sets the clock that stamps Since (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(a *Announcer) {
+		if now != nil {
+			a.now = now
+		}
+	}
+}
+
+// New returns an Announcer with nothing announced.
+func New(opts ...Option) *Announcer {
+	a := &Announcer{now: time.Now, announced: map[netip.Addr]vipsmart.Announced{}}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Set records desired as the announced set. An address that stays with the
+// same kind keeps its Since; a new address, or one whose kind changed, gets
+// the current time. Invalid entries are left out and reported (code
+// invalid); the valid ones are recorded all the same.
+func (a *Announcer) Set(ctx context.Context, desired []vipsmart.Announcement) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	want, err := annset.Normalize(desired)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return vipsmart.Errorf(vipsmart.ESTATE, "", "announcer none is closed")
+	}
+	now := a.now()
+	next := make(map[netip.Addr]vipsmart.Announced, len(want))
+	for ip, w := range want {
+		since := now
+		if old, ok := a.announced[ip]; ok && old.Kind == w.Kind {
+			since = old.Since
+		}
+		next[ip] = vipsmart.Announced{Announcement: w, Via: Via, Since: since}
+	}
+	a.announced = next
+	return err
+}
+
+// Announced returns the recorded set, sorted by address.
+func (a *Announcer) Announced() []vipsmart.Announced {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return annset.Sorted(a.announced)
+}
+
+// Close forgets everything; later Sets fail.
+func (a *Announcer) Close(context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.announced = map[netip.Addr]vipsmart.Announced{}
+	a.closed = true
+	return nil
+}
