@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -24,7 +25,11 @@ func newEventsCmd(g *globals) *cobra.Command {
 			print := func(es []vipsmart.Event) error {
 				for _, e := range es {
 					if g.output == "json" {
-						if err := printJSON(g.stdout, e); err != nil {
+						b, err := json.Marshal(e)
+						if err != nil {
+							return err
+						}
+						if _, err := g.stdout.Write(append(b, '\n')); err != nil {
 							return err
 						}
 						continue
