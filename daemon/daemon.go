@@ -80,6 +80,8 @@ type Daemon struct {
 	peers  map[string]*peerQueue
 	closed bool
 
+	stopped chan struct{} // closed when Run returns
+
 	eventsMu   sync.Mutex
 	eventsCond chan struct{} // closed and replaced when events are appended
 }
@@ -129,6 +131,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		vips:       map[string]vipsmart.VIP{},
 		peers:      map[string]*peerQueue{},
 		eventsCond: make(chan struct{}),
+		stopped:    make(chan struct{}),
 		health:     newHealthQueue(),
 		active:     map[string][]string{},
 		holding:    map[string][]string{},
@@ -162,6 +165,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.TickInterval)
 	defer t.Stop()
+	defer close(d.stopped)
 	defer d.stopPeers()
 	defer d.checker.Close()
 	if err := d.processReady(ctx); err != nil {
@@ -201,9 +205,12 @@ func (d *Daemon) processReady(ctx context.Context) error {
 		if len(rd.Events) > 0 {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
 		}
+		var failed []sendFailure
 		for _, m := range rd.Messages {
 			if d.cfg.Fault != nil {
-				d.cfg.Fault.beforeSend(d, m)
+				if f := d.cfg.Fault.beforeSend(d, m); f != nil {
+					failed = append(failed, *f)
+				}
 				continue
 			}
 			d.send(m)
@@ -215,6 +222,9 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			}
 		}
 		d.node.Advance(rd)
+		for _, f := range failed {
+			d.node.ReportUnreachable(d.cfg.Now(), f.to, f.reason)
+		}
 	}
 	return nil
 }
@@ -238,21 +248,29 @@ func (d *Daemon) event(kind, msg string) {
 	d.appendEvents(context.Background(), []vipsmart.Event{{Time: d.cfg.Now(), DC: d.cfg.Self.Name, Kind: kind, Message: msg}})
 }
 
-// call runs f on the loop goroutine and returns its error.
+// call runs f on the loop goroutine and returns its error. Once f is
+// handed to the loop, call waits for it to finish (the loop never blocks on
+// the network, so that is prompt), so that f never runs concurrently with
+// the caller's use of what it wrote. If the loop has stopped, call fails
+// with EUNAVAILABLE instead of waiting.
 func (d *Daemon) call(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
 	select {
 	case d.reqs <- func() { done <- f() }:
 	case <-ctx.Done():
 		return ctxErr(ctx)
+	case <-d.stopped:
+		return errStopped
 	}
 	select {
 	case err := <-done:
 		return err
-	case <-ctx.Done():
-		return ctxErr(ctx)
+	case <-d.stopped:
+		return errStopped
 	}
 }
+
+var errStopped = &vipsmart.Error{Code: vipsmart.EUNAVAILABLE, Message: "the daemon is stopping"}
 
 func ctxErr(ctx context.Context) error {
 	return &vipsmart.Error{Code: vipsmart.ETIMEOUT, Message: "request cancelled or timed out", Err: ctx.Err()}
@@ -304,6 +322,8 @@ func (d *Daemon) propose(ctx context.Context, p federation.Proposal) error {
 	select {
 	case err := <-ch:
 		return err
+	case <-d.stopped:
+		return errStopped
 	case <-ctx.Done():
 		return &vipsmart.Error{Code: vipsmart.ETIMEOUT, Message: fmt.Sprintf("operation %s is still running: see `vipsmart status` and `vipsmart events`", opID), Err: ctx.Err()}
 	}
@@ -424,7 +444,7 @@ func (d *Daemon) AddDC(ctx context.Context, c vipsmart.DC) (vipsmart.StatusInfo,
 	if err := d.propose(ctx, federation.Proposal{Kind: federation.AddDC, DC: c}); err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
-	return d.Status(ctx)
+	return d.Status(context.WithoutCancel(ctx))
 }
 
 // RemoveDC implements vipsmart.Service.
@@ -435,7 +455,7 @@ func (d *Daemon) RemoveDC(ctx context.Context, name string, force bool) (vipsmar
 	if err := d.propose(ctx, federation.Proposal{Kind: federation.RemoveDC, Name: name, Force: force}); err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
-	return d.Status(ctx)
+	return d.Status(context.WithoutCancel(ctx))
 }
 
 // Leave implements vipsmart.Service.
@@ -443,7 +463,7 @@ func (d *Daemon) Leave(ctx context.Context) (vipsmart.StatusInfo, error) {
 	if err := d.propose(ctx, federation.Proposal{Kind: federation.Leave}); err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
-	return d.Status(ctx)
+	return d.Status(context.WithoutCancel(ctx))
 }
 
 // Events implements vipsmart.Service. It reads the store directly: the log

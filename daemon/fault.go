@@ -57,7 +57,12 @@ func (f *Fault) beforePersist(rd federation.Ready) {
 	}
 }
 
-func (f *Fault) beforeSend(d *Daemon, m federation.Message) {
+// sendFailure is a delivery that failed, reported to the node after the
+// Ready that produced it is advanced.
+type sendFailure struct{ to, reason string }
+
+// beforeSend crashes at the armed point, else sends m synchronously.
+func (f *Fault) beforeSend(d *Daemon, m federation.Message) *sendFailure {
 	if f.SendType != "" && m.Type == f.SendType {
 		if f.sent >= f.SendAfter {
 			f.Crash(fmt.Sprintf("before sending %s message %d (to %s)", m.Type, f.sent+1, m.To.Name))
@@ -66,7 +71,8 @@ func (f *Fault) beforeSend(d *Daemon, m federation.Message) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.SendTimeout)
 	defer cancel()
-	if err := d.cfg.Transport.Send(ctx, m); err != nil {
-		d.node.ReportUnreachable(d.cfg.Now(), m.To.Name, err.Error())
+	if err := d.cfg.Transport.Send(ctx, m); err != nil && unreachable(err) {
+		return &sendFailure{m.To.Name, err.Error()}
 	}
+	return nil
 }

@@ -217,7 +217,7 @@ func (d *Daemon) AddGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInfo, 
 	if err := d.propose(ctx, federation.Proposal{Kind: federation.PutGIP, GIP: g}); err != nil {
 		return vipsmart.GIPInfo{}, err
 	}
-	return d.GetGIP(ctx, g.Name)
+	return d.GetGIP(context.WithoutCancel(ctx), g.Name)
 }
 
 // UpdateGIP implements vipsmart.Service.
@@ -229,7 +229,11 @@ func (d *Daemon) UpdateGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInf
 	same := false
 	if err := d.call(ctx, func() error {
 		cur, ok := d.gip(g.Name)
-		same = ok && cur.Address == g.Address && cur.Mode == g.Mode && cur.Preempt == g.Preempt && slices.Equal(cur.Placements, g.Placements)
+		want := slices.Clone(g.Placements)
+		vipsmart.SortPlacements(want)
+		have := slices.Clone(cur.Placements)
+		vipsmart.SortPlacements(have)
+		same = ok && cur.Address == g.Address && cur.Mode == g.Mode && cur.Preempt == g.Preempt && slices.Equal(have, want)
 		return nil
 	}); err != nil {
 		return vipsmart.GIPInfo{}, err
@@ -240,7 +244,7 @@ func (d *Daemon) UpdateGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInf
 	if err := d.propose(ctx, federation.Proposal{Kind: federation.PutGIP, GIP: g, Update: true}); err != nil {
 		return vipsmart.GIPInfo{}, err
 	}
-	return d.GetGIP(ctx, g.Name)
+	return d.GetGIP(context.WithoutCancel(ctx), g.Name)
 }
 
 // RemoveGIP implements vipsmart.Service.

@@ -2,20 +2,39 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/vipsmart/vipsmart/federation"
 )
 
 // peerQueue sends messages to one peer in order, on its own goroutine, so
 // that a slow or dead peer never delays the loop or the other peers. When
-// its buffer is full, new messages are dropped: the protocol resends what
-// matters.
+// its buffer is full the oldest message is dropped (the protocol resends
+// what matters and heartbeats are periodic). A queue that has been idle
+// for peerIdle goes away with its goroutine, so that DCs that left, were
+// mistyped or never existed cost nothing for long.
 type peerQueue struct {
+	key    string
 	ch     chan federation.Message
 	cancel context.CancelFunc
 }
 
-const peerQueueLen = 1024
+const (
+	peerQueueLen = 64
+	peerIdle     = 30 * time.Second
+)
+
+// PeerRefusal is how a Transport reports that the peer answered but
+// refused the message (as opposed to not being reachable).
+type PeerRefusal interface{ PeerRefused() bool }
+
+// unreachable reports whether a send error means the peer could not be
+// reached (and so should fail an operation waiting for it).
+func unreachable(err error) bool {
+	var r PeerRefusal
+	return !(errors.As(err, &r) && r.PeerRefused())
+}
 
 // send queues m for its destination.
 func (d *Daemon) send(m federation.Message) {
@@ -28,34 +47,61 @@ func (d *Daemon) send(m federation.Message) {
 	q, ok := d.peers[key]
 	if !ok {
 		ctx, cancel := context.WithCancel(context.Background())
-		q = &peerQueue{ch: make(chan federation.Message, peerQueueLen), cancel: cancel}
+		q = &peerQueue{key: key, ch: make(chan federation.Message, peerQueueLen), cancel: cancel}
 		d.peers[key] = q
 		go d.runPeer(ctx, q)
 	}
-	select {
-	case q.ch <- m:
-	default:
-		d.log.Warn("peer queue full, dropping message", "to", m.To.Name, "type", m.Type)
+	for {
+		select {
+		case q.ch <- m:
+			return
+		default:
+		}
+		select {
+		case old := <-q.ch:
+			d.log.Debug("peer queue full, dropping the oldest message", "to", old.To.Name, "type", old.Type)
+		default:
+		}
 	}
 }
 
 func (d *Daemon) runPeer(ctx context.Context, q *peerQueue) {
+	idle := time.NewTimer(peerIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-idle.C:
+			d.mu.Lock()
+			if len(q.ch) == 0 {
+				delete(d.peers, q.key)
+				d.mu.Unlock()
+				q.cancel()
+				return
+			}
+			d.mu.Unlock()
+			idle.Reset(peerIdle)
 		case m := <-q.ch:
+			idle.Reset(peerIdle)
 			sctx, cancel := context.WithTimeout(ctx, d.cfg.SendTimeout)
 			err := d.cfg.Transport.Send(sctx, m)
 			cancel()
-			if err != nil && ctx.Err() == nil {
-				d.log.Debug("peer send failed", "to", m.To.Name, "type", m.Type, "err", err)
-				to, reason := m.To.Name, err.Error()
-				select {
-				case d.reqs <- func() { d.node.ReportUnreachable(d.cfg.Now(), to, reason) }:
-				case <-ctx.Done():
-					return
-				}
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			d.log.Debug("peer send failed", "to", m.To.Name, "type", m.Type, "err", err)
+			if !unreachable(err) {
+				d.log.Warn("peer refused a message", "to", m.To.Name, "type", m.Type, "err", err)
+				continue
+			}
+			to, reason := m.To.Name, err.Error()
+			select {
+			case d.reqs <- func() { d.node.ReportUnreachable(d.cfg.Now(), to, reason) }:
+			case <-ctx.Done():
+				return
+			case <-d.stopped:
+				return
 			}
 		}
 	}

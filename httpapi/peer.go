@@ -80,12 +80,22 @@ func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		err := decodeError(resp)
-		return fmt.Errorf("%s (%s) refused a %s message: %w", m.To.Name, m.To.AddrPort(), m.Type, err)
+		err := fmt.Errorf("%s (%s) refused a %s message: %w", m.To.Name, m.To.AddrPort(), m.Type, decodeError(resp))
+		if resp.StatusCode < 500 {
+			return refusal{err}
+		}
+		return err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
 }
 
-// compile-time check that errors stay coded.
+// refusal is a peer's 4xx answer: it was reached and refused the message.
+type refusal struct{ error }
+
+// PeerRefused marks the error as a refusal (daemon.PeerRefusal).
+func (refusal) PeerRefused() bool { return true }
+
+func (r refusal) Unwrap() error { return r.error }
+
 var _ = vipsmart.EINVALID
