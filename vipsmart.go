@@ -126,6 +126,9 @@ type StatusInfo struct {
 	Federation *FederationInfo `json:"federation"`
 	VIPs       int             `json:"vips"`
 	GIPs       int             `json:"gips"`
+	// Announced is what the DC's announcers announce now, where and
+	// since when.
+	Announced []Announced `json:"announced"`
 }
 
 // DCInfo is one row of `vipsmart dc list`: a member and what the local DC

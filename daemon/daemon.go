@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/announce/none"
 	"github.com/vipsmart/vipsmart/federation"
 	"github.com/vipsmart/vipsmart/health"
 )
@@ -48,6 +49,9 @@ type Config struct {
 	Now func() time.Time
 	// Prober runs VIP health checks; default health.NetProber.
 	Prober health.Prober
+	// Announcer makes the desired addresses real; default state only
+	// (announce/none).
+	Announcer vipsmart.Announcer
 	// Fault, for tests only, makes the daemon crash at a chosen point of
 	// the protocol (see Fault). Nil in production.
 	Fault *Fault
@@ -74,6 +78,8 @@ type Daemon struct {
 	holdDownUntil time.Time
 	lastReport    federationReport
 	lastActiveKey string
+	lastDesired   []vipsmart.Announcement
+	lastAnnErr    string
 	healthVersion uint64
 
 	mu     sync.Mutex
@@ -141,6 +147,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		cfg.Prober = health.NetProber{}
 		d.cfg.Prober = cfg.Prober
 	}
+	if cfg.Announcer == nil {
+		cfg.Announcer = none.New(none.WithClock(cfg.Now))
+		d.cfg.Announcer = cfg.Announcer
+	}
 	d.checker = health.NewChecker(cfg.Prober, d.health.push, cfg.Logger)
 	fc := cfg.Federation
 	hb, misses := fc.HeartbeatInterval, fc.HeartbeatMisses
@@ -166,6 +176,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.TickInterval)
 	defer t.Stop()
 	defer close(d.stopped)
+	defer d.withdrawAll()
 	defer d.stopPeers()
 	defer d.checker.Close()
 	if err := d.processReady(ctx); err != nil {
@@ -335,6 +346,10 @@ func (d *Daemon) Status(ctx context.Context) (vipsmart.StatusInfo, error) {
 	err := d.call(ctx, func() error {
 		st = d.node.Status(d.cfg.Now())
 		st.VIPs = len(d.vips)
+		st.Announced = d.cfg.Announcer.Announced()
+		if st.Announced == nil {
+			st.Announced = []vipsmart.Announced{}
+		}
 		return nil
 	})
 	return st, err

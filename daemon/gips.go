@@ -117,6 +117,7 @@ func (d *Daemon) updateActive() {
 		}
 	}
 	d.nopreempt = nopre
+	d.announce(gs, view, holdDown)
 	if r := d.localReport(); !slices.Equal(r.Holding, d.lastReport.Holding) || !slices.Equal(r.VIPsDown, d.lastReport.VIPsDown) {
 		d.lastReport = r
 		d.node.SetLocalReport(r)

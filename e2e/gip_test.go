@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -88,6 +89,33 @@ func TestGIPFailoverThroughCLI(t *testing.T) {
 	mustCLI(t, d3.addr(), "gip", "add", "sticky", "203.0.113.11", "--placement", "dc-1:200,dc-2:150,dc-3:100", "--preempt=false")
 	waitActive(t, ds, "www", []string{"dc-1"}, 5*time.Second)
 	waitActive(t, ds, "sticky", []string{"dc-1"}, 5*time.Second)
+	// What each DC announces (the default announcer only keeps state):
+	// dc-1 the active GIPs, dc-2 its VIP and the standby GIPs.
+	announced := func(d *daemon) map[string]string {
+		var st struct {
+			Announced []struct {
+				Address, Kind, Name, Via, Since string
+			} `json:"announced"`
+		}
+		cliJSON(t, d.addr(), &st, "status")
+		m := map[string]string{}
+		for _, a := range st.Announced {
+			if a.Via != "none" || a.Since == "" {
+				t.Fatalf("%s announces %+v", d.name, a)
+			}
+			m[a.Name] = a.Kind + " " + a.Address
+		}
+		return m
+	}
+	eventually(t, 5*time.Second, "announced sets", func() error {
+		a1, a2 := announced(d1), announced(d2)
+		w1 := map[string]string{"www": "gip-active 203.0.113.10", "sticky": "gip-active 203.0.113.11"}
+		w2 := map[string]string{"web": "vip 192.0.2.20", "www": "gip-standby 203.0.113.10", "sticky": "gip-standby 203.0.113.11"}
+		if !reflect.DeepEqual(a1, w1) || !reflect.DeepEqual(a2, w2) {
+			return fmt.Errorf("dc-1 announces %v, dc-2 %v", a1, a2)
+		}
+		return nil
+	})
 
 	// kill -9 of the active DC: dc-2 takes over within the detection time
 	// (3 missed heartbeats of 100ms here, plus one interval of slack and

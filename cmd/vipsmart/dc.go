@@ -10,7 +10,7 @@ import (
 )
 
 func newDCCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "dc", Short: "Manage the federation's datacenters"}
+	c := group(&cobra.Command{Use: "dc", Short: "Manage the federation's datacenters"})
 	add := &cobra.Command{
 		Use:   "add NAME,IP,PORT",
 		Short: "Add a candidate DC to the local DC's federation (declaring one if standalone)",

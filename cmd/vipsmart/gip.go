@@ -60,7 +60,7 @@ func placementsString(ps []vipsmart.Placement) string {
 }
 
 func newGIPCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "gip", Short: "Manage the federation's global IPs"}
+	c := group(&cobra.Command{Use: "gip", Short: "Manage the federation's global IPs"})
 
 	var placements []string
 	var mode string

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,7 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "Error:", err)
 	var ue usageError
-	if errors.As(err, &ue) || vipsmart.IsCode(err, vipsmart.EINVALID) {
+	if errors.As(err, &ue) || vipsmart.IsCode(err, vipsmart.EINVALID) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
 	}
 	return exitFailure
@@ -76,8 +77,14 @@ every other command is a client of a daemon's operator API.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if err := bindEnv(cmd.Flags(), nil); err != nil {
+			// Only the global flags come from the environment here:
+			// a command's own flags (--force, --mode, ...) never do;
+			// serve binds its own flags itself.
+			if err := bindEnv(cmd.Root().PersistentFlags(), nil); err != nil {
 				return usageError{err}
+			}
+			if g.timeout <= 0 {
+				return usageError{fmt.Errorf("--timeout %s must be positive", g.timeout)}
 			}
 			switch g.output {
 			case "table", "json":
@@ -96,6 +103,21 @@ every other command is a client of a daemon's operator API.`,
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "how long to wait for the daemon's answer (env VIPSMART_TIMEOUT)")
 	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g))
 	return root
+}
+
+// group makes a command that only holds subcommands: run without one, or
+// with an unknown one, it is a usage error (exit 2), not help and exit 0.
+func group(c *cobra.Command) *cobra.Command {
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for %q: see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
+		}
+		return nil
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		return usageError{fmt.Errorf("%s needs a subcommand: see %s --help", cmd.CommandPath(), cmd.CommandPath())}
+	}
+	return c
 }
 
 // exactArgs is cobra.ExactArgs with a usage error that names the syntax.

@@ -40,6 +40,7 @@ type serveOptions struct {
 	fed        federation.Config
 	shutdownTO time.Duration
 	noFsync    bool
+	ann        announcerOptions
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -81,6 +82,7 @@ it cleanly.`,
 	f.DurationVar(&o.fed.InviteTTL, "invite-ttl", federation.DefaultInviteTTL, "how long a candidate stays invited before reverting to standalone")
 	f.DurationVar(&o.fed.ReviewTTL, "review-ttl", federation.DefaultReviewTTL, "how long a member stays in candidate-review or leaving before reverting to member")
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
+	o.ann.flags(f)
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	return c
@@ -199,7 +201,12 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
 	o.fed.OpIDs = opIDs(self.Name)
-	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log}
+	ann, err := o.ann.build(ctx, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann}
 	if cfg.Fault, err = testFault(log); err != nil {
 		ln.Close()
 		return usageError{err}

@@ -55,4 +55,14 @@ func printStatus(g *globals, st vipsmart.StatusInfo) {
 	}
 	fmt.Fprintf(w, "VIPs:        %d\n", st.VIPs)
 	fmt.Fprintf(w, "GIPs:        %d\n", st.GIPs)
+	if len(st.Announced) == 0 {
+		fmt.Fprintln(w, "Announced:   nothing")
+		return
+	}
+	fmt.Fprintf(w, "Announced:   %d\n", len(st.Announced))
+	rows := make([][]string, 0, len(st.Announced))
+	for _, a := range st.Announced {
+		rows = append(rows, []string{"  " + a.Addr.String(), string(a.Kind), a.Name, a.Via, a.Since.Local().Format(time.RFC3339)})
+	}
+	_ = table(w, []string{"  ADDRESS", "KIND", "NAME", "VIA", "SINCE"}, rows)
 }

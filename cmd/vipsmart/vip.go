@@ -9,7 +9,7 @@ import (
 )
 
 func newVIPCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "vip", Short: "Manage the local DC's virtual IPs"}
+	c := group(&cobra.Command{Use: "vip", Short: "Manage the local DC's virtual IPs"})
 	var iface, check string
 	var chk vipsmart.Check
 	var interval, timeout time.Duration
