@@ -61,6 +61,13 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	wait := hc.Timeout
+	if dl, ok := ctx.Deadline(); ok && (wait == 0 || time.Until(dl) < wait) {
+		wait = time.Until(dl)
+	}
+	if wait > 0 {
+		req.Header.Set(TimeoutHeader, wait.String())
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		var ne net.Error

@@ -7,6 +7,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +65,27 @@ func (s *Server) Handler() http.Handler {
 		writeHTTPError(w, http.StatusNotFound, vipsmart.ENOTFOUND, fmt.Sprintf("no such endpoint %s %s: see docs/api.md", r.Method, r.URL.Path))
 	})
 	s.mux = mux
-	return s.logRequests(mux)
+	return s.logRequests(clientDeadline(mux))
+}
+
+// TimeoutHeader carries how long the client will wait for the answer (a Go
+// duration). The server stops waiting a little earlier, so that a client
+// gets "operation ... is still running" (with its id) rather than a
+// connection timeout.
+const TimeoutHeader = "Vipsmart-Timeout"
+
+func clientDeadline(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.Header.Get(TimeoutHeader); v != "" {
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				d -= min(d/10, time.Second)
+				ctx, cancel := context.WithTimeout(r.Context(), d)
+				defer cancel()
+				r = r.WithContext(ctx)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (rt route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
