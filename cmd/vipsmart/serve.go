@@ -222,24 +222,36 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		Handler:           (&httpapi.Server{Service: d, Peer: d, Logger: log}).Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
-	go func() { errc <- d.Run(runCtx) }()
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(runCtx) }()
 	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir)
 
 	var runErr error
+	ranOut := false
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "reason", "signal")
-	case runErr = <-errc:
-		log.Error("stopping", "err", runErr)
+	case runErr = <-srvErr:
+		log.Error("stopping: the API server failed", "err", runErr)
+	case runErr = <-runDone:
+		ranOut = true
+		log.Error("stopping: the daemon failed", "err", runErr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	// Stop the daemon and wait for it: it withdraws every announcement
+	// before Run returns, and that must happen before the process exits.
 	cancelRun()
+	if !ranOut {
+		if err := <-runDone; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
 	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
 		return runErr
 	}
