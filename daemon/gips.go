@@ -91,6 +91,7 @@ func (d *Daemon) updateActive() {
 	self := d.cfg.Self.Name
 	holdDown := d.cfg.Now().Before(d.holdDownUntil)
 	nopre := make(map[string]bool, len(gs))
+	var up, down []string
 	for _, g := range gs {
 		nopre[g.Name] = !g.Preempt
 		now := act[g.Name]
@@ -101,9 +102,9 @@ func (d *Daemon) updateActive() {
 		is := slices.Contains(now, self)
 		if was != is {
 			if is {
-				d.event(vipsmart.EventGIP, fmt.Sprintf("GIP %s %s active here: %s", g.Name, g.Address, activeReason(g, view, now)))
+				up = append(up, fmt.Sprintf("GIP %s %s active here: %s", g.Name, g.Address, activeReason(g, view, now)))
 			} else {
-				d.event(vipsmart.EventGIP, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
+				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
 			}
 		}
 		d.active[g.Name] = now
@@ -111,11 +112,13 @@ func (d *Daemon) updateActive() {
 	for name, was := range d.active {
 		if _, ok := act[name]; !ok {
 			if slices.Contains(was, self) {
-				d.event(vipsmart.EventGIP, fmt.Sprintf("GIP %s inactive here: removed", name))
+				down = append(down, fmt.Sprintf("GIP %s inactive here: removed", name))
 			}
 			delete(d.active, name)
 		}
 	}
+	d.gipEvents(up, "active")
+	d.gipEvents(down, "inactive")
 	d.nopreempt = nopre
 	d.announce(gs, view, holdDown)
 	if r := d.localReport(); !slices.Equal(r.Holding, d.lastReport.Holding) || !slices.Equal(r.VIPsDown, d.lastReport.VIPsDown) {
@@ -138,6 +141,29 @@ func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string
 		return "the only placement"
 	}
 	return "best healthy placement (" + strings.Join(others, "; ") + ")"
+}
+
+// maxGIPEvents bounds the GIP activation events one evaluation records one
+// by one; beyond it one summary event stands for the rest, so that a DC
+// taking over 10,000 GIPs writes a handful of events, not 10,000.
+const maxGIPEvents = 20
+
+// gipEvents records activation changes in one store transaction.
+func (d *Daemon) gipEvents(msgs []string, what string) {
+	if len(msgs) == 0 {
+		return
+	}
+	now := d.cfg.Now()
+	n := min(len(msgs), maxGIPEvents)
+	evs := make([]vipsmart.Event, 0, n+1)
+	for _, m := range msgs[:n] {
+		evs = append(evs, vipsmart.Event{Time: now, DC: d.cfg.Self.Name, Kind: vipsmart.EventGIP, Message: m})
+	}
+	if rest := len(msgs) - n; rest > 0 {
+		evs = append(evs, vipsmart.Event{Time: now, DC: d.cfg.Self.Name, Kind: vipsmart.EventGIP,
+			Message: fmt.Sprintf("and %d more GIPs %s here (%d in all)", rest, what, len(msgs))})
+	}
+	d.appendEvents(context.Background(), evs)
 }
 
 // activeKey sums up everything the active placements depend on: the GIP
