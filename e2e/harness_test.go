@@ -31,7 +31,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "vipsmart")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/vipsmart").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if os.Getenv("VIPSMART_E2E_RACE") != "" {
+		args = append(args, "-race") // daemons built with the race detector
+	}
+	out, err := exec.Command("go", append(args, "../cmd/vipsmart")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building vipsmart: %v\n%s", err, out)
 		os.Exit(1)
@@ -111,6 +115,9 @@ func (d *daemon) start() {
 	go func() { cmd.Wait(); close(d.done) }()
 	d.t.Cleanup(func() {
 		d.kill()
+		if strings.Contains(d.Logs(), "WARNING: DATA RACE") {
+			d.t.Errorf("the race detector found a data race in %s", d.name)
+		}
 		if d.t.Failed() {
 			d.t.Logf("logs of %s:\n%s", d.name, d.Logs())
 		}
