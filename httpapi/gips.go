@@ -56,9 +56,8 @@ func (s *Server) listGIPs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getGIP(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := vipsmart.ValidateName("name", name); err != nil {
-		writeError(w, err)
+	name, ok := pathName(w, r)
+	if !ok {
 		return
 	}
 	g, err := s.Service.GetGIP(r.Context(), name)
@@ -89,9 +88,8 @@ func (s *Server) addGIP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateGIP(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := vipsmart.ValidateName("name", name); err != nil {
-		writeError(w, err)
+	name, ok := pathName(w, r)
+	if !ok {
 		return
 	}
 	var req GIPRequest
@@ -120,9 +118,8 @@ func (s *Server) updateGIP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeGIP(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := vipsmart.ValidateName("name", name); err != nil {
-		writeError(w, err)
+	name, ok := pathName(w, r)
+	if !ok {
 		return
 	}
 	if err := s.Service.RemoveGIP(r.Context(), name); err != nil {

@@ -200,6 +200,17 @@ func jsonType(kind string) string {
 	return kind
 }
 
+// pathName returns the {name} of the path if it is a valid name; else it
+// writes the error and returns false.
+func pathName(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name := r.PathValue("name")
+	if err := vipsmart.ValidateName("name", name); err != nil {
+		writeError(w, err)
+		return "", false
+	}
+	return name, true
+}
+
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st, err := s.Service.Status(r.Context())
 	if err != nil {
@@ -270,9 +281,8 @@ func (s *Server) listVIPs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getVIP(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := vipsmart.ValidateName("name", name); err != nil {
-		writeError(w, err)
+	name, ok := pathName(w, r)
+	if !ok {
 		return
 	}
 	v, err := s.Service.GetVIP(r.Context(), name)
@@ -284,9 +294,8 @@ func (s *Server) getVIP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeVIP(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := vipsmart.ValidateName("name", name); err != nil {
-		writeError(w, err)
+	name, ok := pathName(w, r)
+	if !ok {
 		return
 	}
 	if err := s.Service.RemoveVIP(r.Context(), name); err != nil {
@@ -350,9 +359,8 @@ func (s *Server) addDC(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeDC(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := vipsmart.ValidateName("name", name); err != nil {
-		writeError(w, err)
+	name, ok := pathName(w, r)
+	if !ok {
 		return
 	}
 	force := false

@@ -58,16 +58,28 @@ func (b *bgpLab) federate() {
 	waitMembers(b.t, b.dcs...)
 }
 
-// cut sets DC i's uplink down (inside the DC namespace: the router only
-// sees its veth lose carrier, as when a DC's link dies somewhere between
-// the two; BIRD does not use `check link`, so it learns from its hold
-// timer) and heal sets it up again.
+// cut sets DC i's uplink down inside the DC namespace: the router's veth
+// loses carrier, BIRD sees the link go down and drops the session at once
+// (BIRD 2 logs "Link down" for a direct session). heal sets it up again.
 func (b *bgpLab) cut(i int) {
 	sh(b.t, "ip", "-n", b.dcs[i-1].ns, "link", "set", "eth0", "down")
 }
 
 func (b *bgpLab) heal(i int) {
 	sh(b.t, "ip", "-n", b.dcs[i-1].ns, "link", "set", "eth0", "up")
+	sh(b.t, "ip", "-n", b.dcs[i-1].ns, "route", "replace", "default", "via", routerIP(i))
+}
+
+// silence makes DC i fall silent without any link event the router could
+// see (as when something between them fails): its address is removed, so
+// it neither sends nor answers, and the router learns only from its BGP
+// hold timer (3 s). unsilence puts the address and route back.
+func (b *bgpLab) silence(i int) {
+	sh(b.t, "ip", "-n", b.dcs[i-1].ns, "addr", "del", dcIP(i)+"/24", "dev", "eth0")
+}
+
+func (b *bgpLab) unsilence(i int) {
+	sh(b.t, "ip", "-n", b.dcs[i-1].ns, "addr", "add", dcIP(i)+"/24", "dev", "eth0")
 	sh(b.t, "ip", "-n", b.dcs[i-1].ns, "route", "replace", "default", "via", routerIP(i))
 }
 
@@ -190,15 +202,16 @@ func TestBGPWithBIRD(t *testing.T) {
 		t.Errorf("%s (preempt off) after dc-1 came back: %v", gipNoPreempt, err)
 	}
 
-	// Cut dc-1's uplink. Its session to BIRD cannot close; dc-2 sees dc-1
-	// dead after 3 missed heartbeats and announces g1 as active, with the
-	// same AS path length as dc-1's stale route, which still wins the tie
-	// (lower router id) until BIRD's hold timer (3 s) expires and drops
-	// dc-1's routes: the best path moves then.
+	// Cut dc-1's uplink. BIRD sees its veth lose carrier and drops the
+	// session at once: the best path moves to dc-2's standby path, and
+	// dc-2 announces the GIP as active once its heartbeats declare dc-1
+	// dead.
 	start = time.Now()
 	b.cut(1)
-	moved = b.waitRoute(15*time.Second, gipPreempt+"/32", want{best: nh2, bestLen: 1, other: nh1, otherLen: -1})
-	t.Logf("dc-1's link cut: best path of %s moved to dc-2 after %s", gipPreempt, moved.Round(time.Millisecond))
+	moved = b.waitRoute(15*time.Second, gipPreempt+"/32", want{best: nh2, other: nh1, otherLen: -1})
+	b.waitRoute(15*time.Second, gipPreempt+"/32", want{best: nh2, bestLen: 1, other: nh1, otherLen: -1})
+	t.Logf("dc-1's link cut: best path of %s moved to dc-2 after %s, active on dc-2 after %s", gipPreempt,
+		moved.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	b.waitRoute(5*time.Second, gipNoPreempt+"/32", want{best: nh2, bestLen: 1, other: nh1, otherLen: -1})
 
 	// Heal. g1 goes back to dc-1 (preempt). g2: during the cut dc-1 saw
@@ -211,6 +224,35 @@ func TestBGPWithBIRD(t *testing.T) {
 	t.Logf("dc-1's link healed: %s back on dc-1 after %s", gipPreempt, back.Round(time.Millisecond))
 	b.waitRoute(10*time.Second, gipNoPreempt+"/32", want{best: nh1, bestLen: 1, other: nh2, otherLen: 4})
 	b.waitRoute(5*time.Second, vipAddr+"/32", want{best: nh2, bestLen: 1})
+
+	// dc-1 falls silent (no link event). dc-2's heartbeats declare it dead
+	// within a second and dc-2 announces g1 as active, with an AS path as
+	// long as dc-1's stale route, which BIRD still holds and which wins the
+	// tie (lower router id, 10.77.1.2): the best path moves only when
+	// BIRD's hold timer (3 s) expires and drops dc-1's routes.
+	start = time.Now()
+	b.silence(1)
+	var tie time.Duration
+	moved = eventually(t, 15*time.Second, "best path of "+gipPreempt+" moves to dc-2 after dc-1 fell silent", func() error {
+		ps, err := b.bird.paths(gipPreempt + "/32")
+		if err != nil {
+			return err
+		}
+		if tie == 0 && (want{best: nh1, bestLen: 1, other: nh2, otherLen: 1}).check(ps) == nil {
+			tie = time.Since(start)
+		}
+		return want{best: nh2, bestLen: 1, other: nh1, otherLen: -1}.check(ps)
+	})
+	t.Logf("dc-1 silent: dc-2 active next to dc-1's stale route (dc-1 still best) after %s; best path moved to dc-2 after %s (BIRD's hold timer)",
+		tie.Round(time.Millisecond), moved.Round(time.Millisecond))
+	if tie == 0 {
+		t.Errorf("never saw dc-2's active route next to dc-1's stale one")
+	}
+	if moved < 1500*time.Millisecond {
+		t.Errorf("best path moved after %s: expected it only when BIRD's 3 s hold timer expires", moved)
+	}
+	b.unsilence(1)
+	b.waitRoute(30*time.Second, gipPreempt+"/32", want{best: nh1, bestLen: 1, other: nh2, otherLen: 4})
 }
 
 func mustPaths(t testing.TB, b *bgpLab, prefix string) []bgpPath {

@@ -208,9 +208,9 @@ func (b *birdClient) best(prefix string) (bgpPath, []bgpPath, bool, error) {
 	return bgpPath{}, ps, false, nil
 }
 
-var countRE = regexp.MustCompile(`(\d+) of (\d+) routes for (\d+) networks`)
+var countRE = regexp.MustCompile(`(\d+) of (\d+) routes for (\d+) networks in table master4`)
 
-// count returns how many networks BIRD's IPv4 table holds.
+// count returns how many networks BIRD's IPv4 table (master4) holds.
 func (b *birdClient) count() (int, error) {
 	lines, err := b.cmd("show route count")
 	if err != nil {
