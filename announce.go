@@ -51,3 +51,10 @@ type Announcer interface {
 	// Close withdraws everything this announcer announced and releases it.
 	Close(ctx context.Context) error
 }
+
+// Reannouncer is an Announcer that can repeat its announcements without
+// changing them (the netlink announcer's gratuitous ARP burst). The daemon
+// calls Reannounce when another DC becomes reachable again.
+type Reannouncer interface {
+	Reannounce(ctx context.Context) error
+}

@@ -52,3 +52,14 @@ func (m Multi) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Reannounce calls Reannounce on every announcer that has it.
+func (m Multi) Reannounce(ctx context.Context) error {
+	var errs []error
+	for _, a := range m {
+		if r, ok := a.(vipsmart.Reannouncer); ok {
+			errs = append(errs, r.Reannounce(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -91,3 +91,32 @@ func (d *Daemon) withdrawAll() {
 		d.log.Error("withdrawing announcements", "err", err)
 	}
 }
+
+// reannounceOnReturn repeats the announcements (gratuitous ARP) when a DC
+// that was unreachable is reachable again: while it was cut off it may have
+// taken over this DC's GIPs on a shared segment, and when it lets go, only
+// this DC's announcement points the segment back here.
+func (d *Daemon) reannounceOnReturn(view vipsmart.HealthView) {
+	back := false
+	for dc, ok := range view.Reachable {
+		if ok && d.wasUnreachable[dc] {
+			back = true
+		}
+	}
+	d.wasUnreachable = map[string]bool{}
+	for dc, ok := range view.Reachable {
+		if !ok {
+			d.wasUnreachable[dc] = true
+		}
+	}
+	if !back {
+		return
+	}
+	if r, ok := d.cfg.Announcer.(vipsmart.Reannouncer); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.Reannounce(ctx); err != nil {
+			d.log.Warn("re-announcing failed", "err", err)
+		}
+	}
+}

@@ -79,8 +79,11 @@ type Daemon struct {
 	lastReport    federationReport
 	lastActiveKey string
 	lastDesired   []vipsmart.Announcement
-	lastAnnErr    string
-	healthVersion uint64
+	// wasUnreachable are the members seen unreachable at the last
+	// evaluation.
+	wasUnreachable map[string]bool
+	lastAnnErr     string
+	healthVersion  uint64
 
 	mu     sync.Mutex
 	peers  map[string]*peerQueue

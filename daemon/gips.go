@@ -121,6 +121,7 @@ func (d *Daemon) updateActive() {
 	d.gipEvents(down, "inactive")
 	d.nopreempt = nopre
 	d.announce(gs, view, holdDown)
+	d.reannounceOnReturn(view)
 	if r := d.localReport(); !slices.Equal(r.Holding, d.lastReport.Holding) || !slices.Equal(r.VIPsDown, d.lastReport.VIPsDown) {
 		d.lastReport = r
 		d.node.SetLocalReport(r)

@@ -57,7 +57,7 @@ func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			HoldTime:          hold,
 			KeepaliveInterval: max(hold/3, 1),
-			ConnectRetry:      5,
+			ConnectRetry:      1, // reconnect within a second once a link heals
 		}},
 		Transport: &api.Transport{RemotePort: uint32(p.Port)},
 		AfiSafis: []*api.AfiSafi{

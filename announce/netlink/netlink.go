@@ -132,6 +132,36 @@ func (a *Announcer) Reconcile(ctx context.Context) error {
 	return a.apply()
 }
 
+// Reannounce sends a new burst of gratuitous ARPs / unsolicited neighbour
+// advertisements for every address bound now, without changing anything.
+// The daemon calls it when another DC becomes reachable again: during a
+// partition that DC may have taken the address over and pointed the
+// segment's ARP caches at itself, and when it lets go nothing else would
+// point them back.
+func (a *Announcer) Reannounce(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	for ip := range a.announced {
+		link, ok := a.owned[ip]
+		if !ok {
+			link = a.want[ip].Interface
+			if link == "" {
+				link = a.opts.DefaultInterface
+			}
+		}
+		if link != "" {
+			a.startBurst(ip, link)
+		}
+	}
+	return nil
+}
+
 // Announced returns the bound addresses, sorted by address; Via is
 // "netlink <interface>".
 func (a *Announcer) Announced() []vipsmart.Announced {

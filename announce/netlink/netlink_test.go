@@ -521,3 +521,33 @@ func TestAddFailureReported(t *testing.T) {
 		t.Fatalf("Announced = %+v", got)
 	}
 }
+
+// TestReannounceRepeatsTheBurst: Reannounce sends a new burst for every bound
+// address and changes nothing else.
+func TestReannounceRepeatsTheBurst(t *testing.T) {
+	f := newFakeOS("eth0")
+	a, _ := newTest(t, f, Options{GARPCount: 2})
+	mustSet(t, a, vip("10.0.0.1", "web"), vip("2001:db8::1", "web6"))
+	f.takeCalls()
+	if err := a.Reannounce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.wg.Wait() // let the bursts end
+	calls := f.takeCalls()
+	n4, n6 := 0, 0
+	for _, c := range calls {
+		switch c {
+		case "announce eth0 10.0.0.1":
+			n4++
+		case "announce eth0 2001:db8::1":
+			n6++
+		default:
+			if strings.HasPrefix(c, "add") || strings.HasPrefix(c, "del") {
+				t.Fatalf("Reannounce changed addresses: %q", calls)
+			}
+		}
+	}
+	if n4 != 2 || n6 != 2 {
+		t.Fatalf("announcements after Reannounce: %d and %d; want 2 each (%q)", n4, n6, calls)
+	}
+}
