@@ -93,11 +93,14 @@ func (d *Daemon) withdrawAll() {
 }
 
 // reannounceOnReturn repeats the announcements (gratuitous ARP) when a DC
-// that was unreachable is reachable again: while it was cut off it may have
-// taken over this DC's GIPs on a shared segment, and when it lets go, only
-// this DC's announcement points the segment back here.
-func (d *Daemon) reannounceOnReturn(view vipsmart.HealthView) {
-	back := false
+// that was unreachable is reachable again, or when another DC reports
+// holding a GIP this DC is active for (conflict): during a partition the
+// other DC may have taken over this DC's GIPs on a shared segment, and when
+// it lets go, only this DC's announcement points the segment back here.
+// (The conflict signal covers a partition so short that this DC never saw
+// the other one as unreachable.)
+func (d *Daemon) reannounceOnReturn(view vipsmart.HealthView, conflict bool) {
+	back := conflict
 	for dc, ok := range view.Reachable {
 		if ok && d.wasUnreachable[dc] {
 			back = true

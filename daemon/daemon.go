@@ -71,10 +71,14 @@ type Daemon struct {
 	health  *healthQueue
 	// active is the set of DCs active for each GIP as last computed here;
 	// holding what each other DC reports holding (GIPs without
-	// preemption); nopreempt the GIPs without preemption.
+	// preemption, and GIPs held in place of a better placement);
+	// reported the GIPs this DC reports holding; conflicts the GIPs this
+	// DC is active for that another DC reported holding at the last
+	// evaluation.
 	active        map[string][]string
 	holding       map[string][]string
-	nopreempt     map[string]bool
+	reported      map[string]bool
+	conflicts     map[string]bool
 	holdDownUntil time.Time
 	lastReport    federationReport
 	lastActiveKey string
@@ -144,7 +148,8 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		health:     newHealthQueue(),
 		active:     map[string][]string{},
 		holding:    map[string][]string{},
-		nopreempt:  map[string]bool{},
+		reported:   map[string]bool{},
+		conflicts:  map[string]bool{},
 	}
 	if cfg.Prober == nil {
 		cfg.Prober = health.NetProber{}

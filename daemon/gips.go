@@ -90,10 +90,10 @@ func (d *Daemon) updateActive() {
 	act, view := d.computeActive(gs)
 	self := d.cfg.Self.Name
 	holdDown := d.cfg.Now().Before(d.holdDownUntil)
-	nopre := make(map[string]bool, len(gs))
+	reported := map[string]bool{}
+	conflicts := map[string]bool{}
 	var up, down []string
 	for _, g := range gs {
-		nopre[g.Name] = !g.Preempt
 		now := act[g.Name]
 		if holdDown {
 			now = slices.DeleteFunc(slices.Clone(now), func(s string) bool { return s == self })
@@ -108,6 +108,16 @@ func (d *Daemon) updateActive() {
 			}
 		}
 		d.active[g.Name] = now
+		if is && g.Mode != vipsmart.ModeAnycast {
+			if !g.Preempt || !topRanked(g, self) {
+				reported[g.Name] = true
+			}
+			for dc, held := range d.holding {
+				if dc != self && view.Reachable[dc] && slices.Contains(held, g.Name) {
+					conflicts[g.Name] = true
+				}
+			}
+		}
 	}
 	for name, was := range d.active {
 		if _, ok := act[name]; !ok {
@@ -119,13 +129,27 @@ func (d *Daemon) updateActive() {
 	}
 	d.gipEvents(up, "active")
 	d.gipEvents(down, "inactive")
-	d.nopreempt = nopre
+	d.reported = reported
 	d.announce(gs, view, holdDown)
-	d.reannounceOnReturn(view)
+	newConflict := false
+	for g := range conflicts {
+		if !d.conflicts[g] {
+			newConflict = true
+		}
+	}
+	d.conflicts = conflicts
+	d.reannounceOnReturn(view, newConflict)
 	if r := d.localReport(); !slices.Equal(r.Holding, d.lastReport.Holding) || !slices.Equal(r.VIPsDown, d.lastReport.VIPsDown) {
 		d.lastReport = r
 		d.node.SetLocalReport(r)
 	}
+}
+
+// topRanked reports whether dc holds g's best-ranked placement.
+func topRanked(g vipsmart.GIP, dc string) bool {
+	ps := slices.Clone(g.Placements)
+	vipsmart.SortPlacements(ps)
+	return len(ps) > 0 && ps[0].DC == dc
 }
 
 func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string {

@@ -83,8 +83,11 @@ func (d *Daemon) setChecks() {
 }
 
 // localReport is what this DC tells the others in its heartbeats: its VIPs
-// that are not up, and the GIPs without preemption it is active for (so
-// that every DC agrees where such a GIP stays).
+// that are not up, and the GIPs it holds: every GIP without preemption it
+// is active for (so that every DC agrees where such a GIP stays), and every
+// failover GIP it is active for in place of a better placement (so that,
+// when a partition heals, the better DC learns that it was taken over and
+// re-announces).
 func (d *Daemon) localReport() federationReport {
 	var r federationReport
 	for name := range d.vips {
@@ -92,10 +95,8 @@ func (d *Daemon) localReport() federationReport {
 			r.VIPsDown = append(r.VIPsDown, name)
 		}
 	}
-	for g, act := range d.active {
-		if slices.Contains(act, d.cfg.Self.Name) && d.nopreempt[g] {
-			r.Holding = append(r.Holding, g)
-		}
+	for g := range d.reported {
+		r.Holding = append(r.Holding, g)
 	}
 	slices.Sort(r.VIPsDown)
 	slices.Sort(r.Holding)
