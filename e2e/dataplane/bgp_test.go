@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"github.com/vipsmart/vipsmart"
 	"strconv"
 	"testing"
 	"time"
@@ -213,6 +214,20 @@ func TestBGPWithBIRD(t *testing.T) {
 	t.Logf("dc-1's link cut: best path of %s moved to dc-2 after %s, active on dc-2 after %s", gipPreempt,
 		moved.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	b.waitRoute(5*time.Second, gipNoPreempt+"/32", want{best: nh2, bestLen: 1, other: nh1, otherLen: -1})
+	// Let dc-1's own heartbeats declare dc-2 dead too, so that dc-1 takes
+	// g2 on its side of the partition (otherwise a heal faster than the
+	// detection window leaves g2 on dc-2, which is also right).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var gi vipsmart.GIPInfo
+		if err := d1.get("/v1/gips/g2", &gi); err == nil && len(gi.Active) == 1 && gi.Active[0] == "dc-1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dc-1 did not take g2 on its side of the partition within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	// Heal. g1 goes back to dc-1 (preempt). g2: during the cut dc-1 saw
 	// dc-2 dead and took g2 too, so when the partition heals both DCs
