@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -51,23 +52,18 @@ DC or GIP objects. Run it on any member other than NAME (NAME itself runs
 "vipsmart dc leave"). With --force a member that cannot be reached is removed
 without it; if it comes back it finds itself fenced out and turns standalone.`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := vipsmart.ValidateName("name", args[0]); err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			st, err := g.client().RemoveDC(ctx, args[0], force)
+		RunE: g.namedRun(func(ctx context.Context, name string) error {
+			st, err := g.client().RemoveDC(ctx, name, force)
 			if err != nil {
 				return err
 			}
 			if g.output == "json" {
 				return printJSON(g.stdout, st)
 			}
-			fmt.Fprintf(g.stdout, "DC %s removed\n", args[0])
+			fmt.Fprintf(g.stdout, "DC %s removed\n", name)
 			printStatus(g, st)
 			return nil
-		},
+		}),
 	}
 	remove.Flags().BoolVar(&force, "force", false, "remove a member that cannot be reached")
 	leave := &cobra.Command{

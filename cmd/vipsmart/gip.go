@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -182,30 +183,20 @@ replaces the whole placement list.`,
 		Aliases: []string{"rm"},
 		Short:   "Remove a GIP from every member of the federation",
 		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := vipsmart.ValidateName("name", args[0]); err != nil {
+		RunE: g.namedRun(func(ctx context.Context, name string) error {
+			if err := g.client().RemoveGIP(ctx, name); err != nil {
 				return err
 			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			if err := g.client().RemoveGIP(ctx, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "GIP %s removed\n", args[0])
+			fmt.Fprintf(g.stdout, "GIP %s removed\n", name)
 			return nil
-		},
+		}),
 	}
 	show := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show a GIP: which DCs are active for it now, and why the others are not",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := vipsmart.ValidateName("name", args[0]); err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			gp, err := g.client().GetGIP(ctx, args[0])
+		RunE: g.namedRun(func(ctx context.Context, name string) error {
+			gp, err := g.client().GetGIP(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -225,7 +216,7 @@ replaces the whole placement list.`,
 				return nil
 			}
 			return table(w, []string{"  DC", "PRIORITY", "VIP", "STATE"}, indent(rows))
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list",

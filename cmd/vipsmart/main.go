@@ -133,6 +133,20 @@ func group(c *cobra.Command) *cobra.Command {
 	return c
 }
 
+// namedRun is the RunE of a command whose one argument is a name: it
+// checks the name (a usage error, exit 2, for a bad one) and runs f with a
+// context bounded by --timeout.
+func (g *globals) namedRun(f func(ctx context.Context, name string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := vipsmart.ValidateName("name", args[0]); err != nil {
+			return err
+		}
+		ctx, cancel := g.ctx()
+		defer cancel()
+		return f(ctx, args[0])
+	}
+}
+
 // exactArgs is cobra.ExactArgs with a usage error that names the syntax.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -89,13 +90,8 @@ func newVIPCmd(g *globals) *cobra.Command {
 		Use:   "show NAME",
 		Short: "Show one VIP",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := vipsmart.ValidateName("name", args[0]); err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			v, err := g.client().GetVIP(ctx, args[0])
+		RunE: g.namedRun(func(ctx context.Context, name string) error {
+			v, err := g.client().GetVIP(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -114,25 +110,20 @@ func newVIPCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "Last error: %s\n", v.LastError)
 			}
 			return nil
-		},
+		}),
 	}
 	remove := &cobra.Command{
 		Use:     "remove NAME",
 		Aliases: []string{"rm"},
 		Short:   "Remove a VIP",
 		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := vipsmart.ValidateName("name", args[0]); err != nil {
+		RunE: g.namedRun(func(ctx context.Context, name string) error {
+			if err := g.client().RemoveVIP(ctx, name); err != nil {
 				return err
 			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			if err := g.client().RemoveVIP(ctx, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "VIP %s removed\n", args[0])
+			fmt.Fprintf(g.stdout, "VIP %s removed\n", name)
 			return nil
-		},
+		}),
 	}
 	c.AddCommand(add, list, show, remove)
 	return c
