@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -119,8 +120,28 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		}
 		fmt.Fprintf(out, "    DC %s added in %s\n", d.Name, time.Since(start).Round(100*time.Microsecond))
 	}
-	// Let a round of heartbeats run so that reachability is filled in.
-	time.Sleep(500 * time.Millisecond)
+	// A global IP placed in every DC, best priority first.
+	gip := vipsmart.GIP{Name: "www", Mode: vipsmart.ModeFailover, Preempt: true}
+	gip.Address, _ = vipsmart.ParseHostAddr("", "203.0.113.10")
+	specs := make([]string, 0, len(dcs))
+	for i, d := range dcs {
+		p := vipsmart.Placement{DC: d.Name, Priority: 200 - 50*i}
+		if p.Priority < 1 {
+			p.Priority = 1
+		}
+		gip.Placements = append(gip.Placements, p)
+		specs = append(specs, fmt.Sprintf("%s:%d", p.DC, p.Priority))
+	}
+	fmt.Fprintf(out, "  $ vipsmart --server %s gip add www 203.0.113.10 --placement %s\n", dcs[0].AddrPort(), strings.Join(specs, ","))
+	gctx, gcancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = first.AddGIP(gctx, gip)
+	gcancel()
+	if err != nil {
+		return fmt.Errorf("gip add: %w", err)
+	}
+	// Let the DCs hear each other for one detection window, so that
+	// reachability and the GIP's active placement are filled in.
+	time.Sleep(time.Second)
 	fmt.Fprintf(out, "\n$ vipsmart --server %s status\n", dcs[0].AddrPort())
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -146,6 +167,18 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	if err := table(out, []string{"NAME", "ADDRESS", "REACHABLE", "STATUS", "EPOCH"}, rows); err != nil {
 		return err
 	}
+	fmt.Fprintf(out, "\n$ vipsmart --server %s gip list\n", dcs[len(dcs)-1].AddrPort())
+	gs, err := httpapi.NewClient(dcs[len(dcs)-1].AddrPort().String()).ListGIPs(sctx)
+	if err != nil {
+		return err
+	}
+	grows := [][]string{}
+	for _, gp := range gs {
+		grows = append(grows, []string{gp.Name, gp.Address.String(), string(gp.Mode), placementsString(gp.Placements), orDash(strings.Join(gp.Active, ","))})
+	}
+	if err := table(out, []string{"NAME", "ADDRESS", "MODE", "PLACEMENTS", "ACTIVE"}, grows); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, "\nEvery DC holds the same federation:")
 	for _, d := range dcs {
 		st, err := httpapi.NewClient(d.AddrPort().String()).Status(sctx)
@@ -163,6 +196,7 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	}
 	fmt.Fprintf(out, "\nThe DCs keep running until Ctrl-C. Try, from another terminal:\n")
 	fmt.Fprintf(out, "  vipsmart --server %s vip add web 192.0.2.10\n", dcs[1].AddrPort())
+	fmt.Fprintf(out, "  vipsmart --server %s gip show www      # then stop dc-1 (kill %d) and ask again\n", dcs[1].AddrPort(), procs[0].Process.Pid)
 	fmt.Fprintf(out, "  vipsmart --server %s dc leave\n", dcs[n-1].AddrPort())
 	fmt.Fprintf(out, "  vipsmart --server %s events\n", dcs[0].AddrPort())
 	<-ctx.Done()
