@@ -74,6 +74,6 @@ func newEventsCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they happen (JSON: one object per line)")
 	c.Flags().Uint64Var(&after, "after", 0, "show only events with a sequence number above this")
-	c.Flags().IntVar(&limit, "limit", 1000, "most events to fetch per request (1-10000)")
+	c.Flags().IntVar(&limit, "limit", 10000, "most events to fetch per request (1-10000; the default shows every event kept)")
 	return c
 }
