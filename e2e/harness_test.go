@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "vipsmart")
-	args := []string{"build", "-o", bin}
+	args := []string{"build", "-buildvcs=false", "-o", bin}
 	if os.Getenv("VIPSMART_E2E_RACE") != "" {
 		args = append(args, "-race") // daemons built with the race detector
 	}

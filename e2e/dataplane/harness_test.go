@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		bin = filepath.Join(dir, "vipsmart")
-		out, err := exec.Command("go", "build", "-o", bin, "../../cmd/vipsmart").CombinedOutput()
+		out, err := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "../../cmd/vipsmart").CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building vipsmart: %v\n%s", err, out)
 			os.RemoveAll(dir)
