@@ -94,9 +94,6 @@ type Daemon struct {
 	closed bool
 
 	stopped chan struct{} // closed when Run returns
-
-	eventsMu   sync.Mutex
-	eventsCond chan struct{} // closed and replaced when events are appended
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.
@@ -139,17 +136,16 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, node: node,
-		reqs:       make(chan func()),
-		waiters:    map[string]chan error{},
-		vips:       map[string]vipsmart.VIP{},
-		peers:      map[string]*peerQueue{},
-		eventsCond: make(chan struct{}),
-		stopped:    make(chan struct{}),
-		health:     newHealthQueue(),
-		active:     map[string][]string{},
-		holding:    map[string][]string{},
-		reported:   map[string]bool{},
-		conflicts:  map[string]bool{},
+		reqs:      make(chan func()),
+		waiters:   map[string]chan error{},
+		vips:      map[string]vipsmart.VIP{},
+		peers:     map[string]*peerQueue{},
+		stopped:   make(chan struct{}),
+		health:    newHealthQueue(),
+		active:    map[string][]string{},
+		holding:   map[string][]string{},
+		reported:  map[string]bool{},
+		conflicts: map[string]bool{},
 	}
 	if cfg.Prober == nil {
 		cfg.Prober = health.NetProber{}
@@ -256,10 +252,6 @@ func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
 		d.log.Error("storing events", "err", err)
 		return
 	}
-	d.eventsMu.Lock()
-	close(d.eventsCond)
-	d.eventsCond = make(chan struct{})
-	d.eventsMu.Unlock()
 }
 
 // event records one daemon-level event (VIP changes) from the loop.
@@ -493,15 +485,4 @@ func (d *Daemon) Leave(ctx context.Context) (vipsmart.StatusInfo, error) {
 // is append-only and needs no loop.
 func (d *Daemon) Events(ctx context.Context, after uint64, limit int) ([]vipsmart.Event, error) {
 	return d.cfg.Store.ListEvents(ctx, after, limit)
-}
-
-// WaitEvents blocks until an event is appended or ctx is done.
-func (d *Daemon) WaitEvents(ctx context.Context) {
-	d.eventsMu.Lock()
-	ch := d.eventsCond
-	d.eventsMu.Unlock()
-	select {
-	case <-ch:
-	case <-ctx.Done():
-	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/federation"
 )
 
@@ -97,5 +96,3 @@ type refusal struct{ error }
 func (refusal) PeerRefused() bool { return true }
 
 func (r refusal) Unwrap() error { return r.error }
-
-var _ = vipsmart.EINVALID

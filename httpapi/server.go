@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -103,18 +104,10 @@ func (rt route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for m := range rt {
 		allowed = append(allowed, m)
 	}
-	sortStrings(allowed)
+	slices.Sort(allowed)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	writeHTTPError(w, http.StatusMethodNotAllowed, vipsmart.EINVALID,
 		fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 type statusRecorder struct {

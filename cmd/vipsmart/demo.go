@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -204,12 +205,7 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	return nil
 }
 
-var netipLoopback = vipsmart.DC{}.Address
-
-func init() {
-	a, _ := vipsmart.ParseHostAddr("", "127.0.0.1")
-	netipLoopback = a
-}
+var netipLoopback = netip.MustParseAddr("127.0.0.1")
 
 func joinArgs(a []string) string {
 	s := ""
