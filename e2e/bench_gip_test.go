@@ -14,7 +14,6 @@ import (
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/bolt"
-	"github.com/vipsmart/vipsmart/httpapi"
 )
 
 // BenchmarkGIPAdd measures `gip add` (a federation change: every member
@@ -27,7 +26,7 @@ func BenchmarkGIPAdd(b *testing.B) {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			ds := startFederation(b, n, benchFlags()...)
 			waitSettled(b, ds)
-			c := httpapi.NewClient(ds[0].addr())
+			c := ds[0].client()
 			ctx := context.Background()
 			var lat []time.Duration
 			b.ResetTimer()
@@ -115,13 +114,13 @@ func BenchmarkScale(b *testing.B) {
 	seedVIPs(b, ds[0], count)
 	waitSettled(b, ds)
 	ctx := context.Background()
-	c := httpapi.NewClient(ds[0].addr())
+	c := ds[0].client()
 
 	b.Run("join-10000-gips", func(b *testing.B) {
 		var lat []time.Duration
 		for i := 0; i < b.N; i++ {
 			cand := startDaemon(b, fmt.Sprintf("cand-%d", i), benchFlags()...)
-			cc := httpapi.NewClient(cand.addr())
+			cc := cand.client()
 			start := time.Now()
 			if _, err := c.AddDC(ctx, dcOf(cand)); err != nil {
 				b.Fatalf("dc add: %v", err)
@@ -164,7 +163,7 @@ func BenchmarkScale(b *testing.B) {
 		var lat []time.Duration
 		for i := 0; i < max(b.N, 20); i++ {
 			start := time.Now()
-			out := mustCLI(b, ds[0].addr(), "gip", "list")
+			out := mustCLI(b, ds[0].server(), "gip", "list")
 			lat = append(lat, time.Since(start))
 			if n := strings.Count(out, "\n"); n != count+1 {
 				b.Fatalf("gip list printed %d lines", n)
@@ -205,7 +204,7 @@ func BenchmarkScale(b *testing.B) {
 func BenchmarkFailover(b *testing.B) {
 	ds := startFederation(b, 3, benchFlags()...)
 	ctx := context.Background()
-	c2 := httpapi.NewClient(ds[1].addr())
+	c2 := ds[1].client()
 	g := vipsmart.GIP{Name: "www", Address: netip.MustParseAddr("203.0.113.10"), Mode: vipsmart.ModeFailover, Preempt: true,
 		Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 200}, {DC: "dc-2", Priority: 150}, {DC: "dc-3", Priority: 100}}}
 	if _, err := c2.AddGIP(ctx, g); err != nil {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -11,28 +10,9 @@ import (
 	"time"
 
 	"github.com/vipsmart/vipsmart"
-	"github.com/vipsmart/vipsmart/httpapi"
 )
 
 // startFederation starts n daemons and federates them from the first one.
-func startFederation(b testing.TB, n int, extra ...string) []*daemon {
-	ds := make([]*daemon, n)
-	for i := range ds {
-		ds[i] = startDaemon(b, fmt.Sprintf("dc-%d", i+1), extra...)
-	}
-	c := httpapi.NewClient(ds[0].addr())
-	for _, d := range ds[1:] {
-		if _, err := c.AddDC(context.Background(), dcOf(d)); err != nil {
-			b.Fatalf("federating %s: %v", d.name, err)
-		}
-	}
-	return ds
-}
-
-func dcOf(d *daemon) vipsmart.DC {
-	return vipsmart.DC{Name: d.name, Address: netip.MustParseAddr("127.0.0.1"), Port: uint16(d.port)}
-}
-
 // reportLatencies reports median and p99 of ds as custom metrics.
 func reportLatencies(b *testing.B, ds []time.Duration) {
 	if len(ds) == 0 {
@@ -55,8 +35,8 @@ func BenchmarkDCAdd(b *testing.B) {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			ds := startFederation(b, n, benchFlags()...)
 			cand := startDaemon(b, "cand", benchFlags()...)
-			coord := httpapi.NewClient(ds[0].addr())
-			cc := httpapi.NewClient(cand.addr())
+			coord := ds[0].client()
+			cc := cand.client()
 			ctx := context.Background()
 			var lat []time.Duration
 			b.ResetTimer()
@@ -89,7 +69,7 @@ func waitSettled(b testing.TB, ds []*daemon) {
 		var epoch uint64
 		ok := true
 		for i, d := range ds {
-			st, err := httpapi.NewClient(d.addr()).Status(ctx)
+			st, err := d.client().Status(ctx)
 			if err != nil || st.Status != vipsmart.StatusMember || (i > 0 && st.Epoch != epoch) {
 				ok = false
 				break

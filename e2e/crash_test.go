@@ -31,8 +31,8 @@ func TestCoordinatorKilledMidAdd(t *testing.T) {
 				ds[i] = startDaemon(t, fmt.Sprintf("dc-%d", i+1), timers...)
 			}
 			coord, cand := ds[0], ds[3]
-			mustCLI(t, coord.addr(), "dc", "add", ds[1].spec())
-			mustCLI(t, coord.addr(), "dc", "add", ds[2].spec())
+			mustDCAdd(t, coord, ds[1])
+			mustDCAdd(t, coord, ds[2])
 			before := expectFederation(t, ds[:3], ds[3:])
 
 			// Restart the coordinator with the crash point armed.
@@ -42,7 +42,7 @@ func TestCoordinatorKilledMidAdd(t *testing.T) {
 			coord.env = []string{"VIPSMART_TEST_FAULT=" + c.fault}
 			coord.start()
 			expectFederation(t, ds[:3], ds[3:])
-			r := cli(t, coord.addr(), "dc", "add", cand.spec())
+			r := dcAdd(t, coord, cand)
 			if r.code == 0 {
 				t.Fatalf("dc add succeeded although the coordinator was to crash: %s", r.stdout)
 			}
@@ -68,7 +68,7 @@ func TestCoordinatorKilledMidAdd(t *testing.T) {
 				}
 				// The federation works again: the add now succeeds.
 				eventually(t, 10*time.Second, "dc add after recovery", func() error {
-					if r := cli(t, coord.addr(), "dc", "add", cand.spec()); r.code != 0 {
+					if r := dcAdd(t, coord, cand); r.code != 0 {
 						return fmt.Errorf("exit %d: %s", r.code, r.stderr)
 					}
 					return nil

@@ -13,7 +13,7 @@ import (
 // object per line as events happen.
 func TestEventsFollow(t *testing.T) {
 	d := startDaemon(t, "dc-1")
-	cmd := exec.Command(bin, "--server", d.addr(), "events", "--follow", "-o", "json")
+	cmd := exec.Command(bin, "--server", d.server(), "events", "--follow", "-o", "json")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -31,8 +31,8 @@ func TestEventsFollow(t *testing.T) {
 		close(lines)
 	}()
 	time.Sleep(300 * time.Millisecond)
-	mustCLI(t, d.addr(), "vip", "add", "web", "192.0.2.10")
-	mustCLI(t, d.addr(), "vip", "remove", "web")
+	mustCLI(t, d.server(), "vip", "add", "web", "192.0.2.10")
+	mustCLI(t, d.server(), "vip", "remove", "web")
 	want := []string{"VIP web 192.0.2.10 added", "VIP web 192.0.2.10 removed"}
 	timeout := time.After(10 * time.Second)
 	var lastSeq uint64

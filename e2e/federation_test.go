@@ -45,7 +45,7 @@ type dcRow struct {
 func status(t testing.TB, d *daemon) fedStatus {
 	t.Helper()
 	var st fedStatus
-	cliJSON(t, d.addr(), &st, "status")
+	cliJSON(t, d.server(), &st, "status")
 	return st
 }
 
@@ -86,7 +86,7 @@ func expectFederation(t testing.TB, members, standalone []*daemon) fedStatus {
 				return fmt.Errorf("%s is %s with federation %v", d.name, st.Status, st.Federation)
 			}
 			var dcs []any
-			cliJSON(t, d.addr(), &dcs, "dc", "list")
+			cliJSON(t, d.server(), &dcs, "dc", "list")
 			if len(dcs) != 0 {
 				return fmt.Errorf("standalone %s still lists DCs %v", d.name, dcs)
 			}
@@ -105,21 +105,21 @@ func TestFederationOfFourThroughCLI(t *testing.T) {
 	}
 	d1, d2, d3, d4 := ds[0], ds[1], ds[2], ds[3]
 
-	out := mustCLI(t, d1.addr(), "dc", "add", d2.spec())
+	out := mustDCAdd(t, d1, d2)
 	if !strings.Contains(out, "dc-2 added") {
 		t.Fatalf("dc add output:\n%s", out)
 	}
 	st := expectFederation(t, ds[:2], ds[2:])
 	fedID, epoch := st.Federation.ID, st.Federation.Epoch
-	mustCLI(t, d1.addr(), "dc", "add", d3.spec())
-	mustCLI(t, d2.addr(), "dc", "add", d4.spec()) // any member can add
+	mustDCAdd(t, d1, d3)
+	mustDCAdd(t, d2, d4) // any member can add
 	st = expectFederation(t, ds, nil)
 	if st.Federation.ID != fedID || st.Federation.Epoch != epoch+2 {
 		t.Fatalf("after two more adds: federation %s epoch %d; want %s epoch %d", st.Federation.ID, st.Federation.Epoch, fedID, epoch+2)
 	}
 	eventually(t, 5*time.Second, "every member reachable in dc list", func() error {
 		var rows []dcRow
-		cliJSON(t, d3.addr(), &rows, "dc", "list")
+		cliJSON(t, d3.server(), &rows, "dc", "list")
 		if len(rows) != 4 {
 			return fmt.Errorf("dc list has %d rows", len(rows))
 		}
@@ -133,17 +133,17 @@ func TestFederationOfFourThroughCLI(t *testing.T) {
 
 	// Adding a DC that is already a member of a federation is refused.
 	other := startDaemon(t, "dc-9", fedTimers...)
-	if r := cli(t, other.addr(), "dc", "add", d4.spec()); r.code == 0 || !strings.Contains(r.stderr, "dc-4") {
+	if r := dcAdd(t, other, d4); r.code == 0 || !strings.Contains(r.stderr, "dc-4") {
 		t.Fatalf("adding a federated DC: exit %d, stderr %s", r.code, r.stderr)
 	}
 
-	mustCLI(t, d2.addr(), "dc", "remove", "dc-4")
+	mustCLI(t, d2.server(), "dc", "remove", "dc-4")
 	expectFederation(t, ds[:3], ds[3:])
 
-	mustCLI(t, d3.addr(), "dc", "leave")
+	mustCLI(t, d3.server(), "dc", "leave")
 	expectFederation(t, ds[:2], ds[2:])
 
-	mustCLI(t, d1.addr(), "dc", "add", d3.spec())
+	mustDCAdd(t, d1, d3)
 	st2 := expectFederation(t, ds[:3], ds[3:])
 	if st2.Federation.ID != fedID || st2.Federation.Epoch <= st.Federation.Epoch {
 		t.Fatalf("re-add: federation %s epoch %d after %d", st2.Federation.ID, st2.Federation.Epoch, st.Federation.Epoch)

@@ -10,7 +10,7 @@ import (
 
 func gipList(t testing.TB, d *daemon) []gipInfo {
 	var gs []gipInfo
-	cliJSON(t, d.addr(), &gs, "gip", "list")
+	cliJSON(t, d.server(), &gs, "gip", "list")
 	return gs
 }
 
@@ -24,12 +24,12 @@ func TestGIPRulesThroughCLI(t *testing.T) {
 		ds[i] = startDaemon(t, fmt.Sprintf("dc-%d", i+1), fedTimers...)
 	}
 	d1, d2, d3, d4 := ds[0], ds[1], ds[2], ds[3]
-	mustCLI(t, d1.addr(), "dc", "add", d2.spec())
-	mustCLI(t, d1.addr(), "dc", "add", d3.spec())
+	mustDCAdd(t, d1, d2)
+	mustDCAdd(t, d1, d3)
 	expectFederation(t, ds[:3], ds[3:])
-	mustCLI(t, d2.addr(), "vip", "add", "web", "192.0.2.20")
-	mustCLI(t, d1.addr(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:150:web,dc-3:100")
-	mustCLI(t, d1.addr(), "gip", "add", "only3", "203.0.113.30", "--placement", "dc-3:100", "--mode", "anycast")
+	mustCLI(t, d2.server(), "vip", "add", "web", "192.0.2.20")
+	mustCLI(t, d1.server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:150:web,dc-3:100")
+	mustCLI(t, d1.server(), "gip", "add", "only3", "203.0.113.30", "--placement", "dc-3:100", "--mode", "anycast")
 	eventually(t, 5*time.Second, "GIPs on every member", func() error {
 		for _, d := range ds[:3] {
 			if n := len(gipList(t, d)); n != 2 {
@@ -66,7 +66,7 @@ func TestGIPRulesThroughCLI(t *testing.T) {
 		{d4, []string{"gip", "add", "a", "203.0.113.40", "--placement", "dc-4:100"}, 1, []string{"dc-4", "no federation"}},
 	}
 	for _, c := range cases {
-		r := cli(t, c.at.addr(), c.args...)
+		r := cli(t, c.at.server(), c.args...)
 		if r.code != c.code {
 			t.Errorf("%s: vipsmart %s: exit %d; want %d (stderr %q)", c.at.name, strings.Join(c.args, " "), r.code, c.code, r.stderr)
 		}
@@ -82,10 +82,10 @@ func TestGIPRulesThroughCLI(t *testing.T) {
 		}
 	}
 	// An update that changes nothing succeeds and changes nothing.
-	mustCLI(t, d3.addr(), "gip", "update", "www", "--preempt=true")
+	mustCLI(t, d3.server(), "gip", "update", "www", "--preempt=true")
 
 	// A joining DC receives every GIP.
-	mustCLI(t, d2.addr(), "dc", "add", d4.spec())
+	mustDCAdd(t, d2, d4)
 	expectFederation(t, ds, nil)
 	if got := gipList(t, d4); !reflect.DeepEqual(stripActive(got), stripActive(before)) {
 		t.Fatalf("the new member has GIPs %+v; want %+v", got, before)
@@ -93,7 +93,7 @@ func TestGIPRulesThroughCLI(t *testing.T) {
 
 	// Removing dc-3 drops its placements in the same commit; only3 stays
 	// with no placement, inactive, and says so.
-	mustCLI(t, d1.addr(), "dc", "remove", "dc-3")
+	mustCLI(t, d1.server(), "dc", "remove", "dc-3")
 	expectFederation(t, []*daemon{d1, d2, d4}, []*daemon{d3})
 	for _, d := range []*daemon{d1, d2, d4} {
 		gs := gipList(t, d)
@@ -101,10 +101,10 @@ func TestGIPRulesThroughCLI(t *testing.T) {
 			t.Fatalf("%s after removing dc-3: %+v", d.name, gs)
 		}
 	}
-	if out := mustCLI(t, d4.addr(), "gip", "show", "only3"); !strings.Contains(out, "inactive everywhere") {
+	if out := mustCLI(t, d4.server(), "gip", "show", "only3"); !strings.Contains(out, "inactive everywhere") {
 		t.Fatalf("gip show of a GIP without placements:\n%s", out)
 	}
-	mustCLI(t, d4.addr(), "gip", "remove", "only3")
+	mustCLI(t, d4.server(), "gip", "remove", "only3")
 	eventually(t, 5*time.Second, "only3 removed everywhere", func() error {
 		for _, d := range []*daemon{d1, d2, d4} {
 			if n := len(gipList(t, d)); n != 1 {

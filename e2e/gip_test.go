@@ -27,7 +27,7 @@ type gipInfo struct {
 // activeHere reports whether d considers itself active for GIP name.
 func activeSet(t testing.TB, d *daemon, name string) []string {
 	var g gipInfo
-	cliJSON(t, d.addr(), &g, "gip", "show", name)
+	cliJSON(t, d.server(), &g, "gip", "show", name)
 	return g.Active
 }
 
@@ -57,8 +57,8 @@ func TestGIPFailoverThroughCLI(t *testing.T) {
 		ds[i] = startDaemon(t, fmt.Sprintf("dc-%d", i+1), fedTimers...)
 	}
 	d1, d2, d3 := ds[0], ds[1], ds[2]
-	mustCLI(t, d1.addr(), "dc", "add", d2.spec())
-	mustCLI(t, d1.addr(), "dc", "add", d3.spec())
+	mustDCAdd(t, d1, d2)
+	mustDCAdd(t, d1, d3)
 	expectFederation(t, ds, nil)
 
 	// A backend for dc-2's VIP: a TCP listener on loopback.
@@ -75,18 +75,18 @@ func TestGIPFailoverThroughCLI(t *testing.T) {
 			c.Close()
 		}
 	}()
-	mustCLI(t, d2.addr(), "vip", "add", "web", "192.0.2.20", "--check", "tcp://"+backend.Addr().String(), "--check-interval", "100ms", "--check-timeout", "50ms", "--check-rise", "1", "--check-fall", "2")
+	mustCLI(t, d2.server(), "vip", "add", "web", "192.0.2.20", "--check", "tcp://"+backend.Addr().String(), "--check-interval", "100ms", "--check-timeout", "50ms", "--check-rise", "1", "--check-fall", "2")
 	eventually(t, 5*time.Second, "dc-2's VIP web up", func() error {
 		var v vipInfo
-		cliJSON(t, d2.addr(), &v, "vip", "show", "web")
+		cliJSON(t, d2.server(), &v, "vip", "show", "web")
 		if v.State != "up" {
 			return fmt.Errorf("state %s", v.State)
 		}
 		return nil
 	})
 
-	mustCLI(t, d3.addr(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200", "--placement", "dc-2:150:web", "--placement", "dc-3:100")
-	mustCLI(t, d3.addr(), "gip", "add", "sticky", "203.0.113.11", "--placement", "dc-1:200,dc-2:150,dc-3:100", "--preempt=false")
+	mustCLI(t, d3.server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200", "--placement", "dc-2:150:web", "--placement", "dc-3:100")
+	mustCLI(t, d3.server(), "gip", "add", "sticky", "203.0.113.11", "--placement", "dc-1:200,dc-2:150,dc-3:100", "--preempt=false")
 	waitActive(t, ds, "www", []string{"dc-1"}, 5*time.Second)
 	waitActive(t, ds, "sticky", []string{"dc-1"}, 5*time.Second)
 	// What each DC announces (the default announcer only keeps state):
@@ -97,7 +97,7 @@ func TestGIPFailoverThroughCLI(t *testing.T) {
 				Address, Kind, Name, Via, Since string
 			} `json:"announced"`
 		}
-		cliJSON(t, d.addr(), &st, "status")
+		cliJSON(t, d.server(), &st, "status")
 		m := map[string]string{}
 		for _, a := range st.Announced {
 			if a.Via != "none" || a.Since == "" {
@@ -126,7 +126,7 @@ func TestGIPFailoverThroughCLI(t *testing.T) {
 	waitActive(t, ds[1:], "www", []string{"dc-2"}, time.Second)
 	waitActive(t, ds[1:], "sticky", []string{"dc-2"}, 5*time.Second)
 	var g gipInfo
-	cliJSON(t, d3.addr(), &g, "gip", "show", "www")
+	cliJSON(t, d3.server(), &g, "gip", "show", "www")
 	if !strings.Contains(g.Why["dc-1"], "unreachable") {
 		t.Fatalf("gip show does not say why dc-1 is not active: %v", g.Why)
 	}
@@ -140,11 +140,11 @@ func TestGIPFailoverThroughCLI(t *testing.T) {
 
 	// The backend of dc-2's VIP goes away: www, now on dc-1, is unaffected;
 	// move it to prefer dc-2 first, then close the backend: it moves to dc-1.
-	mustCLI(t, d1.addr(), "gip", "update", "www", "--placement", "dc-1:100,dc-2:200:web,dc-3:50")
+	mustCLI(t, d1.server(), "gip", "update", "www", "--placement", "dc-1:100,dc-2:200:web,dc-3:50")
 	waitActive(t, ds, "www", []string{"dc-2"}, 5*time.Second)
 	backend.Close()
 	waitActive(t, ds, "www", []string{"dc-1"}, 5*time.Second)
-	cliJSON(t, d1.addr(), &g, "gip", "show", "www")
+	cliJSON(t, d1.server(), &g, "gip", "show", "www")
 	if !strings.Contains(g.Why["dc-2"], "VIP web down in dc-2") {
 		t.Fatalf("gip show does not say dc-2's VIP is down: %v", g.Why)
 	}
@@ -152,7 +152,7 @@ func TestGIPFailoverThroughCLI(t *testing.T) {
 		Kind    string `json:"kind"`
 		Message string `json:"message"`
 	}
-	cliJSON(t, d2.addr(), &ev, "events")
+	cliJSON(t, d2.server(), &ev, "events")
 	var sawDown, sawInactive bool
 	for _, e := range ev {
 		sawDown = sawDown || (e.Kind == "health" && strings.Contains(e.Message, "VIP web is down"))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/httpapi"
 )
 
 // bin is the vipsmart binary built once for the whole package.
@@ -70,7 +74,16 @@ type daemon struct {
 	done    chan struct{}
 }
 
+// addr is d's federation address (IP:PORT of --listen).
 func (d *daemon) addr() string { return "127.0.0.1:" + strconv.Itoa(d.port) }
+
+// server is what the CLI's --server takes to reach d's operator API.
+// Tests reach the operator API only through server and client, so that
+// the transport of the operator API is decided here alone.
+func (d *daemon) server() string { return d.addr() }
+
+// client is a vipsmart.Service over d's operator API.
+func (d *daemon) client() *httpapi.Client { return httpapi.NewClient(d.server()) }
 
 // spec is the DC's NAME,IP,PORT.
 func (d *daemon) spec() string { return d.name + ",127.0.0.1," + strconv.Itoa(d.port) }
@@ -199,6 +212,23 @@ func cli(t testing.TB, server string, args ...string) result {
 	return result{so.String(), se.String(), code}
 }
 
+// dcAdd runs `vipsmart dc add` of cand on coord, as an operator would
+// (extra flags are appended).
+func dcAdd(t testing.TB, coord, cand *daemon, extra ...string) result {
+	t.Helper()
+	return cli(t, coord.server(), append([]string{"dc", "add", cand.spec()}, extra...)...)
+}
+
+// mustDCAdd is dcAdd that fails the test unless it exits 0.
+func mustDCAdd(t testing.TB, coord, cand *daemon, extra ...string) string {
+	t.Helper()
+	r := dcAdd(t, coord, cand, extra...)
+	if r.code != 0 {
+		t.Fatalf("vipsmart dc add %s on %s: exit %d\nstdout: %s\nstderr: %s", cand.spec(), coord.name, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
 // mustCLI runs the CLI and fails the test unless it exits 0.
 func mustCLI(t testing.TB, server string, args ...string) string {
 	t.Helper()
@@ -234,3 +264,23 @@ func eventually(t testing.TB, timeout time.Duration, what string, f func() error
 
 // jsonDecode decodes a JSON answer.
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// startFederation starts n fresh daemons dc-1..dc-N and federates them
+// with dc add on dc-1 (through the API, as a pipeline would).
+func startFederation(t testing.TB, n int, extra ...string) []*daemon {
+	ds := make([]*daemon, n)
+	for i := range ds {
+		ds[i] = startDaemon(t, fmt.Sprintf("dc-%d", i+1), extra...)
+	}
+	c := ds[0].client()
+	for _, d := range ds[1:] {
+		if _, err := c.AddDC(context.Background(), dcOf(d)); err != nil {
+			t.Fatalf("federating %s: %v", d.name, err)
+		}
+	}
+	return ds
+}
+
+func dcOf(d *daemon) vipsmart.DC {
+	return vipsmart.DC{Name: d.name, Address: netip.MustParseAddr("127.0.0.1"), Port: uint16(d.port)}
+}

@@ -16,16 +16,16 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 	d1 := startDaemon(t, "dc-1", timers...)
 	d2 := startDaemon(t, "dc-2", timers...)
 	d3 := startDaemon(t, "dc-3", timers...)
-	mustCLI(t, d1.addr(), "dc", "add", d2.spec())
+	mustDCAdd(t, d1, d2)
 	before := expectFederation(t, []*daemon{d1, d2}, []*daemon{d3})
 
 	// A candidate nobody answers for.
-	r := cli(t, d1.addr(), "dc", "add", fmt.Sprintf("dc-9,127.0.0.1,%d", freePort(t)))
+	r := cli(t, d1.server(), "dc", "add", fmt.Sprintf("dc-9,127.0.0.1,%d", freePort(t)))
 	if r.code != 1 || !strings.Contains(r.stderr, "dc-9") {
 		t.Fatalf("add of an unreachable candidate: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// A candidate under another name.
-	r = cli(t, d1.addr(), "dc", "add", fmt.Sprintf("dc-x,127.0.0.1,%d", d3.port))
+	r = cli(t, d1.server(), "dc", "add", fmt.Sprintf("dc-x,127.0.0.1,%d", d3.port))
 	if r.code != 2 || !strings.Contains(r.stderr, "dc-3") || !strings.Contains(r.stderr, "dc-x") {
 		t.Fatalf("add under a wrong name: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -37,7 +37,7 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 	// A member that is down: the add fails naming it and the candidate is
 	// standalone again, not left invited.
 	d2.kill()
-	r = cli(t, d1.addr(), "dc", "add", d3.spec())
+	r = dcAdd(t, d1, d3)
 	if r.code != 1 || !strings.Contains(r.stderr, "dc-2") {
 		t.Fatalf("add with a member down: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -55,7 +55,7 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 	d1.env = []string{"VIPSMART_TEST_FAULT=send:prepare"}
 	d1.start()
 	expectFederation(t, []*daemon{d1, d2}, []*daemon{d3})
-	if r := cli(t, d1.addr(), "dc", "add", d3.spec()); r.code == 0 {
+	if r := dcAdd(t, d1, d3); r.code == 0 {
 		t.Fatal("dc add succeeded although the coordinator was to crash")
 	}
 	<-d1.done
@@ -64,7 +64,7 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 		t.Fatalf("candidate is %s (op %q); want invited with the operation", st3.Status, st3.OpID)
 	}
 	var raw map[string]any
-	cliJSON(t, d3.addr(), &raw, "status")
+	cliJSON(t, d3.server(), &raw, "status")
 	if raw["time_left"] == nil || raw["deadline"] == nil {
 		t.Fatalf("status of an invited DC lacks deadline/time_left: %v", raw)
 	}
@@ -72,7 +72,7 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 	if st2.Status != "candidate-review" || st2.OpID != st3.OpID {
 		t.Fatalf("member is %s (op %q); want candidate-review under %q", st2.Status, st2.OpID, st3.OpID)
 	}
-	if out := mustCLI(t, d2.addr(), "status"); !strings.Contains(out, "candidate-review (operation "+st2.OpID) || !strings.Contains(out, "left)") {
+	if out := mustCLI(t, d2.server(), "status"); !strings.Contains(out, "candidate-review (operation "+st2.OpID) || !strings.Contains(out, "left)") {
 		t.Fatalf("table status does not show the operation and time left:\n%s", out)
 	}
 	for _, c := range []struct {
@@ -86,13 +86,13 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 		{d2, []string{"dc", "leave"}, "dc-2"},
 		{d3, []string{"dc", "add", d1.spec()}, "invited"},
 	} {
-		r := cli(t, c.d.addr(), c.args...)
+		r := cli(t, c.d.server(), c.args...)
 		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%s: vipsmart %s: exit %d, stderr %q; want exit 1 mentioning %q", c.d.name, strings.Join(c.args, " "), r.code, r.stderr, c.want)
 		}
 	}
 	var vips []any
-	cliJSON(t, d2.addr(), &vips, "vip", "list")
+	cliJSON(t, d2.server(), &vips, "vip", "list")
 	if len(vips) != 0 {
 		t.Fatalf("a refused VIP add left VIPs: %v", vips)
 	}

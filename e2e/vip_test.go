@@ -27,7 +27,7 @@ type vipInfo struct {
 
 func TestVIPLifecycleThroughCLI(t *testing.T) {
 	d := startDaemon(t, "dc-1")
-	s := d.addr()
+	s := d.server()
 
 	var st map[string]any
 	cliJSON(t, s, &st, "status")
@@ -91,14 +91,14 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		if i%2 == 1 {
 			addr = fmt.Sprintf("2001:db8::%x", i+1)
 		}
-		mustCLI(t, d.addr(), "vip", "add", fmt.Sprintf("v%02d", i), addr)
+		mustCLI(t, d.server(), "vip", "add", fmt.Sprintf("v%02d", i), addr)
 	}
 	var before []vipInfo
-	cliJSON(t, d.addr(), &before, "vip", "list")
+	cliJSON(t, d.server(), &before, "vip", "list")
 	d.kill()
 	d.start()
 	var after []vipInfo
-	cliJSON(t, d.addr(), &after, "vip", "list")
+	cliJSON(t, d.server(), &after, "vip", "list")
 	if len(after) != n {
 		t.Fatalf("after kill -9 and restart: %d VIPs; want %d", len(after), n)
 	}
@@ -130,7 +130,7 @@ func snapshot(t *testing.T, server string) string {
 
 func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	d := startDaemon(t, "dc-1")
-	s := d.addr()
+	s := d.server()
 	mustCLI(t, s, "vip", "add", "existing", "192.0.2.1")
 
 	cliCases := []struct {
