@@ -314,7 +314,7 @@ func TestClaims(t *testing.T) {
 	}
 	next()
 
-	seA, err := a.NewSession(ctx, "a", 10*time.Second)
+	seA, err := a.NewSession(ctx, "a", 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,9 +332,14 @@ func TestClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dup.Close()
+	// A second live process with name a waits for a's lease (2s, still
+	// renewed), then gives up.
 	err = dup.Claim(ctx, []byte("10.0.0.9"))
 	if !vipsmart.IsCode(err, vipsmart.ECONFLICT) || !strings.Contains(err.Error(), "already claimed") {
 		t.Fatalf("a second claim of name a: %v, want ECONFLICT ... already claimed", err)
+	}
+	if cs, err := b.Claims(ctx); err != nil || len(cs) != 1 || string(cs[0].Info) != "10.0.0.11" || cs[0].Lease != seA.Lease() {
+		t.Fatalf("after the refused claim: Claims() = %+v, %v; want a's claim unchanged", cs, err)
 	}
 
 	seB, err := b.NewSession(ctx, "b", 10*time.Second)
@@ -354,7 +359,7 @@ func TestClaims(t *testing.T) {
 		t.Fatalf("Claims() = %+v, want a and b", claims)
 	}
 	for _, cl := range claims {
-		if cl.TTL <= 0 || cl.TTL > 10*time.Second || cl.Lease == 0 || cl.Since == 0 {
+		if cl.TTL <= 0 || cl.TTL > 10*time.Second || cl.Lease == 0 || cl.Since == 0 || cl.Lease == dup.Lease() {
 			t.Errorf("claim %+v: want a TTL in (0, 10s], a lease and a revision", cl)
 		}
 	}
@@ -369,4 +374,27 @@ func TestClaims(t *testing.T) {
 		t.Fatalf("claiming a freed name: %v", err)
 	}
 	next("a=10.0.0.9", "b=10.0.0.2")
+
+	// A process that dies (kill -9: no revoke, no more renewals) leaves
+	// its name claimed until its lease expires; a new process with the
+	// same name waits for that, then takes the name.
+	crashed := open(t, c, pfx, 100)
+	seC, err := crashed.NewSession(ctx, "c", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seC.Claim(ctx, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	next("a=10.0.0.9", "b=10.0.0.2", "c=old")
+	crashed.Close() // the connection goes, the lease stays until it expires
+	restarted, err := b.NewSession(ctx, "c", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.Close()
+	if err := restarted.Claim(ctx, []byte("new")); err != nil {
+		t.Fatalf("claiming the name of a crashed process: %v", err)
+	}
+	next("a=10.0.0.9", "b=10.0.0.2", "c=new")
 }

@@ -3,6 +3,7 @@ package etcd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -25,19 +26,62 @@ type Claim struct {
 	Since int64
 }
 
-// Claim publishes info as the session's node claim, or updates it. It
-// fails with ECONFLICT, changing nothing, if another live session (another
-// process) already claims the same node name.
+// Claim publishes info as the session's node claim, or updates it. If
+// another session holds the name, Claim waits for that lease to end, up to
+// its granted TTL and a second more: a process restarted right after a
+// crash (kill -9) finds its name still held by its former lease, which no
+// one renews any more. If the name is still held then, another live
+// process claims it: Claim fails with ECONFLICT, changing nothing.
 func (se *Session) Claim(ctx context.Context, info []byte) error {
+	other, err := se.tryClaim(ctx, info)
+	if err != nil || other == 0 {
+		return err
+	}
+	st := se.store
+	op := "claim node name " + se.node
+	var wait time.Duration
+	err = st.do(ctx, op, func(ctx context.Context) error {
+		ttl, err := st.cli.TimeToLive(ctx, other)
+		if err != nil {
+			return err
+		}
+		wait = time.Duration(ttl.GrantedTTL)*time.Second + time.Second
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for wctx.Err() == nil {
+		// A read every 100ms for a few seconds at most: simpler than a
+		// watch, and cheap.
+		select {
+		case <-wctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		if other, err = se.tryClaim(ctx, info); err != nil || other == 0 {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return vipsmart.Errorf(vipsmart.ECONFLICT, "node", "node name %s is already claimed in DC %s by another live process (lease %x, still renewed after %s): give each node its own name", se.node, st.dc, other, wait)
+}
+
+// tryClaim writes the claim if the name is free or already the session's;
+// otherwise it returns the lease that holds it.
+func (se *Session) tryClaim(ctx context.Context, info []byte) (clientv3.LeaseID, error) {
 	st := se.store
 	key := st.k.node(se.node)
-	return st.do(ctx, "claim node name "+se.node, func(ctx context.Context) error {
+	var other clientv3.LeaseID
+	err := st.do(ctx, "claim node name "+se.node, func(ctx context.Context) error {
+		mine := clientv3.OpPut(key, string(info), clientv3.WithLease(se.Lease()))
 		resp, err := st.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-		).Then(
-			clientv3.OpPut(key, string(info), clientv3.WithLease(se.Lease())),
-		).Else(
-			clientv3.OpGet(key),
+		).Then(mine).Else(
+			clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", se.Lease())}, []clientv3.Op{mine}, []clientv3.Op{clientv3.OpGet(key)}),
 		).Commit()
 		if err != nil {
 			return err
@@ -45,20 +89,18 @@ func (se *Session) Claim(ctx context.Context, info []byte) error {
 		if resp.Succeeded {
 			return nil
 		}
-		// Taken: ours (update it) or another session's (refuse).
-		tr, err := st.cli.Txn(ctx).If(
-			clientv3.Compare(clientv3.LeaseValue(key), "=", se.Lease()),
-		).Then(
-			clientv3.OpPut(key, string(info), clientv3.WithLease(se.Lease())),
-		).Commit()
-		if err != nil {
-			return err
+		nested := resp.Responses[0].GetResponseTxn()
+		if nested.Succeeded {
+			return nil // ours: updated
 		}
-		if !tr.Succeeded {
-			return vipsmart.Errorf(vipsmart.ECONFLICT, "node", "node name %s is already claimed in DC %s by another live process (lease %x): give each node its own name", se.node, st.dc, resp.Responses[0].GetResponseRange().Kvs[0].Lease)
+		kvs := nested.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 || kvs[0].Lease == 0 {
+			return vipsmart.Errorf(vipsmart.ECONFLICT, "node", "node key %s exists without a lease (not written by vipsmart): remove it", key)
 		}
+		other = clientv3.LeaseID(kvs[0].Lease)
 		return nil
 	})
+	return other, err
 }
 
 // Claims returns the live node claims of the DC, sorted by node name,
