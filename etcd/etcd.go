@@ -11,48 +11,58 @@
 // Everything lives under one prefix P (by default /vipsmart/<dc name>/),
 // so one etcd cluster can hold many DCs, and nothing is written outside it:
 //
-//	P schema                   "1", the layout version (SchemaVersion)
-//	P dc                       the DC name the prefix belongs to
-//	P vips/<name>              JSON vipsmart.VIP
-//	P vipaddrs/<address>       VIP name: the address uniqueness index
-//	P federation               the opaque federation record (absent if empty)
-//	P gipgen                   the current GIP generation G (16 hex digits)
-//	P gips/<G>/<name>          JSON vipsmart.GIP of generation G
-//	P eventseq                 the last event sequence number handed out
-//	P events/<seq, 16 hex>     JSON vipsmart.Event
-//	P election/<lease, hex>    the leader election (concurrency.Election)
-//	P nodes/<node>             a node's claim, bound to its session lease
+//	P schema                 "1", the layout version (SchemaVersion)
+//	P dc                     the DC name the prefix belongs to
+//	P vips/<name>            JSON vipsmart.VIP
+//	P vipaddrs/<address>     VIP name: the address uniqueness index
+//	P federation             the opaque federation record (absent if empty)
+//	P gipgen                 "G N": the GIP base is generation G (16 hex
+//	                         digits) in N chunks
+//	P gips/base/<G>/<i>      base chunk i (8 hex digits): a JSON array of
+//	                         GIPs sorted by name, at most ChunkBytes
+//	P gips/put/<name>        overlay: JSON vipsmart.GIP, added or replacing
+//	                         the base's
+//	P gips/del/<name>        overlay: the base's GIP name is deleted
+//	P eventseq               the last event sequence number handed out
+//	P events/<seq, 16 hex>   JSON vipsmart.Event
+//	P election/<lease, hex>  the leader election (concurrency.Election)
+//	P nodes/<node>           a node's claim, bound to its session lease
+//
+// The GIP set is the base with the overlay applied: a versioned blob (in
+// chunks) plus per-GIP keys. A name never has both a put and a del key,
+// and del keys exist only over a base that has chunks.
 //
 // # Invariants
 //
-// Every method is one etcd transaction whose comparisons make it atomic
-// against concurrent writers (a read, then a transaction that commits only
-// if what was read is unchanged; it retries otherwise), and durable once it
-// returns nil (etcd fsyncs its raft log on a quorum before it answers). A
-// store made by Fenced adds the leader's fence to every transaction, so a
-// node that is no longer the leader changes nothing (ErrNotLeader).
+// Every method is atomic against concurrent writers (a read, then
+// transactions that commit only if what was read is unchanged; they retry
+// otherwise), and durable once it returns nil (etcd fsyncs its raft log on
+// a quorum before it answers). A store made by Fenced adds the leader's
+// fence to every transaction, so a node that is no longer the leader
+// changes nothing (ErrNotLeader).
 //
 // etcd limits one transaction to 128 operations and one request to 1.5 MiB
 // by default (--max-txn-ops, --max-request-bytes); this package stays
 // within MaxTxnOps and MaxTxnBytes, below those defaults, whatever the
 // size of the state:
 //
-//   - An incremental SaveFederation that fits (the record plus a few GIP
-//     puts and deletes, as gip add/update/remove make) is one transaction
-//     on the current generation's keys.
+//   - An incremental SaveFederation (the record and a few GIP puts and
+//     deletes, as gip add/update/remove make) is one transaction that
+//     writes overlay keys, as long as it fits and the overlay stays within
+//     1,000 keys.
 //   - A GIP replacement (a candidate receiving the federation's state, a DC
-//     catching up), or an incremental update too large for one
-//     transaction, writes the complete new GIP set under a fresh generation
-//     G+1, in as many transactions as it needs: those keys are invisible to
-//     readers, who read only the generation named by P gipgen. A last small
-//     transaction then switches P gipgen to G+1, writes the record and
-//     deletes every other generation. Each staging transaction and the switch
-//     commit only while P gipgen is unchanged (and the fence holds), so the
-//     replacement is all or nothing: a crash part-way leaves the old state
-//     visible and stray keys that the next replacement deletes.
-//   - LoadFederation reads P gipgen and the record in one transaction, then
-//     the GIPs of that generation at that same revision: one consistent
-//     snapshot.
+//     catching up), or an incremental update too large for that, writes
+//     the complete new set as the chunks of a new base G+1: about 2 MB and
+//     8 chunks for 10,000 GIPs, one transaction if it fits, else staged in
+//     as many as it takes (run at once). Staged chunks are invisible:
+//     readers use only the base named by P gipgen. A last small transaction
+//     then switches P gipgen to G+1, writes the record, and deletes the
+//     overlay and every other base. Every staging transaction and the
+//     switch commit only while P gipgen is unchanged (and the fence holds),
+//     so a replacement is all or nothing: a crash part-way leaves the old
+//     state visible, and stray chunks that the next replacement deletes.
+//   - LoadFederation reads P gipgen, the record and every GIP key in one
+//     transaction: one consistent snapshot.
 //   - AppendEvents numbers events from P eventseq with a compare-and-swap,
 //     so numbers are never reused, and deletes the events beyond MaxEvents in
 //     the same transaction. A batch of more than MaxTxnOps-4 events (never
@@ -404,9 +414,6 @@ func (k keys) vips() string               { return k.p + "vips/" }
 func (k keys) vip(name string) string     { return k.p + "vips/" + name }
 func (k keys) vipAddr(addr string) string { return k.p + "vipaddrs/" + addr }
 func (k keys) record() string             { return k.p + "federation" }
-func (k keys) gipGen() string             { return k.p + "gipgen" }
-func (k keys) gipsAll() string            { return k.p + "gips/" }
-func (k keys) gips(gen uint64) string     { return k.p + "gips/" + hex16(gen) + "/" }
 func (k keys) eventSeq() string           { return k.p + "eventseq" }
 func (k keys) events() string             { return k.p + "events/" }
 func (k keys) event(seq uint64) string    { return k.p + "events/" + hex16(seq) }

@@ -136,9 +136,22 @@ func countKeys(t *testing.T, cli *clientv3.Client, prefix string) int64 {
 	return resp.Count
 }
 
+// head reads P gipgen: the base's generation and number of chunks.
+func readGen(t *testing.T, cli *clientv3.Client, pfx string) (gen uint64, chunks int) {
+	t.Helper()
+	resp, err := cli.Get(t.Context(), pfx+"gipgen")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("reading gipgen: %v %v", resp, err)
+	}
+	if _, err := fmt.Sscanf(string(resp.Kvs[0].Value), "%x %d", &gen, &chunks); err != nil {
+		t.Fatalf("gipgen %q: %v", resp.Kvs[0].Value, err)
+	}
+	return gen, chunks
+}
+
 // TestLargeGIPSets replaces, updates and shrinks a set of 10,000 GIPs
-// (about 1.7 MB of JSON, more than one etcd request may carry and far
-// more operations than one transaction may hold).
+// (about 2 MB of JSON: more than one etcd request may carry, and far more
+// GIPs than one transaction may hold operations).
 func TestLargeGIPSets(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	pfx := newPrefix()
@@ -153,44 +166,107 @@ func TestLargeGIPSets(t *testing.T) {
 	}
 	t.Logf("replace with 10,000 GIPs took %s", time.Since(start))
 	checkGIPSet(t, s, "r1", all)
-	if n := countKeys(t, cli, pfx+"gips/"); n != 10000 {
-		t.Errorf("%d GIP keys stored, want 10000", n)
+	_, chunks := readGen(t, cli, pfx)
+	if chunks < 5 || countKeys(t, cli, pfx+"gips/") != int64(chunks) {
+		t.Errorf("10,000 GIPs stored as %d chunks and %d keys under gips/, want 5 or more chunks and nothing else", chunks, countKeys(t, cli, pfx+"gips/"))
 	}
 
-	// A small incremental change on the big set: one transaction.
+	// A small incremental change on the big set: overlay keys, one put
+	// and one tombstone.
 	add := gipN(10000)
 	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r2"), PutGIPs: []vipsmart.GIP{add}, DeleteGIPs: []string{"gip-00000"}}); err != nil {
 		t.Fatal(err)
 	}
 	checkGIPSet(t, s, "r2", append(gipRange(1, 10000), add))
+	if p, d := countKeys(t, cli, pfx+"gips/put/"), countKeys(t, cli, pfx+"gips/del/"); p != 1 || d != 1 {
+		t.Errorf("after one put and one delete: %d put and %d del keys, want 1 and 1", p, d)
+	}
+	// Putting back a deleted name removes its tombstone.
+	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r2b"), PutGIPs: []vipsmart.GIP{gipN(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	checkGIPSet(t, s, "r2b", gipRange(0, 10001))
+	if d := countKeys(t, cli, pfx+"gips/del/"); d != 0 {
+		t.Errorf("after putting a deleted GIP back: %d del keys, want 0", d)
+	}
 
-	// An incremental change too large for one transaction (500 puts,
-	// 500 deletes).
+	// An incremental change too large for one transaction (500 puts, 500
+	// deletes): folded into a new base, the overlay gone.
 	var del []string
-	for i := 1; i <= 500; i++ {
+	for i := 0; i <= 500; i++ {
 		del = append(del, gipN(i).Name)
 	}
 	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r3"), PutGIPs: gipRange(10001, 10501), DeleteGIPs: del}); err != nil {
 		t.Fatalf("a large incremental update: %v", err)
 	}
 	checkGIPSet(t, s, "r3", gipRange(501, 10501))
-	if n := countKeys(t, cli, pfx+"gips/"); n != 10000 {
-		t.Errorf("%d GIP keys stored after the large update, want 10000 (old generation not deleted?)", n)
+	_, chunks = readGen(t, cli, pfx)
+	if n := countKeys(t, cli, pfx+"gips/"); n != int64(chunks) {
+		t.Errorf("%d keys under gips/ after the large update, want its %d chunks alone (overlay or old base left?)", n, chunks)
 	}
 
-	// Shrink to a small set in one replace: the old generation goes.
+	// Shrink to a small set in one replace: the old base goes.
 	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r4"), ReplaceGIPs: true, PutGIPs: gipRange(7, 10)}); err != nil {
 		t.Fatal(err)
 	}
 	checkGIPSet(t, s, "r4", gipRange(7, 10))
-	if n := countKeys(t, cli, pfx+"gips/"); n != 3 {
-		t.Errorf("%d GIP keys stored after shrinking, want 3", n)
+	if _, chunks := readGen(t, cli, pfx); chunks != 1 || countKeys(t, cli, pfx+"gips/") != 1 {
+		t.Errorf("3 GIPs stored as %d chunks and %d keys under gips/, want 1 and 1", chunks, countKeys(t, cli, pfx+"gips/"))
 	}
 }
 
-// TestInterruptedReplace leaves behind what a replacement that crashed
-// while staging leaves (keys of the next generation): readers do not see
-// them, and the next replacement clears them.
+// TestOverlayFolds: once the overlay would pass its bound, an incremental
+// update folds it into a new base.
+func TestOverlayFolds(t *testing.T) {
+	defer etcd.SetOverlayMax(5)()
+	c := etcdtest.Start(t, etcdtest.Options{})
+	pfx := newPrefix()
+	s := open(t, c, pfx, 100)
+	cli := c.Client()
+	ctx := t.Context()
+	want := map[int]bool{}
+	check := func(rec string) {
+		t.Helper()
+		var gs []vipsmart.GIP
+		for i := range 100 {
+			if want[i] {
+				gs = append(gs, gipN(i))
+			}
+		}
+		checkGIPSet(t, s, rec, gs)
+		if n := countKeys(t, cli, pfx+"gips/put/") + countKeys(t, cli, pfx+"gips/del/"); n > 5 {
+			t.Fatalf("%d overlay keys, more than the bound of 5", n)
+		}
+	}
+	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r0"), ReplaceGIPs: true, PutGIPs: gipRange(0, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		want[i] = true
+	}
+	check("r0")
+	gen0, _ := readGen(t, cli, pfx)
+	for i := 4; i < 24; i++ {
+		u := vipsmart.FederationUpdate{Record: []byte(fmt.Sprint("r", i)), PutGIPs: []vipsmart.GIP{gipN(i)}}
+		want[i] = true
+		if i%3 == 0 {
+			u.DeleteGIPs = []string{gipN(i - 4).Name}
+			want[i-4] = false
+		}
+		if err := s.SaveFederation(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprint("r", i))
+	}
+	if gen, _ := readGen(t, cli, pfx); gen < gen0+3 {
+		t.Errorf("after 20 updates with an overlay bound of 5: base %d, started at %d: want at least 3 folds", gen, gen0)
+	}
+}
+
+// TestInterruptedReplace leaves behind what replacements that did not
+// finish leave (chunks of the next base): readers do not see them, and
+// the next replacement clears them, whether it fits in one transaction or
+// is staged.
 func TestInterruptedReplace(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	pfx := newPrefix()
@@ -200,33 +276,40 @@ func TestInterruptedReplace(t *testing.T) {
 	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r1"), ReplaceGIPs: true, PutGIPs: gipRange(0, 3)}); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := cli.Get(ctx, pfx+"gipgen")
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("reading gipgen: %v %v", resp, err)
-	}
-	var gen uint64
-	fmt.Sscanf(string(resp.Kvs[0].Value), "%x", &gen)
-	for i := 100; i < 250; i++ {
-		if _, err := cli.Put(ctx, fmt.Sprintf("%sgips/%016x/stray-%d", pfx, gen+1, i), `{"name":"stray"}`); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cli.Put(ctx, fmt.Sprintf("%sgips/%016x/older-%d", pfx, gen-1, i), `{"name":"older"}`); err != nil {
-			t.Fatal(err)
+	strays := func() {
+		t.Helper()
+		gen, _ := readGen(t, cli, pfx)
+		for i := range 20 {
+			for _, g := range []uint64{gen + 1, gen - 1} {
+				if _, err := cli.Put(ctx, fmt.Sprintf("%sgips/base/%016x/%08x", pfx, g, i), `[{"name":"stray"}]`); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
+	strays()
 	checkGIPSet(t, s, "r1", gipRange(0, 3))
-	// An incremental update does not touch the stray keys...
+	// An incremental update does not mind them...
 	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r2"), PutGIPs: gipRange(3, 4)}); err != nil {
 		t.Fatal(err)
 	}
 	checkGIPSet(t, s, "r2", gipRange(0, 4))
-	// ...and a replacement (staged, as it is large) removes them.
+	// ...a replacement in one transaction removes them...
 	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r3"), ReplaceGIPs: true, PutGIPs: gipRange(0, 300)}); err != nil {
 		t.Fatal(err)
 	}
 	checkGIPSet(t, s, "r3", gipRange(0, 300))
-	if n := countKeys(t, cli, pfx+"gips/"); n != 300 {
-		t.Errorf("%d GIP keys stored, want 300: stray generations were not cleared", n)
+	if _, chunks := readGen(t, cli, pfx); countKeys(t, cli, pfx+"gips/") != int64(chunks) {
+		t.Errorf("%d keys under gips/, want the %d chunks alone: stray chunks were not cleared", countKeys(t, cli, pfx+"gips/"), chunks)
+	}
+	// ...and so does a staged one.
+	strays()
+	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte("r4"), ReplaceGIPs: true, PutGIPs: gipRange(0, 8000)}); err != nil {
+		t.Fatal(err)
+	}
+	checkGIPSet(t, s, "r4", gipRange(0, 8000))
+	if _, chunks := readGen(t, cli, pfx); chunks < 4 || countKeys(t, cli, pfx+"gips/") != int64(chunks) {
+		t.Errorf("%d keys under gips/, want the %d (4 or more) chunks alone: stray chunks were not cleared", countKeys(t, cli, pfx+"gips/"), chunks)
 	}
 }
 
@@ -292,7 +375,7 @@ func TestOpenRefusals(t *testing.T) {
 func TestUnavailable(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	ctx := t.Context()
-	s, err := etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: newPrefix(), DC: "dc-1", RequestTimeout: time.Second})
+	s, err := etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: newPrefix(), DC: "dc-1", RequestTimeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +412,7 @@ func TestUnavailable(t *testing.T) {
 	_, err = s.ListEvents(ctx, 0, 10)
 	check("ListEvents", err)
 	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("8 calls with etcd down took %s, want each bounded by the 1s request timeout", d)
+		t.Errorf("8 calls with etcd down took %s, want each bounded by the 500ms request timeout", d)
 	}
 
 	if err := c.Members[0].Start(); err != nil {

@@ -7,70 +7,161 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vipsmart/vipsmart"
 )
 
+// The GIP set is a base plus an overlay (see the package doc):
+//
+//	P gipgen                 "G N": the base is generation G, N chunks
+//	P gips/base/<G>/<i>      chunk i of base G: a JSON array of GIPs
+//	P gips/put/<name>        overlay: the GIP, replacing the base's
+//	P gips/del/<name>        overlay: the name is deleted from the base
+//
+// A name never has both a put and a del key; del keys exist only while
+// the base has chunks. Every switch to a new base deletes the overlay in
+// the same transaction.
+
+// ChunkBytes is the largest base chunk this package writes (a chunk holds
+// at least one GIP, whatever its size).
+const ChunkBytes = 256 << 10
+
+// overlayMax is how many overlay keys an incremental update may leave;
+// an update that would leave more folds the overlay into a new base. A
+// variable for the tests.
+var overlayMax = 1000
+
 // fixedOps is how many operations a SaveFederation transaction needs
-// besides its GIP puts and deletes: gipgen, the record, two range deletes,
-// and the fence's Get in the Else branch.
-const fixedOps = 5
+// besides its GIP operations: gipgen, the record, five range deletes, and
+// the fence's Get in the Else branch.
+const fixedOps = 8
 
 // errHeadMoved means P gipgen changed between the read and the write: the
 // caller reads again and retries.
 var errHeadMoved = errors.New("the GIP generation changed meanwhile")
 
-// head is the current GIP generation as read, with the key's mod revision
-// (0 when the key does not exist yet) and the revision of the read.
+// head is the GIP set's current base as read: its generation and number
+// of chunks, P gipgen's mod revision (0 while it does not exist), the
+// record, and how many overlay keys there are.
 type head struct {
-	gen    uint64
-	modRev int64
-	rev    int64
-	record []byte
+	gen     uint64
+	chunks  int
+	modRev  int64
+	record  []byte
+	overlay int64
 }
 
-// readHead reads P gipgen and the record in one transaction.
-func (s *Store) readHead(ctx context.Context) (head, error) {
-	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.k.gipGen()), clientv3.OpGet(s.k.record())).Commit()
-	if err != nil {
-		return head{}, err
-	}
-	h := head{rev: resp.Header.Revision}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		g, err := strconv.ParseUint(string(kvs[0].Value), 16, 64)
-		if err != nil {
-			return head{}, fmt.Errorf("GIP generation %q at %s is not a hex number: the prefix is damaged", kvs[0].Value, s.k.gipGen())
+func (k keys) gipGen() string         { return k.p + "gipgen" }
+func (k keys) gipsAll() string        { return k.p + "gips/" }
+func (k keys) bases() string          { return k.p + "gips/base/" }
+func (k keys) base(gen uint64) string { return k.p + "gips/base/" + hex16(gen) + "/" }
+func (k keys) puts() string           { return k.p + "gips/put/" }
+func (k keys) put(name string) string { return k.p + "gips/put/" + name }
+func (k keys) dels() string           { return k.p + "gips/del/" }
+func (k keys) del(name string) string { return k.p + "gips/del/" + name }
+func (k keys) chunk(gen uint64, i int) string {
+	return fmt.Sprintf("%s%08x", k.base(gen), i)
+}
+
+// parseHead decodes P gipgen's kv (nil: none yet) and the record's.
+func (s *Store) parseHead(gen, rec []*mvccpb.KeyValue) (head, error) {
+	var h head
+	if len(gen) > 0 {
+		var g uint64
+		var n int
+		if _, err := fmt.Sscanf(string(gen[0].Value), "%x %d", &g, &n); err != nil || n < 0 {
+			return head{}, fmt.Errorf("GIP generation %q at %s is not \"GEN CHUNKS\": the prefix is damaged", gen[0].Value, s.k.gipGen())
 		}
-		h.gen, h.modRev = g, kvs[0].ModRevision
+		h.gen, h.chunks, h.modRev = g, n, gen[0].ModRevision
 	}
-	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 && len(kvs[0].Value) > 0 {
-		h.record = bytes.Clone(kvs[0].Value)
+	if len(rec) > 0 && len(rec[0].Value) > 0 {
+		h.record = bytes.Clone(rec[0].Value)
 	}
 	return h, nil
 }
 
-// readGIPs reads the GIPs of h's generation at h's revision, sorted by name.
-func (s *Store) readGIPs(ctx context.Context, h head) ([]vipsmart.GIP, error) {
-	pfx := s.k.gips(h.gen)
-	resp, err := s.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(h.rev))
+// readHead reads the head and counts the overlay in one transaction.
+func (s *Store) readHead(ctx context.Context) (head, error) {
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.k.gipGen()),
+		clientv3.OpGet(s.k.record()),
+		clientv3.OpGet(s.k.puts(), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(s.k.dels(), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+	).Commit()
 	if err != nil {
-		return nil, err
+		return head{}, err
 	}
-	gips := make([]vipsmart.GIP, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var g vipsmart.GIP
-		if err := json.Unmarshal(kv.Value, &g); err != nil {
-			return nil, fmt.Errorf("decode GIP %s: %w", strings.TrimPrefix(string(kv.Key), pfx), err)
+	r := resp.Responses
+	h, err := s.parseHead(r[0].GetResponseRange().Kvs, r[1].GetResponseRange().Kvs)
+	h.overlay = r[2].GetResponseRange().Count + r[3].GetResponseRange().Count
+	return h, err
+}
+
+// readAll reads the head and the whole GIP set in one transaction: one
+// consistent snapshot. The set is returned as name -> JSON, with the
+// names sorted.
+func (s *Store) readAll(ctx context.Context) (head, map[string][]byte, []string, error) {
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.k.gipGen()),
+		clientv3.OpGet(s.k.record()),
+		clientv3.OpGet(s.k.gipsAll(), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return head{}, nil, nil, err
+	}
+	r := resp.Responses
+	h, err := s.parseHead(r[0].GetResponseRange().Kvs, r[1].GetResponseRange().Kvs)
+	if err != nil {
+		return head{}, nil, nil, err
+	}
+	set := map[string][]byte{}
+	puts := map[string][]byte{}
+	var dels []string
+	base := s.k.base(h.gen)
+	chunks := 0
+	for _, kv := range r[2].GetResponseRange().Kvs {
+		k := string(kv.Key)
+		switch {
+		case strings.HasPrefix(k, base):
+			var i int
+			if _, err := fmt.Sscanf(strings.TrimPrefix(k, base), "%x", &i); err != nil || i >= h.chunks {
+				continue // left by a replacement that did not finish
+			}
+			var gips []json.RawMessage
+			if err := json.Unmarshal(kv.Value, &gips); err != nil {
+				return head{}, nil, nil, fmt.Errorf("decode GIP chunk %s: %w", k, err)
+			}
+			for _, g := range gips {
+				var n struct{ Name string }
+				if err := json.Unmarshal(g, &n); err != nil {
+					return head{}, nil, nil, fmt.Errorf("decode a GIP of chunk %s: %w", k, err)
+				}
+				set[n.Name] = g
+			}
+			chunks++
+		case strings.HasPrefix(k, s.k.puts()):
+			puts[strings.TrimPrefix(k, s.k.puts())] = kv.Value
+		case strings.HasPrefix(k, s.k.dels()):
+			dels = append(dels, strings.TrimPrefix(k, s.k.dels()))
 		}
-		gips = append(gips, g)
+		// Other bases: left by a replacement that did not finish.
 	}
-	return gips, nil
+	if chunks != h.chunks {
+		return head{}, nil, nil, fmt.Errorf("GIP base %x has %d chunks, %s says %d: the prefix is damaged", h.gen, chunks, s.k.gipGen(), h.chunks)
+	}
+	// The base, less the overlay's deletes, plus its puts.
+	for _, n := range dels {
+		delete(set, n)
+	}
+	for n, g := range puts {
+		set[n] = g
+	}
+	return h, set, sortedKeys(set), nil
 }
 
 // LoadFederation returns the federation record last saved (nil if none,
@@ -81,18 +172,20 @@ func (s *Store) LoadFederation(ctx context.Context) ([]byte, []vipsmart.GIP, err
 	var rec []byte
 	var gips []vipsmart.GIP
 	err := s.do(ctx, "load federation", func(ctx context.Context) error {
-		for {
-			h, err := s.readHead(ctx)
-			if err != nil {
-				return err
-			}
-			gips, err = s.readGIPs(ctx, h)
-			if errors.Is(err, rpctypes.ErrCompacted) {
-				continue // compacted between the two reads: read again
-			}
-			rec = h.record
+		h, set, names, err := s.readAll(ctx)
+		if err != nil {
 			return err
 		}
+		gips = make([]vipsmart.GIP, 0, len(names))
+		for _, n := range names {
+			var g vipsmart.GIP
+			if err := json.Unmarshal(set[n], &g); err != nil {
+				return fmt.Errorf("decode GIP %s: %w", n, err)
+			}
+			gips = append(gips, g)
+		}
+		rec = h.record
+		return nil
 	})
 	if err != nil {
 		return nil, nil, err
@@ -120,14 +213,15 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 		if err != nil {
 			return fmt.Errorf("%s: encode GIP %s: %w", op, g.Name, err)
 		}
+		if len(data) > ChunkBytes {
+			return fmt.Errorf("%s: GIP %s is %d bytes of JSON, more than the %d this store keeps for one", op, g.Name, len(data), ChunkBytes)
+		}
 		put[g.Name] = data
 	}
 	var del []string
 	if !u.ReplaceGIPs {
 		for _, n := range u.DeleteGIPs {
-			if _, ok := put[n]; ok {
-				delete(put, n) // deletes come after puts
-			}
+			delete(put, n) // deletes come after puts
 			del = append(del, n)
 		}
 		del = dedupe(del)
@@ -140,36 +234,49 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 	defer s.fedMu.Unlock()
 	return s.do(ctx, op, func(ctx context.Context) error {
 		for {
-			h, err := s.readHead(ctx)
-			if err != nil {
+			var err error
+			if u.ReplaceGIPs {
+				err = s.rebase(ctx, nil, rec, put, nil, true)
+			} else {
+				err = s.saveIncremental(ctx, rec, put, del)
+			}
+			if !errors.Is(err, errHeadMoved) {
 				return err
 			}
-			if !u.ReplaceGIPs && s.fits(len(put)+len(del), sizeOf(put)+len(rec)) {
-				err = s.saveIncremental(ctx, h, rec, put, del)
-			} else {
-				err = s.saveGeneration(ctx, h, rec, u.ReplaceGIPs, put, del)
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			if errors.Is(err, errHeadMoved) || errors.Is(err, rpctypes.ErrCompacted) {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				continue
-			}
-			return err
 		}
 	})
 }
 
-// saveIncremental writes the record and the GIP puts and deletes on the
-// current generation in one transaction.
-func (s *Store) saveIncremental(ctx context.Context, h head, rec []byte, put map[string][]byte, del []string) error {
+// saveIncremental writes the record and the GIP puts and deletes as
+// overlay keys in one transaction if they fit and the overlay stays within
+// overlayMax; otherwise it folds everything into a new base.
+func (s *Store) saveIncremental(ctx context.Context, rec []byte, put map[string][]byte, del []string) error {
+	h, err := s.readHead(ctx)
+	if err != nil {
+		return err
+	}
+	tomb := h.chunks > 0 // deletes need tombstones only over a base
 	ops := []clientv3.Op{recordOp(s.k.record(), rec)}
-	pfx := s.k.gips(h.gen)
+	size := len(rec)
 	for _, n := range sortedKeys(put) {
-		ops = append(ops, clientv3.OpPut(pfx+n, string(put[n])))
+		ops = append(ops, clientv3.OpPut(s.k.put(n), string(put[n])))
+		if tomb {
+			ops = append(ops, clientv3.OpDelete(s.k.del(n)))
+		}
+		size += 2*len(s.k.del(n)) + len(put[n]) + 32
 	}
 	for _, n := range del {
-		ops = append(ops, clientv3.OpDelete(pfx+n))
+		ops = append(ops, clientv3.OpDelete(s.k.put(n)))
+		if tomb {
+			ops = append(ops, clientv3.OpPut(s.k.del(n), ""))
+		}
+		size += 2*len(s.k.del(n)) + 32
+	}
+	if len(ops)+fixedOps > MaxTxnOps || size+1024 > MaxTxnBytes || h.overlay+int64(len(put)+len(del)) > int64(overlayMax) {
+		return s.rebase(ctx, &h, rec, put, del, false)
 	}
 	resp, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.k.gipGen()), "=", h.modRev)}, ops, nil)
 	if err != nil {
@@ -181,92 +288,124 @@ func (s *Store) saveIncremental(ctx context.Context, h head, rec []byte, put map
 	return nil
 }
 
-// saveGeneration writes the complete new GIP set under generation h.gen+1
-// (staged in as many transactions as it takes when it does not fit in
-// one), then switches to it, writes the record and deletes every other
-// generation in one last transaction. With replace the new set is put;
-// otherwise it is the current set with put and del applied.
-func (s *Store) saveGeneration(ctx context.Context, h head, rec []byte, replace bool, put map[string][]byte, del []string) error {
+// rebase writes the complete new GIP set as the chunks of a new base
+// G+1 (staged in as many transactions as it takes), then, in one last
+// transaction, switches P gipgen to it, writes the record and deletes the
+// overlay and every other base. With replace the new set is put;
+// otherwise it is the current set (read at h's head, or afresh if h is
+// nil) with put and del applied.
+func (s *Store) rebase(ctx context.Context, h *head, rec []byte, put map[string][]byte, del []string, replace bool) error {
+	var cur head
 	set := put
-	if !replace {
-		cur, err := s.readGIPs(ctx, h)
+	if replace {
+		var err error
+		if cur, err = s.readHead(ctx); err != nil {
+			return err
+		}
+	} else {
+		var old map[string][]byte
+		var err error
+		cur, old, _, err = s.readAll(ctx)
 		if err != nil {
 			return err
 		}
-		set = make(map[string][]byte, len(cur)+len(put))
-		for _, g := range cur {
-			data, err := json.Marshal(g)
-			if err != nil {
-				return fmt.Errorf("encode GIP %s: %w", g.Name, err)
-			}
-			set[g.Name] = data
+		if h != nil && cur.modRev != h.modRev {
+			return errHeadMoved
 		}
 		for n, d := range put {
-			set[n] = d
+			old[n] = d
 		}
 		for _, n := range del {
-			delete(set, n)
+			delete(old, n)
 		}
+		set = old
 	}
-	next := h.gen + 1
-	pfx := s.k.gips(next)
-	same := clientv3.Compare(clientv3.ModRevision(s.k.gipGen()), "=", h.modRev)
-	// Delete every generation but next: [gips/, gips/<next>/) and
-	// [gips/<next>0, gips0), '0' being '/'+1.
-	all := s.k.gipsAll()
-	dropOthers := []clientv3.Op{
-		clientv3.OpDelete(all, clientv3.WithRange(pfx)),
-		clientv3.OpDelete(strings.TrimSuffix(pfx, "/")+"0", clientv3.WithRange(clientv3.GetPrefixRangeEnd(all))),
+	chunks := chunk(set, sortedKeys(set))
+	next := cur.gen + 1
+	same := clientv3.Compare(clientv3.ModRevision(s.k.gipGen()), "=", cur.modRev)
+	base := s.k.base(next)
+	switchOps := []clientv3.Op{
+		clientv3.OpPut(s.k.gipGen(), fmt.Sprintf("%s %d", hex16(next), len(chunks))),
+		recordOp(s.k.record(), rec),
+		clientv3.OpDelete(s.k.puts(), clientv3.WithPrefix()),
+		clientv3.OpDelete(s.k.dels(), clientv3.WithPrefix()),
+		// Every base but next: [base/, base/<next>/) and
+		// [base/<next>0, base0), '0' being '/'+1.
+		clientv3.OpDelete(s.k.bases(), clientv3.WithRange(base)),
+		clientv3.OpDelete(strings.TrimSuffix(base, "/")+"0", clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.k.bases()))),
 	}
-	names := sortedKeys(set)
-	if s.fits(len(names), sizeOf(set)+len(rec)) {
-		ops := append([]clientv3.Op{clientv3.OpPut(s.k.gipGen(), hex16(next)), recordOp(s.k.record(), rec)}, dropOthers...)
-		for _, n := range names {
-			ops = append(ops, clientv3.OpPut(pfx+n, string(set[n])))
+	size := len(rec)
+	for _, c := range chunks {
+		size += len(c) + len(base) + 32
+	}
+	if len(chunks)+fixedOps <= MaxTxnOps && size+1024 <= MaxTxnBytes {
+		// Chunks of next beyond the new ones, left by an earlier attempt
+		// that did not finish, go too.
+		ops := append(switchOps, clientv3.OpDelete(s.k.chunk(next, len(chunks)), clientv3.WithRange(clientv3.GetPrefixRangeEnd(base))))
+		for i, c := range chunks {
+			ops = append(ops, clientv3.OpPut(s.k.chunk(next, i), string(c)))
 		}
 		return s.commitHead(ctx, same, ops)
 	}
-	// Stage, after clearing what a crashed earlier attempt may have left
-	// at next (etcd refuses a put and a delete of one key in one
-	// transaction, so that is a transaction of its own).
-	if err := s.commitHead(ctx, same, []clientv3.Op{clientv3.OpDelete(pfx, clientv3.WithPrefix())}); err != nil {
+	// Stage, after clearing what an earlier attempt that did not finish
+	// may have left at next (etcd refuses a put and a delete of one key
+	// in one transaction, so that is a transaction of its own).
+	if err := s.commitHead(ctx, same, []clientv3.Op{clientv3.OpDelete(base, clientv3.WithPrefix())}); err != nil {
 		return err
 	}
 	var batches [][]clientv3.Op
 	var batch []clientv3.Op
-	size := 0
-	for i, n := range names {
-		batch = append(batch, clientv3.OpPut(pfx+n, string(set[n])))
-		size += s.opOverhead() + len(n) + len(set[n])
-		last := i == len(names)-1
-		if last || len(batch)+fixedOps >= MaxTxnOps || size+s.opOverhead()+len(names[i+1])+len(set[names[i+1]])+1024 > MaxTxnBytes {
+	size = 0
+	for i, c := range chunks {
+		if len(batch) > 0 && (len(batch)+fixedOps >= MaxTxnOps || size+len(c)+len(base)+1024 > MaxTxnBytes) {
 			batches = append(batches, batch)
 			batch, size = nil, 0
 		}
+		batch = append(batch, clientv3.OpPut(s.k.chunk(next, i), string(c)))
+		size += len(c) + len(base) + 32
 	}
-	// The batches are independent: commit a few at once, so etcd can
+	batches = append(batches, batch)
+	// The batches are independent: commit them at once, so that etcd can
 	// group them into fewer raft rounds and disk syncs.
 	if err := s.commitAll(ctx, same, batches); err != nil {
 		return err
 	}
-	return s.commitHead(ctx, same, append([]clientv3.Op{clientv3.OpPut(s.k.gipGen(), hex16(next)), recordOp(s.k.record(), rec)}, dropOthers...))
+	return s.commitHead(ctx, same, switchOps)
 }
 
-// stagingParallelism is how many staging transactions run at once.
-const stagingParallelism = 8
+// chunk encodes the GIPs of set (JSON each), in the order of names, as
+// JSON arrays of at most ChunkBytes each (a GIP larger than that alone).
+func chunk(set map[string][]byte, names []string) [][]byte {
+	var out [][]byte
+	var cur []byte
+	for _, n := range names {
+		g := set[n]
+		if len(cur) > 0 && len(cur)+1+len(g)+1 > ChunkBytes {
+			out = append(out, append(cur, ']'))
+			cur = nil
+		}
+		if len(cur) == 0 {
+			cur = append(make([]byte, 0, min(ChunkBytes, 64<<10)), '[')
+		} else {
+			cur = append(cur, ',')
+		}
+		cur = append(cur, g...)
+	}
+	if len(cur) > 0 {
+		out = append(out, append(cur, ']'))
+	}
+	return out
+}
 
-// commitAll commits every batch with commitHead, stagingParallelism at a
-// time, and returns the first error.
+// commitAll commits every batch with commitHead, all at once, and returns
+// the first error.
 func (s *Store) commitAll(ctx context.Context, same clientv3.Cmp, batches [][]clientv3.Op) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sem := make(chan struct{}, stagingParallelism)
 	errs := make(chan error, len(batches))
 	var wg sync.WaitGroup
 	for _, b := range batches {
-		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
 			if err := s.commitHead(ctx, same, b); err != nil {
 				errs <- err
 				cancel()
@@ -288,24 +427,6 @@ func (s *Store) commitHead(ctx context.Context, same clientv3.Cmp, ops []clientv
 		return errHeadMoved
 	}
 	return nil
-}
-
-// fits says whether n GIP operations whose names and values add up to
-// size bytes fit in one transaction with the fixed ones.
-func (s *Store) fits(n, size int) bool {
-	return n+fixedOps <= MaxTxnOps && size+n*s.opOverhead()+1024 <= MaxTxnBytes
-}
-
-// opOverhead bounds the bytes one GIP operation adds to a request beyond
-// its name and value: the key prefix and the protobuf framing.
-func (s *Store) opOverhead() int { return len(s.k.gips(0)) + 32 }
-
-func sizeOf(m map[string][]byte) int {
-	n := 0
-	for k, v := range m {
-		n += len(k) + len(v)
-	}
-	return n
 }
 
 func recordOp(key string, rec []byte) clientv3.Op {
