@@ -103,24 +103,23 @@ func (s *Store) readHead(ctx context.Context) (head, error) {
 }
 
 // readAll reads the head and the whole GIP set in one transaction: one
-// consistent snapshot. The set is returned as name -> JSON, with the
-// names sorted.
-func (s *Store) readAll(ctx context.Context) (head, map[string][]byte, []string, error) {
+// consistent snapshot, sorted by name.
+func (s *Store) readAll(ctx context.Context) (head, []vipsmart.GIP, error) {
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(s.k.gipGen()),
 		clientv3.OpGet(s.k.record()),
 		clientv3.OpGet(s.k.gipsAll(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
-		return head{}, nil, nil, err
+		return head{}, nil, err
 	}
 	r := resp.Responses
 	h, err := s.parseHead(r[0].GetResponseRange().Kvs, r[1].GetResponseRange().Kvs)
 	if err != nil {
-		return head{}, nil, nil, err
+		return head{}, nil, err
 	}
-	set := map[string][]byte{}
-	puts := map[string][]byte{}
+	set := map[string]vipsmart.GIP{}
+	puts := map[string]vipsmart.GIP{}
 	var dels []string
 	base := s.k.base(h.gen)
 	chunks := 0
@@ -132,27 +131,27 @@ func (s *Store) readAll(ctx context.Context) (head, map[string][]byte, []string,
 			if _, err := fmt.Sscanf(strings.TrimPrefix(k, base), "%x", &i); err != nil || i >= h.chunks {
 				continue // left by a replacement that did not finish
 			}
-			var gips []json.RawMessage
+			var gips []vipsmart.GIP
 			if err := json.Unmarshal(kv.Value, &gips); err != nil {
-				return head{}, nil, nil, fmt.Errorf("decode GIP chunk %s: %w", k, err)
+				return head{}, nil, fmt.Errorf("decode GIP chunk %s: %w", k, err)
 			}
 			for _, g := range gips {
-				var n struct{ Name string }
-				if err := json.Unmarshal(g, &n); err != nil {
-					return head{}, nil, nil, fmt.Errorf("decode a GIP of chunk %s: %w", k, err)
-				}
-				set[n.Name] = g
+				set[g.Name] = g
 			}
 			chunks++
 		case strings.HasPrefix(k, s.k.puts()):
-			puts[strings.TrimPrefix(k, s.k.puts())] = kv.Value
+			var g vipsmart.GIP
+			if err := json.Unmarshal(kv.Value, &g); err != nil {
+				return head{}, nil, fmt.Errorf("decode GIP %s: %w", k, err)
+			}
+			puts[strings.TrimPrefix(k, s.k.puts())] = g
 		case strings.HasPrefix(k, s.k.dels()):
 			dels = append(dels, strings.TrimPrefix(k, s.k.dels()))
 		}
 		// Other bases: left by a replacement that did not finish.
 	}
 	if chunks != h.chunks {
-		return head{}, nil, nil, fmt.Errorf("GIP base %x has %d chunks, %s says %d: the prefix is damaged", h.gen, chunks, s.k.gipGen(), h.chunks)
+		return head{}, nil, fmt.Errorf("GIP base %x has %d chunks, %s says %d: the prefix is damaged", h.gen, chunks, s.k.gipGen(), h.chunks)
 	}
 	// The base, less the overlay's deletes, plus its puts.
 	for _, n := range dels {
@@ -161,7 +160,12 @@ func (s *Store) readAll(ctx context.Context) (head, map[string][]byte, []string,
 	for n, g := range puts {
 		set[n] = g
 	}
-	return h, set, sortedKeys(set), nil
+	gips := make([]vipsmart.GIP, 0, len(set))
+	for _, g := range set {
+		gips = append(gips, g)
+	}
+	sort.Slice(gips, func(i, j int) bool { return gips[i].Name < gips[j].Name })
+	return h, gips, nil
 }
 
 // LoadFederation returns the federation record last saved (nil if none,
@@ -172,20 +176,9 @@ func (s *Store) LoadFederation(ctx context.Context) ([]byte, []vipsmart.GIP, err
 	var rec []byte
 	var gips []vipsmart.GIP
 	err := s.do(ctx, "load federation", func(ctx context.Context) error {
-		h, set, names, err := s.readAll(ctx)
-		if err != nil {
-			return err
-		}
-		gips = make([]vipsmart.GIP, 0, len(names))
-		for _, n := range names {
-			var g vipsmart.GIP
-			if err := json.Unmarshal(set[n], &g); err != nil {
-				return fmt.Errorf("decode GIP %s: %w", n, err)
-			}
-			gips = append(gips, g)
-		}
-		rec = h.record
-		return nil
+		h, all, err := s.readAll(ctx)
+		rec, gips = h.record, all
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -303,14 +296,22 @@ func (s *Store) rebase(ctx context.Context, h *head, rec []byte, put map[string]
 			return err
 		}
 	} else {
-		var old map[string][]byte
+		var all []vipsmart.GIP
 		var err error
-		cur, old, _, err = s.readAll(ctx)
+		cur, all, err = s.readAll(ctx)
 		if err != nil {
 			return err
 		}
 		if h != nil && cur.modRev != h.modRev {
 			return errHeadMoved
+		}
+		old := make(map[string][]byte, len(all)+len(put))
+		for _, g := range all {
+			data, err := json.Marshal(g)
+			if err != nil {
+				return fmt.Errorf("encode GIP %s: %w", g.Name, err)
+			}
+			old[g.Name] = data
 		}
 		for n, d := range put {
 			old[n] = d
