@@ -59,7 +59,7 @@ func Binary() (string, error) {
 	}
 	p, err := exec.LookPath("etcd")
 	if err != nil {
-		return "", fmt.Errorf("no etcd binary: set $%s or put etcd on $PATH; build the pinned one with `go build -C tools/etcd -o /usr/local/bin/etcd .`", EnvBinary)
+		return "", fmt.Errorf("no etcd binary: set $%s or put etcd on $PATH; build the pinned one with `go -C tools/etcd build -o /usr/local/bin/etcd .`", EnvBinary)
 	}
 	return p, nil
 }
