@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -218,4 +219,87 @@ func serveOnce(t *testing.T, d *daemon) result {
 		t.Fatalf("running vipsmart %v: %v", args, err)
 	}
 	return result{so.String(), se.String(), code}
+}
+
+// startNoWait starts d's process without waiting for it to answer (a
+// standby does not answer until it leads).
+func startNoWait(t *testing.T, d *daemon) {
+	t.Helper()
+	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--log-level", "info"}, d.extra...)
+	cmd := exec.Command(bin, args...)
+	d.logs = &bytes.Buffer{}
+	cmd.Stdout = syncBuf{&d.mu, d.logs}
+	cmd.Stderr = syncBuf{&d.mu, d.logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = cmd
+	d.done = make(chan struct{})
+	go func() { cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.kill()
+		if t.Failed() {
+			t.Logf("logs of %s:\n%s", d.name, d.Logs())
+		}
+	})
+}
+
+// TestEtcdStandby: a second node of a DC waits as a standby while the
+// first leads; SIGTERM ends its wait and frees its name at once; after
+// kill -9 of the leader, a standby takes over with the DC's state.
+func TestEtcdStandby(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	eps := strings.Join(c.Endpoints(), ",")
+	d1 := startDaemon(t, "dc-1", "--store", "etcd", "--etcd-endpoints", eps, "--node", "n1")
+	mustCLI(t, d1.server(), "vip", "add", "web", "192.0.2.10")
+	ec := c.Client()
+	claimed := func(node string) bool {
+		resp, err := ec.Get(context.Background(), "/vipsmart/dc-1/nodes/"+node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Kvs) == 1
+	}
+
+	d2 := newDaemon(t, "dc-1", "--store", "etcd", "--etcd-endpoints", eps, "--node", "n2")
+	startNoWait(t, d2)
+	eventually(t, 15*time.Second, "n2 waits as a standby", func() error {
+		if !strings.Contains(d2.Logs(), "standby: waiting for the leadership") || !claimed("n2") {
+			return fmt.Errorf("logs: %s", d2.Logs())
+		}
+		return nil
+	})
+	_ = d2.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d2.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the standby did not stop within 10s of SIGTERM")
+	}
+	if claimed("n2") {
+		t.Error("the standby's claim outlived its process: its lease was not revoked")
+	}
+
+	d3 := newDaemon(t, "dc-1", "--store", "etcd", "--etcd-endpoints", eps, "--node", "n3")
+	startNoWait(t, d3)
+	eventually(t, 15*time.Second, "n3 waits as a standby", func() error {
+		if !strings.Contains(d3.Logs(), "standby: waiting for the leadership") {
+			return fmt.Errorf("logs: %s", d3.Logs())
+		}
+		return nil
+	})
+	if r := cli(t, d3.server(), "status"); r.code == 0 {
+		t.Fatalf("the standby answered while the leader leads: %s", r.stdout)
+	}
+	d1.kill()
+	eventually(t, 20*time.Second, "n3 takes over", func() error {
+		vips, err := d3.client().ListVIPs(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(vips) != 1 || vips[0].Name != "web" {
+			return fmt.Errorf("VIPs %v, want web", vips)
+		}
+		return nil
+	})
+	mustCLI(t, d3.server(), "vip", "add", "db", "192.0.2.11")
 }

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -173,6 +175,11 @@ func openStore(ctx context.Context, log *slog.Logger, o *serveOptions, self vips
 	if err != nil {
 		return nil, fmt.Errorf("opening the etcd store (--etcd-endpoints %s, --etcd-prefix %s): %w", strings.Join(so.endpoints, ","), so.prefix, err)
 	}
+	// Waiting for the node name or the leadership can take long (a
+	// standby waits until the leader goes): SIGINT or SIGTERM ends it,
+	// revoking this node's lease on the way out.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	se, err := store.NewSession(ctx, so.node, etcdLeaseTTL)
 	if err != nil {
 		store.Close()
