@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vipsmart/vipsmart"
-	"github.com/vipsmart/vipsmart/bolt"
 	"github.com/vipsmart/vipsmart/daemon"
 	"github.com/vipsmart/vipsmart/federation"
 	"github.com/vipsmart/vipsmart/httpapi"
@@ -41,6 +39,7 @@ type serveOptions struct {
 	shutdownTO time.Duration
 	noFsync    bool
 	ann        announcerOptions
+	store      storeOptions
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -65,6 +64,9 @@ it cleanly.`,
 			if err := bindEnv(cmd.Flags(), conf); err != nil {
 				return usageError{err}
 			}
+			if err := o.store.validate(cmd.Flags().Changed); err != nil {
+				return err
+			}
 			return serve(cmd.Context(), g, o)
 		},
 	}
@@ -83,6 +85,7 @@ it cleanly.`,
 	f.DurationVar(&o.fed.ReviewTTL, "review-ttl", federation.DefaultReviewTTL, "how long a member stays in candidate-review or leaving before reverting to member")
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
 	o.ann.flags(f)
+	o.store.flags(f)
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	return c
@@ -184,17 +187,11 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if o.fed.HeartbeatInterval < time.Millisecond || o.fed.HeartbeatMisses < 1 || o.fed.InviteTTL <= 0 || o.fed.ReviewTTL <= 0 || o.fed.PhaseTimeout <= 0 {
 		return usageError{errors.New("--heartbeat-interval (>= 1ms), --heartbeat-misses (>= 1), --invite-ttl, --review-ttl and --phase-timeout must be positive")}
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return fmt.Errorf("cannot create data directory (set --data-dir): %w", err)
-	}
-	store, err := bolt.Open(filepath.Join(o.dataDir, "vipsmart.db"), bolt.Options{MaxEvents: o.maxEvents, UnsafeNoSync: o.noFsync})
-	if o.noFsync {
-		log.Warn("--unsafe-no-fsync: acknowledged writes can be lost if the machine crashes")
-	}
+	store, err := openStore(ctx, log, o, self)
 	if err != nil {
-		return fmt.Errorf("opening the store in %s: %w", o.dataDir, err)
+		return err
 	}
-	defer store.Close()
+	defer store.close()
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -228,7 +225,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	defer cancelRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
-	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir)
+	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir, "store", store.where)
 
 	var runErr error
 	ranOut := false
@@ -240,6 +237,9 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	case runErr = <-runDone:
 		ranOut = true
 		log.Error("stopping: the daemon failed", "err", runErr)
+	case <-store.lost:
+		runErr = fmt.Errorf("node %s lost the leadership of DC %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader writes", o.store.node, self.Name, etcdLeaseTTL)
+		log.Error("stopping: leadership lost", "err", runErr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
 	defer cancel()
