@@ -100,7 +100,8 @@ type Daemon struct {
 
 	stopped chan struct{} // closed when Run returns
 
-	metrics *metrics // nil without Config.Metrics
+	metrics *metrics     // nil without Config.Metrics
+	ticker  *time.Ticker // the loop's clock (Run); Reload resets it
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.
@@ -188,8 +189,8 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 // Run drives the daemon until ctx is done. It returns nil on a clean stop
 // and an error if the store failed (the daemon cannot go on safely then).
 func (d *Daemon) Run(ctx context.Context) error {
-	t := time.NewTicker(d.cfg.TickInterval)
-	defer t.Stop()
+	d.ticker = time.NewTicker(d.cfg.TickInterval)
+	defer d.ticker.Stop()
 	defer close(d.stopped)
 	defer d.withdrawAll()
 	defer d.stopPeers()
@@ -201,7 +202,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-d.ticker.C:
 			d.node.Tick(d.cfg.Now())
 			d.updateActive()
 		case <-d.health.notify:

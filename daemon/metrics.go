@@ -102,7 +102,7 @@ func newMetrics(reg prometheus.Registerer, d *Daemon) (*metrics, error) {
 	for _, k := range opKinds {
 		m.ops.WithLabelValues(k, "ok")
 	}
-	for _, k := range []string{vipsmart.EventStatus, vipsmart.EventFederation, vipsmart.EventHealth, vipsmart.EventGIP, vipsmart.EventVIP} {
+	for _, k := range []string{vipsmart.EventStatus, vipsmart.EventFederation, vipsmart.EventHealth, vipsmart.EventGIP, vipsmart.EventVIP, vipsmart.EventConfig} {
 		m.events.WithLabelValues(k)
 	}
 	for _, c := range []prometheus.Collector{m.ops, m.opDuration, m.heartbeatRTT, m.failovers, m.events, m.storeWrites, m.storeErrors, &collector{d: d}} {
