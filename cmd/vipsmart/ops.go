@@ -24,6 +24,7 @@ import (
 	"github.com/vipsmart/vipsmart/daemon"
 	"github.com/vipsmart/vipsmart/federation"
 	"github.com/vipsmart/vipsmart/httpapi"
+	"github.com/vipsmart/vipsmart/ui"
 )
 
 // The operability of `vipsmart serve`: the metrics registry and its
@@ -69,7 +70,7 @@ func newServeOps(o *serveOptions, log *slog.Logger) *serveOps {
 
 // api is what the operator API serves beside its routes.
 func (s *serveOps) api() httpapi.Ops {
-	return httpapi.Ops{Ready: s.d.Ready, Metrics: s.handler()}
+	return httpapi.Ops{Ready: s.d.Ready, Metrics: s.handler(), UI: ui.Handler(s.d, ui.Options{})}
 }
 
 // handler serves the registry in the Prometheus text format.
