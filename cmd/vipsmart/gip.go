@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -241,12 +242,7 @@ replaces the whole placement list.`,
 				}
 				return printJSON(g.stdout, gs)
 			}
-			rows := make([][]string, 0, len(gs))
-			for _, gp := range gs {
-				rows = append(rows, []string{gp.Name, gp.Address.String(), string(gp.Mode), strconv.FormatBool(gp.Preempt),
-					placementsString(gp.Placements), orDash(strings.Join(gp.Active, ","))})
-			}
-			return table(g.stdout, []string{"NAME", "ADDRESS", "MODE", "PREEMPT", "PLACEMENTS", "ACTIVE"}, rows)
+			return gipTable(g.stdout, gs)
 		},
 	}
 	c.AddCommand(add, update, remove, show, list)
@@ -258,4 +254,14 @@ func indent(rows [][]string) [][]string {
 		r[0] = "  " + r[0]
 	}
 	return rows
+}
+
+// gipTable is the table of `gip list`.
+func gipTable(w io.Writer, gs []vipsmart.GIPInfo) error {
+	rows := make([][]string, 0, len(gs))
+	for _, gp := range gs {
+		rows = append(rows, []string{gp.Name, gp.Address.String(), string(gp.Mode), strconv.FormatBool(gp.Preempt),
+			placementsString(gp.Placements), orDash(strings.Join(gp.Active, ","))})
+	}
+	return table(w, []string{"NAME", "ADDRESS", "MODE", "PREEMPT", "PLACEMENTS", "ACTIVE"}, rows)
 }
