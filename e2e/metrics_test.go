@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,4 +207,29 @@ func TestMetricsAfterFailover(t *testing.T) {
 	}
 	promtoolCheck(t, "dc-1 after adds and refusals", s1)
 	promtoolCheck(t, "dc-2 after the failover", after)
+}
+
+// TestMetricsDocAlerts checks that the example alerts of docs/metrics.md
+// are valid Prometheus rules.
+func TestMetricsDocAlerts(t *testing.T) {
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (Debian package prometheus; CI installs it)")
+	}
+	b, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(b), "```yaml\n")
+	if len(blocks) < 3 {
+		t.Fatalf("docs/metrics.md has no second YAML block (the alerts)")
+	}
+	rules := strings.SplitN(blocks[2], "```", 2)[0]
+	f := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(path, "check", "rules", f).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules on the alerts of docs/metrics.md: %v\n%s", err, out)
+	}
 }
