@@ -48,7 +48,3 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
-
-// Unwrap lets http.ResponseController reach the connection under the
-// request log's recorder (the UI's event stream flushes through it).
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,13 +1,14 @@
 // Package ui is vipsmart's web UI: a page embedded in the binary (no CDN,
-// no build step) and the two JSON routes it reads, all served under /ui/
+// no build step) and the one JSON route it reads, all served under /ui/
 // over any vipsmart.Service: the daemon itself (on its operator API) or a
 // client of a daemon (`vipsmart ui`).
 //
 // Invariants: the UI is read-only (it only calls the read methods of the
 // Service); what it shows is one snapshot of the local DC's view, taken by
-// one poller per Handler that runs only while a page is open, and pushed
-// to the pages as server-sent events when it changes; a page that cannot
-// keep a stream open polls the snapshot instead.
+// one poller per Handler that runs only while a page asks; a page long-polls
+// for the next version of the snapshot as soon as it has drawn the last
+// one, so it is live without a reload and never falls behind on a busy
+// machine (it skips to the newest snapshot instead of queueing old ones).
 package ui
 
 import (
@@ -18,6 +19,7 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,25 +35,27 @@ type Options struct {
 	// Interval is how often the poller reads the daemon while a page is
 	// open (default 250ms; 2s with more than 1,000 GIPs).
 	Interval time.Duration
-	// Server names the daemon in the page title (e.g. the --server of
+	// Server names the daemon in the page (e.g. the --server of
 	// `vipsmart ui`); empty on the daemon's own API.
 	Server string
-	// MaxEvents is how many of the latest events the page gets (default
+	// MaxEvents is how many of the latest events the page keeps (default
 	// 500).
 	MaxEvents int
 }
 
 // Snapshot is what the page shows: the local DC's view of everything.
+// Version changes whenever anything but Time and Events does; Events are
+// the events after the sequence number the page asked from.
 type Snapshot struct {
-	Time   time.Time            `json:"time"`
-	Server string               `json:"server,omitempty"`
-	Error  string               `json:"error,omitempty"`
-	Status *vipsmart.StatusInfo `json:"status,omitempty"`
-	DCs    []vipsmart.DCInfo    `json:"dcs"`
-	GIPs   []GIP                `json:"gips"`
-	VIPs   []vipsmart.VIPInfo   `json:"vips"`
-	Events []vipsmart.Event     `json:"events"`
-	View   *vipsmart.HealthView `json:"view,omitempty"`
+	Time    time.Time            `json:"time"`
+	Version uint64               `json:"version"`
+	Server  string               `json:"server,omitempty"`
+	Error   string               `json:"error,omitempty"`
+	Status  *vipsmart.StatusInfo `json:"status,omitempty"`
+	DCs     []vipsmart.DCInfo    `json:"dcs"`
+	GIPs    []GIP                `json:"gips"`
+	VIPs    []vipsmart.VIPInfo   `json:"vips"`
+	Events  []vipsmart.Event     `json:"events"`
 	// Truncated counts what the snapshot left out (more than 2,000
 	// GIPs).
 	Trunc map[string]int `json:"truncated,omitempty"`
@@ -77,17 +81,23 @@ type PlacementView struct {
 // filter; `vipsmart gip list` has them all).
 const maxGIPs = 2000
 
+// How long a long poll waits for a change, and how long the poller keeps
+// reading the daemon after the last page asked.
+const (
+	longPoll = 10 * time.Second
+	idleStop = 15 * time.Second
+)
+
 // Handler serves the UI under /ui/ from svc.
 func Handler(svc vipsmart.Service, o Options) http.Handler {
 	if o.MaxEvents <= 0 {
 		o.MaxEvents = 500
 	}
-	h := &handler{svc: svc, o: o, subs: map[chan []byte]struct{}{}}
+	h := &handler{svc: svc, o: o, changed: make(chan struct{})}
 	sub, _ := fs.Sub(static, "static")
 	files := http.FileServer(http.FS(sub))
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ui/api/snapshot", h.snapshotJSON)
-	mux.HandleFunc("GET /ui/api/stream", h.stream)
+	mux.HandleFunc("GET /ui/api/snapshot", h.snapshot)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", files))
 	return secure(mux)
 }
@@ -108,113 +118,94 @@ type handler struct {
 	svc vipsmart.Service
 	o   Options
 
-	mu      sync.Mutex
-	subs    map[chan []byte]struct{}
+	mu sync.Mutex
+	// snap is the latest state (without events), version its version,
+	// key what version was computed from; changed is closed (and
+	// replaced) at each new version.
+	snap    Snapshot
+	version uint64
+	key     []byte
+	changed chan struct{}
+	lastReq time.Time
 	running bool
-	last    []byte
 	// events are the latest events (at most MaxEvents), seq the last one
 	// read.
 	events []vipsmart.Event
 	seq    uint64
-	// pollMu serialises snapshots (the poller and /api/snapshot).
+	// pollMu serialises reads of the daemon.
 	pollMu sync.Mutex
 }
 
-func (h *handler) snapshotJSON(w http.ResponseWriter, r *http.Request) {
-	b := h.poll(r.Context())
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
-}
-
-// stream sends the snapshot as a server-sent event each time it changes,
-// and a comment every 15s to keep proxies from closing the connection.
-func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		return // no streaming here: the page polls /ui/api/snapshot instead
-	}
-	// A stream outlives any write deadline of the server.
-	_ = rc.SetWriteDeadline(time.Time{})
-	fmtEvent := func(b []byte) []byte {
-		return append(append([]byte("event: snapshot\ndata: "), b...), '\n', '\n')
-	}
-	ch := h.subscribe()
-	defer h.unsubscribe(ch)
-	// The first snapshot at once, so the page fills without waiting.
-	if _, err := w.Write(fmtEvent(h.poll(r.Context()))); err != nil {
-		return
-	}
-	_ = rc.Flush()
-	keep := time.NewTicker(15 * time.Second)
-	defer keep.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case b := <-ch:
-			if _, err := w.Write(fmtEvent(b)); err != nil {
-				return
-			}
-			_ = rc.Flush()
-		case <-keep.C:
-			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
-				return
-			}
-			_ = rc.Flush()
-		}
-	}
-}
-
-func (h *handler) subscribe() chan []byte {
-	ch := make(chan []byte, 1)
+// snapshot answers GET /ui/api/snapshot?wait=VERSION&after=SEQ: the
+// latest snapshot, with the events after SEQ. With wait, it is a long
+// poll: while the snapshot is still at VERSION it waits (up to 10s) for a
+// newer one. The page asks again as soon as it has drawn an answer, so it
+// is live without ever queueing snapshots it has no time to draw (a busy
+// browser skips to the newest).
+func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	wait, _ := strconv.ParseUint(q.Get("wait"), 10, 64)
+	after, _ := strconv.ParseUint(q.Get("after"), 10, 64)
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.subs[ch] = struct{}{}
+	h.lastReq = time.Now()
 	if !h.running {
 		h.running = true
 		go h.run()
 	}
-	return ch
-}
-
-func (h *handler) unsubscribe(ch chan []byte) {
+	ready := h.version > 0
+	h.mu.Unlock()
+	if !ready {
+		h.poll(r.Context())
+	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.subs, ch)
+	version, changed := h.version, h.changed
+	h.mu.Unlock()
+	if q.Has("wait") && version <= wait {
+		t := time.NewTimer(longPoll)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
+	}
+	h.mu.Lock()
+	s := h.snap
+	s.Version = h.version
+	s.Events = []vipsmart.Event{}
+	for _, e := range h.events {
+		if e.Seq > after {
+			s.Events = append(s.Events, e)
+		}
+	}
+	h.mu.Unlock()
+	b, err := marshal(s)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 }
 
-// run polls while a page is subscribed and hands each changed snapshot to
-// every page (a page that is behind gets only the newest).
+// run reads the daemon every interval while pages ask, and stops
+// idleStop after the last request.
 func (h *handler) run() {
 	for {
 		iv := h.interval()
 		time.Sleep(iv)
 		h.mu.Lock()
-		if len(h.subs) == 0 {
+		if time.Since(h.lastReq) > idleStop {
 			h.running = false
 			h.mu.Unlock()
 			return
 		}
 		h.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), max(2*iv, 2*time.Second))
-		prev := h.lastSnapshot()
-		b := h.poll(ctx)
+		h.poll(ctx)
 		cancel()
-		if bytes.Equal(stripTime(prev), stripTime(b)) {
-			continue
-		}
-		h.mu.Lock()
-		for ch := range h.subs {
-			select {
-			case <-ch:
-			default:
-			}
-			ch <- b
-		}
-		h.mu.Unlock()
 	}
 }
 
@@ -223,7 +214,7 @@ func (h *handler) interval() time.Duration {
 		return h.o.Interval
 	}
 	h.mu.Lock()
-	big := bytes.Count(h.last, []byte(`"placements"`)) > 1000
+	big := len(h.snap.GIPs) > 1000
 	h.mu.Unlock()
 	if big {
 		return 2 * time.Second
@@ -231,34 +222,35 @@ func (h *handler) interval() time.Duration {
 	return 250 * time.Millisecond
 }
 
-func (h *handler) lastSnapshot() []byte {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.last
-}
-
-// stripTime drops the leading "time" field so that two snapshots that
-// differ only in when they were taken compare equal.
-func stripTime(b []byte) []byte {
-	if i := bytes.IndexByte(b, ','); i > 0 && bytes.HasPrefix(b, []byte(`{"time":`)) {
-		return b[i:]
-	}
-	return b
-}
-
-// poll takes one snapshot and returns it as JSON.
-func (h *handler) poll(ctx context.Context) []byte {
+// poll takes one snapshot and makes it the latest, with a new version if
+// anything but its time changed or new events came.
+func (h *handler) poll(ctx context.Context) {
 	h.pollMu.Lock()
 	defer h.pollMu.Unlock()
+	seq := h.lastSeq()
 	s := h.take(ctx)
-	b, err := marshal(s)
+	noTime := s
+	noTime.Time = time.Time{}
+	key, err := marshal(noTime)
 	if err != nil {
-		b, _ = marshal(Snapshot{Time: s.Time, Error: err.Error()})
+		s = Snapshot{Time: s.Time, Error: err.Error()}
+		key = []byte(err.Error())
 	}
 	h.mu.Lock()
-	h.last = b
-	h.mu.Unlock()
-	return b
+	defer h.mu.Unlock()
+	h.snap = s
+	if !bytes.Equal(key, h.key) || h.seq != seq || h.version == 0 {
+		h.key = key
+		h.version++
+		close(h.changed)
+		h.changed = make(chan struct{})
+	}
+}
+
+func (h *handler) lastSeq() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq
 }
 
 func marshal(v any) ([]byte, error) {
@@ -274,7 +266,7 @@ func marshal(v any) ([]byte, error) {
 // take reads the daemon. A read that fails leaves its part empty and the
 // first error in Error (the page says the daemon cannot be reached).
 func (h *handler) take(ctx context.Context) Snapshot {
-	s := Snapshot{Time: time.Now().UTC(), Server: h.o.Server, DCs: []vipsmart.DCInfo{}, GIPs: []GIP{}, VIPs: []vipsmart.VIPInfo{}}
+	s := Snapshot{Server: h.o.Server, DCs: []vipsmart.DCInfo{}, GIPs: []GIP{}, VIPs: []vipsmart.VIPInfo{}}
 	fail := func(err error) {
 		if s.Error == "" && err != nil {
 			s.Error = err.Error()
@@ -283,7 +275,7 @@ func (h *handler) take(ctx context.Context) Snapshot {
 	st, err := h.svc.Status(ctx)
 	if err != nil {
 		fail(err)
-		s.Events = h.latestEvents()
+		s.Time = time.Now().UTC()
 		return s
 	}
 	s.Status = &st
@@ -300,7 +292,6 @@ func (h *handler) take(ctx context.Context) Snapshot {
 	gips, err := h.svc.ListGIPs(ctx)
 	fail(err)
 	view := healthView(st.Name, s.DCs, s.VIPs, gips)
-	s.View = &view
 	if len(gips) > maxGIPs {
 		s.Trunc = map[string]int{"gips": len(gips)}
 		gips = gips[:maxGIPs]
@@ -309,7 +300,6 @@ func (h *handler) take(ctx context.Context) Snapshot {
 		s.GIPs = append(s.GIPs, explain(g, view))
 	}
 	fail(h.readEvents(ctx))
-	s.Events = h.latestEvents()
 	s.Time = time.Now().UTC() // when the reads ended: "last seen" ages are measured from here
 	return s
 }
@@ -338,16 +328,6 @@ func (h *handler) readEvents(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (h *handler) latestEvents() []vipsmart.Event {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := slices.Clone(h.events)
-	if out == nil {
-		out = []vipsmart.Event{}
-	}
-	return out
 }
 
 // healthView rebuilds the local DC's health view from what the API says,

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,23 +70,33 @@ func (f *fakeService) set(dc1Reachable bool, active string) {
 	f.events = append(f.events, vipsmart.Event{Seq: uint64(len(f.events) + 1), Kind: "gip", Message: "<b>" + active + "</b> & co"})
 }
 
-func TestSnapshotExplainsPlacements(t *testing.T) {
-	f := &fakeService{}
-	f.set(false, "dc-2")
-	srv := httptest.NewServer(Handler(f, Options{Server: "unix:///run/vipsmart/vipsmart.sock"}))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/ui/api/snapshot")
+// get fetches a snapshot with the given query.
+func get(t *testing.T, base, query string) Snapshot {
+	t.Helper()
+	resp, err := http.Get(base + "/ui/api/snapshot" + query)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	var s Snapshot
 	if err := json.Unmarshal(body, &s); err != nil {
 		t.Fatalf("snapshot is not JSON: %v\n%s", err, body)
 	}
+	if !strings.Contains(string(body), "\"version\"") {
+		t.Fatalf("no version: %s", body)
+	}
+	return s
+}
+
+func TestSnapshotExplainsPlacements(t *testing.T) {
+	f := &fakeService{}
+	f.set(false, "dc-2")
+	srv := httptest.NewServer(Handler(f, Options{Server: "unix:///run/vipsmart/vipsmart.sock", Interval: 10 * time.Millisecond}))
+	defer srv.Close()
+	s := get(t, srv.URL, "")
 	if s.Status == nil || s.Status.Name != "dc-2" || len(s.DCs) != 2 || len(s.GIPs) != 1 || len(s.Events) != 1 {
-		t.Fatalf("snapshot: %s", body)
+		t.Fatalf("snapshot: %+v", s)
 	}
 	g := s.GIPs[0]
 	// Best first; dc-1 unreachable in the view, so unhealthy.
@@ -94,21 +104,19 @@ func TestSnapshotExplainsPlacements(t *testing.T) {
 		g.States[1].State != "active" {
 		t.Errorf("placement states: %+v", g.States)
 	}
-	if !strings.Contains(string(body), `"<b>dc-2</b> & co"`) {
-		t.Errorf("event message escaped or lost: %s", body)
+	if s.Events[0].Message != "<b>dc-2</b> & co" {
+		t.Errorf("event message: %q", s.Events[0].Message)
+	}
+	// Only the events after the one the page has.
+	if again := get(t, srv.URL, "?after=1"); len(again.Events) != 0 {
+		t.Errorf("events after 1: %+v", again.Events)
 	}
 
 	f.mu.Lock()
 	f.down = true
 	f.mu.Unlock()
-	resp, err = http.Get(srv.URL + "/ui/api/snapshot")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = Snapshot{}
-	_ = json.NewDecoder(resp.Body).Decode(&s)
-	resp.Body.Close()
-	if !strings.Contains(s.Error, "cannot reach") || s.Server != "unix:///run/vipsmart/vipsmart.sock" || len(s.Events) != 1 {
+	s = get(t, srv.URL, "?wait="+strconv.FormatUint(s.Version, 10))
+	if !strings.Contains(s.Error, "cannot reach") || s.Server != "unix:///run/vipsmart/vipsmart.sock" {
 		t.Errorf("snapshot of an unreachable daemon: %+v", s)
 	}
 }
@@ -116,7 +124,7 @@ func TestSnapshotExplainsPlacements(t *testing.T) {
 func TestAssetsEmbeddedAndLockedToOrigin(t *testing.T) {
 	srv := httptest.NewServer(Handler(&fakeService{}, Options{}))
 	defer srv.Close()
-	for path, want := range map[string]string{"/ui/": "<svg id=\"fed-svg\"", "/ui/app.js": "EventSource", "/ui/style.css": "--ok:"} {
+	for path, want := range map[string]string{"/ui/": "<svg id=\"fed-svg\"", "/ui/app.js": "api/snapshot", "/ui/style.css": "--ok:"} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -137,44 +145,32 @@ func TestAssetsEmbeddedAndLockedToOrigin(t *testing.T) {
 	}
 }
 
-func TestStreamPushesChanges(t *testing.T) {
+// TestLongPollWaitsForChange: a page that has the latest version waits;
+// a change answers it at once with the new state.
+func TestLongPollWaitsForChange(t *testing.T) {
 	f := &fakeService{}
 	f.set(true, "dc-1")
 	srv := httptest.NewServer(Handler(f, Options{Interval: 20 * time.Millisecond}))
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/ui/api/stream", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	first := get(t, srv.URL, "")
+	if len(first.GIPs) != 1 || first.GIPs[0].Active[0] != "dc-1" {
+		t.Fatalf("first snapshot: %+v", first.GIPs)
 	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("Content-Type %q", ct)
-	}
-	r := bufio.NewReader(resp.Body)
-	next := func() Snapshot {
-		t.Helper()
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("stream ended: %v", err)
-			}
-			if data, ok := strings.CutPrefix(line, "data: "); ok {
-				var s Snapshot
-				if err := json.Unmarshal([]byte(data), &s); err != nil {
-					t.Fatalf("bad event %q: %v", data, err)
-				}
-				return s
-			}
-		}
-	}
-	if s := next(); len(s.GIPs) != 1 || s.GIPs[0].Active[0] != "dc-1" {
-		t.Fatalf("first snapshot: %+v", s.GIPs)
+	got := make(chan Snapshot, 1)
+	start := time.Now()
+	go func() { got <- get(t, srv.URL, "?after=1&wait="+strconv.FormatUint(first.Version, 10)) }()
+	select {
+	case s := <-got:
+		t.Fatalf("the long poll answered at once without a change: %+v", s)
+	case <-time.After(300 * time.Millisecond):
 	}
 	f.set(false, "dc-2")
-	if s := next(); s.GIPs[0].Active[0] != "dc-2" || s.DCs[0].Reachable || len(s.Events) != 2 {
-		t.Fatalf("pushed snapshot: %+v %+v %d events", s.GIPs, s.DCs, len(s.Events))
+	select {
+	case s := <-got:
+		if s.Version <= first.Version || s.GIPs[0].Active[0] != "dc-2" || s.DCs[0].Reachable || len(s.Events) != 1 || s.Events[0].Seq != 2 {
+			t.Fatalf("answer to the long poll: version %d, %+v %+v events %+v", s.Version, s.GIPs, s.DCs, s.Events)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the long poll did not answer within 5s of a change (waited since %s)", time.Since(start))
 	}
 }

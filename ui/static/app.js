@@ -1,7 +1,6 @@
-// vipsmart web UI: renders the snapshots the server pushes on
-// api/stream (server-sent events), or polls api/snapshot when a stream
-// cannot be kept open (e.g. behind a proxy, or with a bearer token).
-// Read-only: it never changes anything.
+// vipsmart web UI: long-polls api/snapshot for each new version of the
+// local DC's view and draws it; asks again as soon as it has drawn one, so
+// it is live and never behind. Read-only: it never changes anything.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -57,12 +56,19 @@ function clock(iso) {
 // ---- state ----
 let snap = null;
 let receivedAt = 0;
+let events = []; // the latest 500 events, oldest first (the server sends only new ones)
 let deadlineLocal = 0; // local ms at which the temporary status reverts
 const kindsOn = new Set(); // event kinds shown; empty = all
 const sessionKey = "vipsmart-ui-token";
 
 // ---- rendering ----
 function render(sn) {
+  if (sn.events && sn.events.length) {
+    const last = events.length ? events[events.length - 1].seq : 0;
+    if (sn.events[0].seq <= last) events = []; // the daemon's log started over
+    events = events.concat(sn.events).slice(-500);
+  }
+  sn.events = events;
   snap = sn;
   receivedAt = Date.now();
   if (sn.time) clockSkew = Date.parse(sn.time) - receivedAt;
@@ -319,54 +325,44 @@ setInterval(() => {
   tickCountdown();
   if (!receivedAt) return;
   const age = Date.now() - receivedAt;
-  if (age > 5000) setLive("stale", "no update for " + Math.round(age / 1000) + "s");
+  // A long poll answers at least every 10s, even when nothing changed.
+  if (age > 15000) setLive("stale", "no answer for " + Math.round(age / 1000) + "s");
 }, 100);
 // Relative times ("1.2s ago") move on between snapshots.
 setInterval(() => { if (snap) { renderFederation(snap); renderDCs(snap); } }, 1000);
 
-// ---- transport ----
-let polling = false;
-function connect() {
-  if (!window.EventSource || sessionStorage.getItem(sessionKey)) { poll(); return; }
-  const es = new EventSource("api/stream");
-  let got = false;
-  es.addEventListener("snapshot", (ev) => {
-    got = true;
-    setLive("on", "live");
-    try { render(JSON.parse(ev.data)); } catch (e) { console.error(e); }
-  });
-  es.onerror = () => {
-    if (!got) { es.close(); poll(); return; } // never streamed: poll instead
-    setLive("off", "reconnecting…"); // EventSource retries by itself
-  };
-}
-
-async function poll() {
-  if (polling) return;
-  polling = true;
+// ---- transport: long poll ----
+async function loop() {
+  let version = 0;
   for (;;) {
     try {
       const headers = {};
       const tok = sessionStorage.getItem(sessionKey);
       if (tok) headers.Authorization = "Bearer " + tok;
-      const r = await fetch("api/snapshot", { headers, cache: "no-store" });
+      const after = events.length ? events[events.length - 1].seq : 0;
+      const url = `api/snapshot?after=${after}` + (version ? `&wait=${version}` : "");
+      const r = await fetch(url, { headers, cache: "no-store" });
       if (r.status === 401 || r.status === 403) {
         const t = window.prompt("This API needs a token with the read role (vipsmart token create NAME --role read):");
         if (t) sessionStorage.setItem(sessionKey, t.trim());
         setLive("off", "needs a token");
-      } else if (r.ok) {
-        setLive("on", "live (polling)");
-        render(await r.json());
-      } else {
-        setLive("off", "error " + r.status);
+        await sleep(1000);
+        continue;
       }
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      const sn = await r.json();
+      version = sn.version;
+      setLive(sn.error ? "stale" : "on", sn.error ? "daemon unreachable" : "live");
+      render(sn);
     } catch (e) {
-      setLive("off", "disconnected");
+      setLive("off", "disconnected: retrying");
+      version = 0;
+      await sleep(1000);
     }
-    await new Promise((res) => setTimeout(res, 1000));
   }
 }
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
 for (const id of ["gip-filter", "event-filter"]) $(id).addEventListener("input", () => snap && render(snap));
 $("event-pause").addEventListener("change", () => snap && renderEvents(snap));
-connect();
+loop();
