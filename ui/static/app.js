@@ -218,7 +218,7 @@ function renderDCs(sn) {
     h("td", {}, d.reachable ? badge("yes", "ok") : badge("no", "bad")),
     h("td", {}, d.status ? badge(d.status, d.status === "member" ? "ok" : (d.status === "standalone" ? "neutral" : "warn")) : "-"),
     h("td", {}, d.last_epoch),
-    h("td", {}, ago(d.last_seen)),
+    h("td", {}, d.self ? "now" : ago(d.last_seen)),
     h("td", {}, (d.vips_down || []).join(", ") || "-"),
     h("td", {}, (d.holding || []).join(", ") || "-")));
   $("dcs-count").textContent = rows.length ? String(rows.length) : "";
