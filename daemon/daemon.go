@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/announce/none"
 	"github.com/vipsmart/vipsmart/federation"
@@ -55,6 +57,9 @@ type Config struct {
 	// Fault, for tests only, makes the daemon crash at a chosen point of
 	// the protocol (see Fault). Nil in production.
 	Fault *Fault
+	// Metrics, if set, receives the daemon's Prometheus series
+	// (metrics.go; docs/metrics.md).
+	Metrics prometheus.Registerer
 }
 
 // Daemon is one DC's running daemon.
@@ -94,6 +99,9 @@ type Daemon struct {
 	closed bool
 
 	stopped chan struct{} // closed when Run returns
+
+	metrics *metrics     // nil without Config.Metrics
+	ticker  *time.Ticker // the loop's clock (Run); Reload resets it
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.
@@ -155,6 +163,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		cfg.Announcer = none.New(none.WithClock(cfg.Now))
 		d.cfg.Announcer = cfg.Announcer
 	}
+	if d.metrics, err = newMetrics(cfg.Metrics, d); err != nil {
+		return nil, fmt.Errorf("registering the daemon's metrics: %w", err)
+	}
+	d.cfg.Store = d.metrics.store(d.cfg.Store, cfg.Now)
 	d.checker = health.NewChecker(cfg.Prober, d.health.push, cfg.Logger)
 	fc := cfg.Federation
 	hb, misses := fc.HeartbeatInterval, fc.HeartbeatMisses
@@ -177,8 +189,8 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 // Run drives the daemon until ctx is done. It returns nil on a clean stop
 // and an error if the store failed (the daemon cannot go on safely then).
 func (d *Daemon) Run(ctx context.Context) error {
-	t := time.NewTicker(d.cfg.TickInterval)
-	defer t.Stop()
+	d.ticker = time.NewTicker(d.cfg.TickInterval)
+	defer d.ticker.Stop()
 	defer close(d.stopped)
 	defer d.withdrawAll()
 	defer d.stopPeers()
@@ -190,7 +202,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-d.ticker.C:
 			d.node.Tick(d.cfg.Now())
 			d.updateActive()
 		case <-d.health.notify:
@@ -252,6 +264,7 @@ func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
 		d.log.Error("storing events", "err", err)
 		return
 	}
+	d.metrics.eventsAppended(evs)
 }
 
 // event records one daemon-level event (VIP changes) from the loop.
@@ -315,10 +328,11 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 }
 
 // propose starts a federation operation and waits for its result.
-func (d *Daemon) propose(ctx context.Context, p federation.Proposal) error {
+func (d *Daemon) propose(ctx context.Context, p federation.Proposal) (err error) {
+	defer d.metrics.operation(p, d.cfg.Now(), d.cfg.Now, &err)
 	ch := make(chan error, 1)
 	var opID string
-	err := d.call(ctx, func() error {
+	err = d.call(ctx, func() error {
 		id, err := d.node.Propose(d.cfg.Now(), p)
 		if err != nil {
 			return err

@@ -107,6 +107,7 @@ func (d *Daemon) updateActive() {
 				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
 			}
 		}
+		d.metrics.activeChanged(g, d.active[g.Name], now, view)
 		d.active[g.Name] = now
 		if is && g.Mode != vipsmart.ModeAnycast {
 			if !g.Preempt || !topRanked(g, self) {

@@ -114,7 +114,9 @@ func (s syncBuf) Write(p []byte) (int, error) {
 // start runs the process and waits for /healthz.
 func (d *daemon) start() {
 	d.t.Helper()
-	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--log-level", "info"}, d.extra...)
+	// No --log-level: info is the default, and a test may set it in a
+	// config file (a command-line flag would win over it).
+	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir}, d.extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), d.env...)
 	d.logs = &bytes.Buffer{}

@@ -157,7 +157,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "udp://10.0.0.1:53"}, 2, "scheme"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1"}, 2, "no port"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1:70000"}, 2, "out of range"},
-		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1:80", "--check-rise", "-1"}, 2, "check.rise"},
+		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1:80", "--check-rise", "-1"}, 2, "--check-rise -1 is out of range"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1:80", "--check-interval", "1s", "--check-timeout", "2s"}, 2, "shorter than"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check-interval", "1s"}, 2, "need --check"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--interface", "much-too-long-name0"}, 2, "at most 15"},

@@ -449,6 +449,13 @@ func (n *Node) DCs(now time.Time) []vipsmart.DCInfo {
 		} else if p := n.peers[d.Name]; p != nil {
 			info.Reachable = now.Sub(p.lastSeen) <= n.window()
 			info.Status, info.LastEpoch = p.status, p.lastEpoch
+			if p.lastEpoch < n.h.Epoch && p.status.Temporary() {
+				// Heard before a decision this DC has since applied (e.g.
+				// the candidate's invited, sent before the commit that
+				// made it a member): no longer true, and not known
+				// until the DC is heard again.
+				info.Status = ""
+			}
 			info.VIPsDown, info.Holding = slices.Clone(p.report.VIPsDown), slices.Clone(p.report.Holding)
 			t := p.lastSeen
 			info.LastSeen = &t

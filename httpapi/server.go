@@ -36,6 +36,7 @@ type Server struct {
 	Service vipsmart.Service
 	Peer    PeerReceiver
 	Logger  *slog.Logger
+	Ops     // /readyz, /metrics and /ui/ (ops.go)
 	mux     *http.ServeMux
 }
 
@@ -62,6 +63,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Peer != nil {
 		s.peerRoutes(handle)
 	}
+	s.opsRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusNotFound, vipsmart.ENOTFOUND, fmt.Sprintf("no such endpoint %s %s: see docs/api.md", r.Method, r.URL.Path))
 	})

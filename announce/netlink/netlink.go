@@ -303,10 +303,11 @@ func (a *Announcer) startBurst(ip netip.Addr, link string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.bursts[ip] = cancel
 	a.wg.Add(1)
+	interval := a.opts.GARPInterval
 	go func() {
 		defer a.wg.Done()
 		defer cancel()
-		t := time.NewTicker(a.opts.GARPInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for i := 1; i < n; i++ {
 			select {

@@ -36,6 +36,11 @@ type announcerOptions struct {
 	bgpMultihop     bool
 	bgpNextHop      string
 	bgpNextHop6     string
+
+	// The announcers build made, for reloads and metrics (nil when not
+	// asked for).
+	bgp     *bgp.Announcer
+	netlink *netlink.Announcer
 }
 
 func (o *announcerOptions) flags(f *pflag.FlagSet) {
@@ -78,35 +83,18 @@ func (o *announcerOptions) build(ctx context.Context, log *slog.Logger) (vipsmar
 		case "none":
 			out = append(out, none.New())
 		case "netlink":
-			out = append(out, netlink.New(netlink.NewLinuxOS(), netlink.Options{DefaultInterface: o.nlInterface, GARPCount: o.garpCount, GARPInterval: o.garpInterval, Logger: log}))
+			o.netlink = netlink.New(netlink.NewLinuxOS(), netlink.Options{DefaultInterface: o.nlInterface, GARPCount: o.garpCount, GARPInterval: o.garpInterval, Logger: log})
+			out = append(out, o.netlink)
 		case "bgp":
-			if o.bgpASN == 0 || o.bgpRouterID == "" {
-				return nil, usageError{fmt.Errorf("--announcer bgp needs --bgp-asn and --bgp-router-id")}
-			}
-			rid, err := vipsmart.ParseHostAddr("--bgp-router-id", o.bgpRouterID)
+			opts, err := o.bgpOptions(log)
 			if err != nil {
 				return nil, err
-			}
-			opts := bgp.Options{ASN: o.bgpASN, RouterID: rid, ListenPort: o.bgpListenPort, StandbyPrepend: o.bgpPrepend,
-				Communities: o.bgpCommunities, StandbyCommunities: o.bgpStandbyComms, Logger: log}
-			if opts.NextHop, err = optAddr("--bgp-next-hop", o.bgpNextHop); err != nil {
-				return nil, err
-			}
-			if opts.NextHop6, err = optAddr("--bgp-next-hop6", o.bgpNextHop6); err != nil {
-				return nil, err
-			}
-			for _, s := range o.bgpPeers {
-				p, err := bgp.ParsePeer(s)
-				if err != nil {
-					return nil, err
-				}
-				p.HoldTime, p.Password, p.Multihop = o.bgpHoldTime, o.bgpPassword, o.bgpMultihop
-				opts.Peers = append(opts.Peers, p)
 			}
 			a, err := bgp.New(ctx, bgp.NewGoBGP(log), opts)
 			if err != nil {
 				return nil, fmt.Errorf("starting the BGP speaker: %w", err)
 			}
+			o.bgp = a
 			out = append(out, a)
 		default:
 			return nil, usageError{fmt.Errorf("--announcer %q is unknown: give none, netlink or bgp (comma-separated to combine)", k)}
@@ -116,4 +104,32 @@ func (o *announcerOptions) build(ctx context.Context, log *slog.Logger) (vipsmar
 		return out[0], nil
 	}
 	return out, nil
+}
+
+// bgpOptions makes the options of the BGP announcer from the flags.
+func (o *announcerOptions) bgpOptions(log *slog.Logger) (bgp.Options, error) {
+	if o.bgpASN == 0 || o.bgpRouterID == "" {
+		return bgp.Options{}, usageError{fmt.Errorf("--announcer bgp needs --bgp-asn and --bgp-router-id")}
+	}
+	rid, err := vipsmart.ParseHostAddr("--bgp-router-id", o.bgpRouterID)
+	if err != nil {
+		return bgp.Options{}, err
+	}
+	opts := bgp.Options{ASN: o.bgpASN, RouterID: rid, ListenPort: o.bgpListenPort, StandbyPrepend: o.bgpPrepend,
+		Communities: o.bgpCommunities, StandbyCommunities: o.bgpStandbyComms, Logger: log}
+	if opts.NextHop, err = optAddr("--bgp-next-hop", o.bgpNextHop); err != nil {
+		return bgp.Options{}, err
+	}
+	if opts.NextHop6, err = optAddr("--bgp-next-hop6", o.bgpNextHop6); err != nil {
+		return bgp.Options{}, err
+	}
+	for _, s := range o.bgpPeers {
+		p, err := bgp.ParsePeer(s)
+		if err != nil {
+			return bgp.Options{}, err
+		}
+		p.HoldTime, p.Password, p.Multihop = o.bgpHoldTime, o.bgpPassword, o.bgpMultihop
+		opts.Peers = append(opts.Peers, p)
+	}
+	return opts, nil
 }

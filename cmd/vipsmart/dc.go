@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -102,23 +103,28 @@ without it; if it comes back it finds itself fenced out and turns standalone.`,
 				}
 				return printJSON(g.stdout, ds)
 			}
-			now := time.Now()
-			rows := make([][]string, 0, len(ds))
-			for _, d := range ds {
-				name := d.Name
-				if d.Self {
-					name += " (self)"
-				}
-				reach := "no"
-				if d.Reachable {
-					reach = "yes"
-				}
-				rows = append(rows, []string{name, d.AddrPort().String(), reach, orDash(string(d.Status)),
-					strconv.FormatUint(d.LastEpoch, 10), ago(now, d.LastSeen)})
-			}
-			return table(g.stdout, []string{"NAME", "ADDRESS", "REACHABLE", "STATUS", "EPOCH", "LAST SEEN"}, rows)
+			return dcTable(g.stdout, ds)
 		},
 	}
 	c.AddCommand(add, remove, leave, list)
 	return c
+}
+
+// dcTable is the table of `dc list`.
+func dcTable(w io.Writer, ds []vipsmart.DCInfo) error {
+	now := time.Now()
+	rows := make([][]string, 0, len(ds))
+	for _, d := range ds {
+		name := d.Name
+		if d.Self {
+			name += " (self)"
+		}
+		reach := "no"
+		if d.Reachable {
+			reach = "yes"
+		}
+		rows = append(rows, []string{name, d.AddrPort().String(), reach, orDash(string(d.Status)),
+			strconv.FormatUint(d.LastEpoch, 10), ago(now, d.LastSeen)})
+	}
+	return table(w, []string{"NAME", "ADDRESS", "REACHABLE", "STATUS", "EPOCH", "LAST SEEN"}, rows)
 }

@@ -107,6 +107,8 @@ every other command is a client of a daemon's operator API.`,
 			return nil
 		},
 	}
+	root.Version = buildInfo().String()
+	root.SetVersionTemplate("vipsmart {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
@@ -115,6 +117,8 @@ every other command is a client of a daemon's operator API.`,
 	pf.StringVarP(&g.output, "output", "o", "table", "output format of read commands: table or json (env VIPSMART_OUTPUT)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "how long to wait for the daemon's answer (env VIPSMART_TIMEOUT)")
 	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g))
+	root.AddCommand(newVersionCmd(g), newUICmd(g))
+	g.completions(root)
 	return root
 }
 
@@ -123,6 +127,9 @@ every other command is a client of a daemon's operator API.`,
 func group(c *cobra.Command) *cobra.Command {
 	c.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 0 {
+			if s := suggest(cmd, args[0]); s != "" {
+				return usageError{fmt.Errorf("unknown command %q for %q: did you mean %s? (see %s --help)", args[0], cmd.CommandPath(), s, cmd.CommandPath())}
+			}
 			return usageError{fmt.Errorf("unknown command %q for %q: see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
 		}
 		return nil

@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/daemon"
@@ -40,6 +41,13 @@ type serveOptions struct {
 	noFsync    bool
 	ann        announcerOptions
 	store      storeOptions
+
+	metricsListen string
+	// cmd is the serve command and cmdline the flags given on its command
+	// line (a reload keeps them); level is the live log level.
+	cmd     *cobra.Command
+	cmdline map[string]bool
+	level   *slog.LevelVar
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -57,6 +65,8 @@ it cleanly.`,
 		Example: "  vipsmart serve --name dc-1 --listen 127.0.0.1:9610 --data-dir /var/lib/vipsmart",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.cmd, o.cmdline = cmd, map[string]bool{}
+			cmd.Flags().Visit(func(f *pflag.Flag) { o.cmdline[f.Name] = true })
 			conf, err := loadConfig(cmd, o)
 			if err != nil {
 				return usageError{err}
@@ -88,6 +98,7 @@ it cleanly.`,
 	o.store.flags(f)
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
+	o.opsFlags(f)
 	return c
 }
 
@@ -122,7 +133,11 @@ func newLogger(o *serveOptions, w *os.File) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q is unknown: give debug, info, warn or error", o.logLevel)
 	}
-	hopts := &slog.HandlerOptions{Level: lvl}
+	if o.level == nil {
+		o.level = &slog.LevelVar{}
+	}
+	o.level.Set(lvl)
+	hopts := &slog.HandlerOptions{Level: o.level}
 	switch o.logFormat {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, hopts)), nil
@@ -173,6 +188,11 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// SIGHUP reloads the configuration; it never stops the daemon, not
+	// even while it starts.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log, err := newLogger(o, os.Stderr)
 	if err != nil {
 		return usageError{err}
@@ -184,8 +204,8 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if o.maxEvents < 100 {
 		return usageError{fmt.Errorf("--max-events %d is too small: give at least 100", o.maxEvents)}
 	}
-	if o.fed.HeartbeatInterval < time.Millisecond || o.fed.HeartbeatMisses < 1 || o.fed.InviteTTL <= 0 || o.fed.ReviewTTL <= 0 || o.fed.PhaseTimeout <= 0 {
-		return usageError{errors.New("--heartbeat-interval (>= 1ms), --heartbeat-misses (>= 1), --invite-ttl, --review-ttl and --phase-timeout must be positive")}
+	if err := checkFedTimers(o.fed); err != nil {
+		return usageError{err}
 	}
 	store, err := openStore(ctx, log, o, self)
 	if err != nil {
@@ -203,7 +223,12 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		ln.Close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann}
+	ops := newServeOps(o, log)
+	if err := ops.registerAnnouncers(); err != nil {
+		ln.Close()
+		return err
+	}
+	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg}
 	if cfg.Fault, err = testFault(log); err != nil {
 		ln.Close()
 		return usageError{err}
@@ -215,8 +240,9 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		ln.Close()
 		return err
 	}
+	ops.d = d
 	srv := &http.Server{
-		Handler:           (&httpapi.Server{Service: d, Peer: d, Logger: log}).Handler(),
+		Handler:           (&httpapi.Server{Service: d, Peer: d, Logger: log, Ops: ops.api()}).Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	srvErr := make(chan error, 1)
@@ -225,24 +251,41 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	defer cancelRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
-	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir, "store", store.where)
+	if err := ops.listenMetrics(); err != nil {
+		cancelRun()
+		<-runDone
+		_ = srv.Close()
+		return err
+	}
+	go ops.notifyReady(runCtx)
+	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir, "store", store.where, "version", buildInfo().Version)
 
 	var runErr error
 	ranOut := false
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "reason", "signal")
-	case runErr = <-srvErr:
-		log.Error("stopping: the API server failed", "err", runErr)
-	case runErr = <-runDone:
-		ranOut = true
-		log.Error("stopping: the daemon failed", "err", runErr)
-	case <-store.lost:
-		runErr = fmt.Errorf("node %s lost the leadership of DC %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader writes", o.store.node, self.Name, etcdLeaseTTL)
-		log.Error("stopping: leadership lost", "err", runErr)
+wait:
+	for {
+		select {
+		case <-hup:
+			ops.reload(ctx, o.cmd)
+		case <-ctx.Done():
+			log.Info("shutting down", "reason", "signal")
+			break wait
+		case runErr = <-srvErr:
+			log.Error("stopping: the API server failed", "err", runErr)
+			break wait
+		case runErr = <-runDone:
+			ranOut = true
+			log.Error("stopping: the daemon failed", "err", runErr)
+			break wait
+		case <-store.lost:
+			runErr = fmt.Errorf("node %s lost the leadership of DC %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader writes", o.store.node, self.Name, etcdLeaseTTL)
+			log.Error("stopping: leadership lost", "err", runErr)
+			break wait
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
 	defer cancel()
+	ops.close(sctx)
 	_ = srv.Shutdown(sctx)
 	// Stop the daemon and wait for it: it withdraws every announcement
 	// before Run returns, and that must happen before the process exits.

@@ -20,7 +20,7 @@ func newVIPCmd(g *globals) *cobra.Command {
 		Example: `  vipsmart vip add web 192.0.2.10 --interface eth0 --check tcp://10.0.0.5:443
   vipsmart vip add api 2001:db8::10 --check http://10.0.0.6:8080/healthz --check-rise 3`,
 		Args: exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: withFlags(vipAddFlags, func(cmd *cobra.Command, args []string) error {
 			v := vipsmart.VIP{Name: args[0], Interface: iface}
 			if err := vipsmart.ValidateName("name", v.Name); err != nil {
 				return err
@@ -51,7 +51,7 @@ func newVIPCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.stdout, "VIP %s %s added\n", out.Name, out.Address)
 			return nil
-		},
+		}),
 	}
 	f := add.Flags()
 	f.StringVar(&iface, "interface", "", "interface the netlink announcer binds the VIP on (default: the daemon's --netlink-interface)")
