@@ -195,23 +195,9 @@ func Open(path string, opts Options) (s *Store, err error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	if in != nil && mk != nil {
-		if mk.StoreID != in.StoreID {
-			return nil, &RefusedError{Kind: Replaced, Path: path, Marker: mk, Found: found,
-				Problem: fmt.Sprintf("the file is not the store this data directory holds: it is store %s, the marker %s names store %s", orNone(in.StoreID), markerPath, mk.StoreID)}
-		}
-		if opts.Describe != nil && in.epoch() < mk.Epoch {
-			switch {
-			case mk.Rebuild && opts.Rebuild && !in.HasRecord:
-				// Resuming a rebuild that did not finish.
-			case mk.Rebuild:
-				return nil, &RefusedError{Kind: RebuildPending, Path: path, Marker: mk, Found: found,
-					Problem: fmt.Sprintf("a rebuild from federation %s started at %s and did not finish: the store holds no state yet", orNone(mk.Federation), mk.Updated.UTC().Format(time.RFC3339))}
-			default:
-				return nil, &RefusedError{Kind: Behind, Path: path, Marker: mk, Found: found,
-					Problem: fmt.Sprintf("the file is at epoch %d, older than epoch %d which this data directory's store reached (%s): it is an old copy of the store, and starting on it would take the DC back in epoch",
-						in.epoch(), mk.Epoch, mk.Updated.UTC().Format(time.RFC3339))}
-			}
+	if in != nil {
+		if re := judge(path, in, mk, found, opts); re != nil {
+			return nil, re
 		}
 	}
 	db, err := openBolt(path, opts)
