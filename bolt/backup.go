@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/vipsmart/vipsmart"
 )
 
 // Snapshot writes a consistent copy of the store, as of one read
@@ -231,7 +234,7 @@ func Restore(backup, path string, opts Options, ro RestoreOptions) (*Restored, e
 		return nil, fmt.Errorf("copying the backup into %s: %w", dir, err)
 	}
 	defer os.Remove(tmp)
-	storeID, err := restamp(tmp, opts)
+	storeID, err := restamp(tmp, opts, bin, fmt.Sprintf("store restored from backup %s (taken at transaction %d)", backup, bin.TxID), ro.Now())
 	if err != nil {
 		return nil, fmt.Errorf("preparing the restored store: %w", err)
 	}
@@ -305,8 +308,8 @@ func copyToTemp(src, dir string) (string, error) {
 }
 
 // restamp gives the (inspected) store file at path a new store id,
-// upgrades its schema and recomputes its checksum.
-func restamp(path string, opts Options) (id string, err error) {
+// upgrades its schema, records event msg and recomputes its checksum.
+func restamp(path string, opts Options, in *Inspection, msg string, now time.Time) (id string, err error) {
 	db, err := openBolt(path, opts)
 	if err != nil {
 		return "", err
@@ -328,6 +331,25 @@ func restamp(path string, opts Options) (id string, err error) {
 			return err
 		}
 		if err := meta.Put(keyStoreID, []byte(id)); err != nil {
+			return err
+		}
+		events, err := bucket(tx, bucketEvents)
+		if err != nil {
+			return err
+		}
+		seq, err := events.NextSequence()
+		if err != nil {
+			return err
+		}
+		dc := ""
+		if in.Record != nil {
+			dc = in.Record.DC
+		}
+		ev, err := json.Marshal(vipsmart.Event{Seq: seq, Time: now.UTC(), DC: dc, Kind: vipsmart.EventStatus, Message: msg})
+		if err != nil {
+			return err
+		}
+		if err := events.Put(seqKey(seq), ev); err != nil {
 			return err
 		}
 		d, err := computeDigest(tx)

@@ -122,6 +122,11 @@ func TestRestoreRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := len(got.Events)
+	if n != len(want.Events)+1 || !strings.Contains(got.Events[n-1].Message, "restored from backup "+backup) {
+		t.Fatalf("events after the restore: %d, the last %+v; want the backup's %d and one saying it was restored", n, got.Events[n-1], len(want.Events))
+	}
+	got.Events = got.Events[:n-1]
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatal("the restored store does not hold what the backup was taken of")
 	}

@@ -35,8 +35,10 @@ const (
 type Server struct {
 	Service vipsmart.Service
 	Peer    PeerReceiver
-	Logger  *slog.Logger
-	mux     *http.ServeMux
+	// Backup, if set, serves GET /v1/backup (backup.go).
+	Backup Snapshotter
+	Logger *slog.Logger
+	mux    *http.ServeMux
 }
 
 // route is a handler per method for one path pattern; other methods get a
@@ -57,6 +59,7 @@ func (s *Server) Handler() http.Handler {
 	handle("/v1/dcs/{name}", route{"DELETE": s.removeDC})
 	handle("/v1/leave", route{"POST": s.leave})
 	s.gipRoutes(handle)
+	s.extraRoutes(handle)
 	handle("/v1/events", route{"GET": s.events})
 	handle("/healthz", route{"GET": func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }})
 	if s.Peer != nil {

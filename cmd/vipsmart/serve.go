@@ -41,6 +41,7 @@ type serveOptions struct {
 	shutdownTO time.Duration
 	noFsync    bool
 	ann        announcerOptions
+	rebuild    rebuildOptions
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -83,6 +84,7 @@ it cleanly.`,
 	f.DurationVar(&o.fed.ReviewTTL, "review-ttl", federation.DefaultReviewTTL, "how long a member stays in candidate-review or leaving before reverting to member")
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
 	o.ann.flags(f)
+	o.rebuild.flags(f)
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	return c
@@ -187,14 +189,27 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data directory (set --data-dir): %w", err)
 	}
-	store, err := bolt.Open(filepath.Join(o.dataDir, "vipsmart.db"), bolt.Options{MaxEvents: o.maxEvents, UnsafeNoSync: o.noFsync})
+	if o.rebuild.enabled() {
+		if _, err := o.rebuild.parse(); err != nil {
+			return err
+		}
+	}
+	sopts := storeOptions(log)
+	sopts.MaxEvents, sopts.UnsafeNoSync, sopts.Rebuild = o.maxEvents, o.noFsync, o.rebuild.enabled()
+	store, err := bolt.Open(filepath.Join(o.dataDir, storeFile), sopts)
 	if o.noFsync {
 		log.Warn("--unsafe-no-fsync: acknowledged writes can be lost if the machine crashes")
 	}
 	if err != nil {
-		return fmt.Errorf("opening the store in %s: %w", o.dataDir, err)
+		return fmt.Errorf("opening the store in %s: %w", o.dataDir, storeAdvice(err, o.dataDir))
 	}
 	defer store.Close()
+	peers := httpapi.NewPeerClient()
+	if o.rebuild.enabled() {
+		if err := o.rebuild.run(ctx, log, store, self, peers); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -206,7 +221,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		ln.Close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann}
+	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann}
 	if cfg.Fault, err = testFault(log); err != nil {
 		ln.Close()
 		return usageError{err}
@@ -219,7 +234,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           (&httpapi.Server{Service: d, Peer: d, Logger: log}).Handler(),
+		Handler:           (&httpapi.Server{Service: d, Peer: d, Backup: store, Logger: log}).Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	srvErr := make(chan error, 1)
