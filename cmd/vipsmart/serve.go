@@ -237,6 +237,8 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		Handler:           (&httpapi.Server{Service: d, Peer: d, Backup: store, Logger: log}).Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	httpapi.Harden(srv)
+	ln = httpapi.LimitListener(ln)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	runCtx, cancelRun := context.WithCancel(context.Background())
