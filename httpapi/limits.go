@@ -47,7 +47,7 @@ type Limits struct {
 // RSS under a flood).
 var (
 	DefaultPeerLimits = Limits{
-		MaxBody: MaxPeerBody, LargeBody: 256 << 10, MaxLarge: 2, MaxLargePerSource: 2,
+		MaxBody: MaxPeerBody, LargeBody: 64 << 10, MaxLarge: 2, MaxLargePerSource: 2,
 		MaxInFlight: 256, MaxPerSource: 64, ReadTimeout: 30 * time.Second, Wait: 10 * time.Second,
 	}
 	DefaultOperatorLimits = Limits{

@@ -176,6 +176,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	setMemoryLimit(log)
 	self, err := selfDC(o)
 	if err != nil {
 		return err
