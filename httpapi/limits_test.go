@@ -250,3 +250,36 @@ func TestUncleanPathsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestNumberErrorsSayWhatIsWrong(t *testing.T) {
+	type body struct {
+		Port  *int   `json:"port"`
+		Epoch uint64 `json:"epoch"`
+		Small uint16 `json:"small"`
+	}
+	for in, want := range map[string]string{
+		`{"epoch":-1}`:                  `field "epoch" must not be negative, not -1`,
+		`{"port":1.5}`:                  `field "port" must be a whole number written in digits (no fraction or exponent), not 1.5`,
+		`{"port":1e3}`:                  `not 1e3`,
+		`{"port":99999999999999999999}`: `field "port" is out of range: 99999999999999999999 does not fit in -9223372036854775808 to 9223372036854775807`,
+		`{"small":70000}`:               `field "small" is out of range: 70000 does not fit in 0 to 65535`,
+		`{"port":"80"}`:                 `field "port" must be of JSON type number, not string`,
+	} {
+		var b body
+		err := json.Unmarshal([]byte(in), &b)
+		if err == nil {
+			t.Fatalf("%s decoded", in)
+		}
+		if got := jsonError(err, "").Error(); got != want && !strings.Contains(got, want) {
+			t.Errorf("%s: %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestBadAddressInAPeerMessageNamesTheField(t *testing.T) {
+	srv, _ := newPeerServer(t, DefaultPeerLimits)
+	code, body := post(t, srv.URL, []byte(`{"type":"heartbeat","from":{"name":"dc-9","address":"300.1.1.1","port":1},"to":{"name":"dc-1","address":"127.0.0.1","port":9}}`))
+	if code != http.StatusBadRequest || !strings.Contains(body, `"field":"from.address"`) || !strings.Contains(body, `is not an IP address`) {
+		t.Fatalf("%d %s; want 400 naming from.address", code, body)
+	}
+}

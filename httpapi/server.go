@@ -171,7 +171,7 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any, fields s
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return http.StatusBadRequest, jsonError(err, fields)
+		return http.StatusBadRequest, jsonErrorIn(body, err, fields)
 	}
 	if dec.More() {
 		return http.StatusBadRequest, vipsmart.Errorf(vipsmart.EINVALID, "", "request body has data after the JSON object: send exactly one object")
@@ -188,6 +188,9 @@ func jsonError(err error, fields string) error {
 	case errors.As(err, &se):
 		return vipsmart.Errorf(vipsmart.EINVALID, "", "request body is not valid JSON (at byte %d): %v", se.Offset, se)
 	case errors.As(err, &te):
+		if e, ok := numberError(te); ok {
+			return e
+		}
 		return vipsmart.Errorf(vipsmart.EINVALID, te.Field, "field %q must be of JSON type %s, not %s", te.Field, jsonType(te.Type.Kind().String()), te.Value)
 	case strings.HasPrefix(msg, "json: unknown field "):
 		f := strings.TrimPrefix(msg, "json: unknown field ")

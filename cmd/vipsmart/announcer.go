@@ -98,7 +98,7 @@ func (o *announcerOptions) build(ctx context.Context, log *slog.Logger) (vipsmar
 			for _, s := range o.bgpPeers {
 				p, err := bgp.ParsePeer(s)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("--bgp-peer: %w", err)
 				}
 				p.HoldTime, p.Password, p.Multihop = o.bgpHoldTime, o.bgpPassword, o.bgpMultihop
 				opts.Peers = append(opts.Peers, p)

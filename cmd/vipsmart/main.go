@@ -94,11 +94,12 @@ every other command is a client of a daemon's operator API.`,
 			// Only the global flags come from the environment here:
 			// a command's own flags (--force, --mode, ...) never do;
 			// serve binds its own flags itself.
+			given := changedFlags(cmd.Root().PersistentFlags())
 			if err := bindEnv(cmd.Root().PersistentFlags(), nil); err != nil {
 				return usageError{err}
 			}
-			if g.timeout <= 0 {
-				return usageError{fmt.Errorf("--timeout %s must be positive", g.timeout)}
+			if err := checkRanges(cmd.Root().PersistentFlags(), clientRanges, given, nil, ""); err != nil {
+				return usageError{err}
 			}
 			switch g.output {
 			case "table", "json":

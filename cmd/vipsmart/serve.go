@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/bolt"
@@ -63,7 +62,11 @@ it cleanly.`,
 			if err != nil {
 				return usageError{err}
 			}
+			given := changedFlags(cmd.Flags())
 			if err := bindEnv(cmd.Flags(), conf); err != nil {
+				return usageError{err}
+			}
+			if err := checkServeFlags(cmd.Flags(), given, conf, configPath(cmd, o)); err != nil {
 				return usageError{err}
 			}
 			return serve(cmd.Context(), g, o)
@@ -104,9 +107,9 @@ func loadConfig(cmd *cobra.Command, o *serveOptions) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
-	conf := map[string]any{}
-	if err := yaml.Unmarshal(b, &conf); err != nil {
-		return nil, fmt.Errorf("config file %s is not valid YAML: %w", path, err)
+	conf, err := configValues(path, b)
+	if err != nil {
+		return nil, err
 	}
 	for k := range conf {
 		if k == "config" || cmd.Flags().Lookup(k) == nil {
