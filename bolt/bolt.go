@@ -149,9 +149,14 @@ type Store struct {
 	closed    atomic.Bool
 	broken    atomic.Pointer[RefusedError]
 
-	mu       sync.Mutex
-	marker   *Marker
-	previous *Marker
+	// The marker: the latest content (marker), whether it is newer than
+	// the file (dirty), and the goroutine that writes it (kick, done).
+	mu          sync.Mutex
+	marker      *Marker
+	markerDirty bool
+	previous    *Marker
+	kick        chan struct{}
+	done        chan struct{}
 }
 
 var _ vipsmart.Store = (*Store)(nil)
@@ -214,6 +219,8 @@ func Open(path string, opts Options) (s *Store, err error) {
 		return nil, err
 	}
 	s.syncMarker(in, mk, mkErr, fresh)
+	s.kick, s.done = make(chan struct{}, 1), make(chan struct{})
+	go s.markerWriter(s.kick)
 	return s, nil
 }
 
@@ -324,12 +331,42 @@ func (s *Store) syncMarker(in *Inspection, mk *Marker, mkErr error, fresh bool) 
 	if in != nil && in.Record != nil {
 		s.noteRecordLocked(*in.Record)
 	}
+	if s.markerDirty {
+		s.markerDirty = false
+		s.writeMarker()
+	}
 }
 
-func (s *Store) writeMarker() {
-	if err := writeMarker(s.path+MarkerSuffix, s.marker); err != nil {
+func (s *Store) writeMarker() { s.writeMarkerCopy(*s.marker) }
+
+func (s *Store) writeMarkerCopy(m Marker) {
+	if err := writeMarker(s.path+MarkerSuffix, &m); err != nil {
 		s.opts.Logger.Warn("could not write the store's marker: a lost store would not be recognized as lost", "marker", s.path+MarkerSuffix, "err", err)
 	}
+}
+
+// markerWriter writes the marker whenever a save changed it, off the
+// commit path: the marker only has to be a lower bound of the store's
+// epoch (a crash before it is written leaves it behind the store, which
+// Open accepts), so a commit never waits for it.
+func (s *Store) markerWriter(kick <-chan struct{}) {
+	defer close(s.done)
+	for range kick {
+		s.flushMarker()
+	}
+	s.flushMarker()
+}
+
+func (s *Store) flushMarker() {
+	s.mu.Lock()
+	if !s.markerDirty || s.marker == nil {
+		s.mu.Unlock()
+		return
+	}
+	m := *s.marker
+	s.markerDirty = false
+	s.mu.Unlock()
+	s.writeMarkerCopy(m)
 }
 
 // noteRecordLocked updates the marker for a record now stored.
@@ -345,7 +382,13 @@ func (s *Store) noteRecordLocked(ri RecordInfo) {
 	m.DC, m.Federation, m.Rebuild = ri.DC, ri.Federation, pending
 	m.Epoch = max(m.Epoch, ri.Epoch)
 	m.Updated = time.Now().UTC()
-	s.writeMarker()
+	s.markerDirty = true
+	if s.kick != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default: // a write is already due
+		}
+	}
 }
 
 // Path returns the file the store was opened on.
@@ -370,6 +413,11 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return fmt.Errorf("close store %s: %w", s.path, errClosed)
 	}
+	s.mu.Lock()
+	close(s.kick) // noteRecordLocked sends only under s.mu, and not after this
+	s.kick = nil
+	s.mu.Unlock()
+	<-s.done
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}

@@ -213,9 +213,17 @@ func TestMarkerFollowsTheEpoch(t *testing.T) {
 		if err := s.SaveFederation(context.Background(), vipsmart.FederationUpdate{Record: record(e)}); err != nil {
 			t.Fatal(err)
 		}
-		m, err := readMarker(path + MarkerSuffix)
-		if err != nil || m.Epoch != e || m.DC != "dc-1" || m.Federation != "f-test" {
-			t.Fatalf("after saving epoch %d the marker is %+v (%v)", e, m, err)
+		// The marker is written off the commit path, soon after.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			m, err := readMarker(path + MarkerSuffix)
+			if err == nil && m.Epoch == e && m.DC == "dc-1" && m.Federation == "f-test" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("5s after saving epoch %d the marker is %+v (%v)", e, m, err)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
