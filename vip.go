@@ -26,7 +26,7 @@ func (v *VIP) Validate() error {
 	if err := ValidateName("name", v.Name); err != nil {
 		return err
 	}
-	if err := ValidateHostAddr("address", v.Address); err != nil {
+	if err := ValidateServiceAddr("address", v.Address); err != nil {
 		return err
 	}
 	if v.Interface != "" {

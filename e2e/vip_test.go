@@ -173,6 +173,14 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{[]string{"status", "--output", "yaml"}, 2, "unknown"},
 		{[]string{"status", "extra"}, 2, "takes 0 argument"},
 		{[]string{"events", "--limit", "0"}, 2, "--limit 0 is out of range"},
+		// Issue 15, finding 7.
+		{[]string{"vip", "add", "web", " 192.0.2.2"}, 2, `address " 192.0.2.2" has white space before or after the address: remove it`},
+		{[]string{"vip", "add", "web", "127.0.0.1"}, 2, "address 127.0.0.1 is a loopback address, which no other host can reach"},
+		{[]string{"vip", "add", "web", "::1"}, 2, "address ::1 is a loopback address"},
+		{[]string{"gip", "add", "g", "127.0.0.2", "--placement", "dc-1:100"}, 2, "address 127.0.0.2 is a loopback address"},
+		{[]string{"dc", "add", "dc-9,127.0.0.1,+19109"}, 2, `port "+19109" is not a number: give a port between 1 and 65535, in digits only`},
+		{[]string{"vip", "add", "wéb", "192.0.2.2"}, 2, `name "wéb" has the character 'é' (U+00E9), which is not ASCII`},
+		{[]string{"status", "--timeout", "48h"}, 2, "--timeout is 48h0m0s, out of range: give a duration from 100ms to 24h0m0s"},
 	}
 	for _, c := range cliCases {
 		t.Run("cli "+strings.Join(c.args, " "), func(t *testing.T) {
@@ -223,6 +231,15 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"no such endpoint", "GET", "/v1/nope", "", ``, 404, "no such endpoint"},
 		{"peer garbage", "POST", "/v1/peer/message", "application/json", `{"type":"bogus"}`, 400, ""},
 		{"peer unknown field", "POST", "/v1/peer/message", "application/json", `{"type":"heartbeat","evil":true}`, 400, `unknown field "evil"`},
+		// Issue 15, finding 7.
+		{"address with a leading space", "POST", "/v1/vips", "application/json", `{"name":"web","address":" 192.0.2.2"}`, 400, "has white space before or after the address: remove it"},
+		{"loopback VIP", "POST", "/v1/vips", "application/json", `{"name":"web","address":"127.0.0.1"}`, 400, "is a loopback address"},
+		{"non-ASCII name", "POST", "/v1/vips", "application/json", `{"name":"wéb","address":"192.0.2.2"}`, 400, "'é' (U+00E9), which is not ASCII"},
+		{"negative number", "POST", "/v1/peer/message", "application/json", `{"type":"heartbeat","epoch":-1}`, 400, `field "epoch" must not be negative, not -1`},
+		{"fractional number", "POST", "/v1/dcs", "application/json", `{"name":"dc-2","address":"127.0.0.1","port":1.5}`, 400, `field "port" must be a whole number written in digits (no fraction or exponent), not 1.5`},
+		{"bad peer address", "POST", "/v1/peer/message", "application/json", `{"type":"heartbeat","from":{"name":"dc-9","address":"300.1.1.1","port":1},"to":{"name":"dc-1","address":"127.0.0.1","port":1}}`, 400, `field "from.address": "300.1.1.1" is not an IP address`},
+		{"dot-dot path", "DELETE", "/v1/vips/..", "", ``, 400, `has an empty, "." or ".." segment`},
+		{"dot path", "DELETE", "/v1/vips/.", "", ``, 400, `".." segment`},
 	}
 	for _, c := range apiCases {
 		t.Run("api "+c.name, func(t *testing.T) {

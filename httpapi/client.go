@@ -21,6 +21,12 @@ type Client struct {
 	// Server is HOST:PORT of the daemon, e.g. 127.0.0.1:9610.
 	Server string
 	HTTP   *http.Client
+
+	// RetryBusy makes a change refused as busy be sent again after a
+	// jittered, growing pause, until the context ends (retry.go);
+	// OnRetry, if set, is told of each pause and the time left.
+	RetryBusy bool
+	OnRetry   func(attempt int, pause, left time.Duration, err error)
 }
 
 var _ vipsmart.Service = (*Client)(nil)
@@ -38,10 +44,10 @@ func (c *Client) url(path string, q url.Values) string {
 	return u.String()
 }
 
-// do sends a request and decodes a 2xx JSON answer into out (if non-nil);
-// an error answer comes back as *vipsmart.Error, a connection failure as
-// EUNAVAILABLE naming the server.
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+// doOnce sends a request and decodes a 2xx JSON answer into out (if
+// non-nil); an error answer comes back as *vipsmart.Error, a connection
+// failure as EUNAVAILABLE naming the server.
+func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)

@@ -126,7 +126,7 @@ func (o *announcerOptions) bgpOptions(log *slog.Logger) (bgp.Options, error) {
 	for _, s := range o.bgpPeers {
 		p, err := bgp.ParsePeer(s)
 		if err != nil {
-			return bgp.Options{}, err
+			return bgp.Options{}, fmt.Errorf("--bgp-peer: %w", err)
 		}
 		p.HoldTime, p.Password, p.Multihop = o.bgpHoldTime, o.bgpPassword, o.bgpMultihop
 		opts.Peers = append(opts.Peers, p)

@@ -65,6 +65,7 @@ type globals struct {
 	server  string
 	output  string
 	timeout time.Duration
+	noRetry bool
 	stdout  io.Writer
 	stderr  io.Writer
 }
@@ -72,7 +73,7 @@ type globals struct {
 func (g *globals) client() *httpapi.Client {
 	c := httpapi.NewClient(g.server)
 	c.HTTP.Timeout = g.timeout
-	return c
+	return g.retrying(c)
 }
 
 func (g *globals) ctx() (context.Context, context.CancelFunc) {
@@ -93,11 +94,12 @@ every other command is a client of a daemon's operator API.`,
 			// Only the global flags come from the environment here:
 			// a command's own flags (--force, --mode, ...) never do;
 			// serve binds its own flags itself.
+			given := changedFlags(cmd.Root().PersistentFlags())
 			if err := bindEnv(cmd.Root().PersistentFlags(), nil); err != nil {
 				return usageError{err}
 			}
-			if g.timeout <= 0 {
-				return usageError{fmt.Errorf("--timeout %s must be positive", g.timeout)}
+			if err := checkRanges(cmd.Root().PersistentFlags(), clientRanges, given, nil, ""); err != nil {
+				return usageError{err}
 			}
 			switch g.output {
 			case "table", "json":
@@ -116,7 +118,9 @@ every other command is a client of a daemon's operator API.`,
 	pf.StringVar(&g.server, "server", "127.0.0.1:9610", "HOST:PORT of the daemon's operator API (env VIPSMART_SERVER)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format of read commands: table or json (env VIPSMART_OUTPUT)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "how long to wait for the daemon's answer (env VIPSMART_TIMEOUT)")
-	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g))
+	pf.BoolVar(&g.noRetry, "no-retry", false, "fail at once when the federation is busy instead of retrying until --timeout (env VIPSMART_NO_RETRY)")
+	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g),
+		newStoreCmd(g), newBackupCmd(g), newRestoreCmd(g))
 	root.AddCommand(newVersionCmd(g), newUICmd(g))
 	g.completions(root)
 	return root

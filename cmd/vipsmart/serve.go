@@ -18,7 +18,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/daemon"
@@ -41,6 +40,7 @@ type serveOptions struct {
 	noFsync    bool
 	ann        announcerOptions
 	store      storeOptions
+	rebuild    rebuildOptions
 
 	metricsListen string
 	// cmd is the serve command and cmdline the flags given on its command
@@ -71,11 +71,18 @@ it cleanly.`,
 			if err != nil {
 				return usageError{err}
 			}
+			given := changedFlags(cmd.Flags())
 			if err := bindEnv(cmd.Flags(), conf); err != nil {
+				return usageError{err}
+			}
+			if err := checkServeFlags(cmd.Flags(), given, conf, configPath(cmd, o)); err != nil {
 				return usageError{err}
 			}
 			if err := o.store.validate(cmd.Flags().Changed); err != nil {
 				return err
+			}
+			if o.store.kind == "etcd" && o.rebuild.enabled() {
+				return usageError{errors.New("--rebuild-federation and --rebuild-from apply to the bolt store only: a DC on etcd keeps its state in etcd (see docs/ha.md)")}
 			}
 			return serve(cmd.Context(), g, o)
 		},
@@ -96,6 +103,7 @@ it cleanly.`,
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
 	o.ann.flags(f)
 	o.store.flags(f)
+	o.rebuild.flags(f)
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	o.opsFlags(f)
@@ -116,9 +124,9 @@ func loadConfig(cmd *cobra.Command, o *serveOptions) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
-	conf := map[string]any{}
-	if err := yaml.Unmarshal(b, &conf); err != nil {
-		return nil, fmt.Errorf("config file %s is not valid YAML: %w", path, err)
+	conf, err := configValues(path, b)
+	if err != nil {
+		return nil, err
 	}
 	for k := range conf {
 		if k == "config" || cmd.Flags().Lookup(k) == nil {
@@ -197,6 +205,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	setMemoryLimit(log)
 	self, err := selfDC(o)
 	if err != nil {
 		return err
@@ -207,11 +216,22 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err := checkFedTimers(o.fed); err != nil {
 		return usageError{err}
 	}
+	if o.rebuild.enabled() {
+		if _, err := o.rebuild.parse(); err != nil {
+			return err
+		}
+	}
 	store, err := openStore(ctx, log, o, self)
 	if err != nil {
 		return err
 	}
 	defer store.close()
+	peers := httpapi.NewPeerClient()
+	if o.rebuild.enabled() {
+		if err := o.rebuild.run(ctx, log, store.bolt, self, peers); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -228,7 +248,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		ln.Close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg}
+	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg}
 	if cfg.Fault, err = testFault(log); err != nil {
 		ln.Close()
 		return usageError{err}
@@ -242,9 +262,11 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	}
 	ops.d = d
 	srv := &http.Server{
-		Handler:           (&httpapi.Server{Service: d, Peer: d, Logger: log, Ops: ops.api()}).Handler(),
+		Handler:           (&httpapi.Server{Service: d, Peer: d, Backup: store.backup(), Logger: log, Ops: ops.api()}).Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	httpapi.Harden(srv)
+	ln = httpapi.LimitListener(ln)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	runCtx, cancelRun := context.WithCancel(context.Background())

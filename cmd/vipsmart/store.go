@@ -20,6 +20,7 @@ import (
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/bolt"
 	"github.com/vipsmart/vipsmart/etcd"
+	"github.com/vipsmart/vipsmart/httpapi"
 )
 
 // etcdLeaseTTL is the lease of a node's etcd session: how long after a
@@ -134,6 +135,8 @@ type openedStore struct {
 	// lost is closed when this node may no longer write (etcd: its
 	// leadership ended); nil for bolt, which never loses it.
 	lost <-chan struct{}
+	// bolt is the bolt store (nil on etcd): rebuild and backup work on it.
+	bolt *bolt.Store
 	// where describes the store for the log.
 	where string
 	// close releases everything (etcd: resigns by revoking the session,
@@ -150,14 +153,16 @@ func openStore(ctx context.Context, log *slog.Logger, o *serveOptions, self vips
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("cannot create data directory (set --data-dir): %w", err)
 		}
-		store, err := bolt.Open(filepath.Join(o.dataDir, "vipsmart.db"), bolt.Options{MaxEvents: o.maxEvents, UnsafeNoSync: o.noFsync})
+		sopts := boltOptions(log)
+		sopts.MaxEvents, sopts.UnsafeNoSync, sopts.Rebuild = o.maxEvents, o.noFsync, o.rebuild.enabled()
+		store, err := bolt.Open(filepath.Join(o.dataDir, storeFile), sopts)
 		if o.noFsync {
 			log.Warn("--unsafe-no-fsync: acknowledged writes can be lost if the machine crashes")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("opening the store in %s: %w", o.dataDir, err)
+			return nil, fmt.Errorf("opening the store in %s: %w", o.dataDir, storeAdvice(err, o.dataDir))
 		}
-		return &openedStore{Store: store, where: store.Path(), close: func() { _ = store.Close() }}, nil
+		return &openedStore{Store: store, bolt: store, where: store.Path(), close: func() { _ = store.Close() }}, nil
 	}
 	so := &o.store
 	if so.prefix == "" {
@@ -211,6 +216,15 @@ func openStore(ctx context.Context, log *slog.Logger, o *serveOptions, self vips
 			_ = store.Close()
 		},
 	}, nil
+}
+
+// backup is what serves GET /v1/backup: the bolt store's snapshots; nil
+// on etcd (back etcd up with etcd's own tools: docs/ha.md).
+func (s *openedStore) backup() httpapi.Snapshotter {
+	if s.bolt == nil {
+		return nil
+	}
+	return s.bolt
 }
 
 // nodeInfo is what a node publishes in its claim.
