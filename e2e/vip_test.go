@@ -174,12 +174,12 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{[]string{"status", "extra"}, 2, "takes 0 argument"},
 		{[]string{"events", "--limit", "0"}, 2, "--limit 0 is out of range"},
 		// Issue 15, finding 7.
-		{[]string{"vip", "add", "web", " 192.0.2.2"}, 2, `address " 192.0.2.2" has white space before or after the address: remove it`},
-		{[]string{"vip", "add", "web", "127.0.0.1"}, 2, "address 127.0.0.1 is a loopback address, which no other host can reach"},
-		{[]string{"vip", "add", "web", "::1"}, 2, "address ::1 is a loopback address"},
-		{[]string{"gip", "add", "g", "127.0.0.2", "--placement", "dc-1:100"}, 2, "address 127.0.0.2 is a loopback address"},
+		{[]string{"vip", "add", "web", " 192.0.2.2"}, 2, `ADDRESS " 192.0.2.2" has white space before or after the address: remove it`},
+		{[]string{"vip", "add", "web", "127.0.0.1"}, 2, "ADDRESS 127.0.0.1 is a loopback address, which no other host can reach"},
+		{[]string{"vip", "add", "web", "::1"}, 2, "ADDRESS ::1 is a loopback address"},
+		{[]string{"gip", "add", "g", "127.0.0.2", "--placement", "dc-1:100"}, 2, "ADDRESS 127.0.0.2 is a loopback address"},
 		{[]string{"dc", "add", "dc-9,127.0.0.1,+19109"}, 2, `port "+19109" is not a number: give a port between 1 and 65535, in digits only`},
-		{[]string{"vip", "add", "wéb", "192.0.2.2"}, 2, `name "wéb" has the character 'é' (U+00E9), which is not ASCII`},
+		{[]string{"vip", "add", "wéb", "192.0.2.2"}, 2, `NAME "wéb" has the character 'é' (U+00E9), which is not ASCII`},
 		{[]string{"status", "--timeout", "48h"}, 2, "--timeout is 48h0m0s, out of range: give a duration from 100ms to 24h0m0s"},
 	}
 	for _, c := range cliCases {
