@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"sync"
+	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
@@ -15,6 +18,12 @@ import (
 // GoBGP is the real Speaker: an embedded GoBGP v4 server.
 type GoBGP struct {
 	s *server.BgpServer
+
+	mu sync.Mutex
+	// lastErr is why each peer's session last failed, from the server's
+	// peer events (ListPeer does not carry it).
+	lastErr   map[netip.Addr]string
+	stopWatch context.CancelFunc
 }
 
 var _ Speaker = (*GoBGP)(nil)
@@ -29,23 +38,56 @@ func NewGoBGP(logger *slog.Logger) *GoBGP {
 	lvl.Set(slog.LevelInfo)
 	s := server.NewBgpServer(server.LoggerOption(logger.With("component", "gobgp"), lvl))
 	go s.Serve()
-	return &GoBGP{s: s}
+	return &GoBGP{s: s, lastErr: map[netip.Addr]string{}}
 }
 
 // Server returns the embedded GoBGP server, for inspection.
 func (g *GoBGP) Server() *server.BgpServer { return g.s }
 
-// Start implements Speaker.
+// Start implements Speaker. It also starts watching the peers' state
+// changes, to keep the reason of each session's last failure.
 func (g *GoBGP) Start(ctx context.Context, gl Global) error {
-	return g.s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+	if err := g.s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn:        gl.ASN,
 		RouterId:   gl.RouterID.String(),
 		ListenPort: gl.ListenPort,
-	}})
+	}}); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	g.stopWatch = cancel
+	return g.s.WatchEvent(wctx, server.WatchEventMessageCallbacks{OnPeerUpdate: g.onPeer}, server.WatchPeer())
 }
 
-// AddPeer implements Speaker. The session carries IPv4 and IPv6 unicast
-// (multiprotocol BGP), whatever the family of the peer's address.
+// onPeer keeps the reason of a session that leaves established or fails
+// during OPEN.
+func (g *GoBGP) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+	st := ev.Peer.State
+	if ev.Type != apiutil.PEER_EVENT_STATE || st.DisconnectMessage == "" {
+		return
+	}
+	if st.SessionState != gbgp.BGP_FSM_IDLE && st.SessionState != gbgp.BGP_FSM_ACTIVE {
+		return
+	}
+	switch st.DisconnectReason {
+	case api.PeerState_DISCONNECT_REASON_UNSPECIFIED, api.PeerState_DISCONNECT_REASON_DECONFIGURED:
+		return
+	}
+	g.mu.Lock()
+	g.lastErr[st.NeighborAddress.Unmap()] = st.DisconnectMessage
+	g.mu.Unlock()
+}
+
+// gobgpFamily is the GoBGP form of f.
+func gobgpFamily(f Family) *api.Family {
+	if f == IPv6 {
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+}
+
+// AddPeer implements Speaker. The session carries p.Families (multiprotocol
+// BGP) and, with p.BFD, runs BFD (single hop, RFC 5881) next to it.
 func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 	hold := uint64(p.HoldTime.Seconds())
 	peer := &api.Peer{
@@ -60,15 +102,140 @@ func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 			ConnectRetry:      1, // reconnect within a second once a link heals
 		}},
 		Transport: &api.Transport{RemotePort: uint32(p.Port)},
-		AfiSafis: []*api.AfiSafi{
-			{Config: &api.AfiSafiConfig{Enabled: true, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}}},
-			{Config: &api.AfiSafiConfig{Enabled: true, Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}}},
-		},
+	}
+	for _, f := range p.Families {
+		peer.AfiSafis = append(peer.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Enabled: true, Family: gobgpFamily(f)}})
 	}
 	if p.Multihop {
 		peer.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
 	}
+	if b := p.BFD; b != nil {
+		peer.Bfd = &api.BfdPeerConfig{
+			Enabled:                  true,
+			DesiredMinimumTxInterval: uint32(b.MinTx.Microseconds()),
+			RequiredMinimumReceive:   uint32(b.MinRx.Microseconds()),
+			DetectionMultiplier:      uint32(b.Multiplier),
+		}
+	}
+	g.mu.Lock()
+	delete(g.lastErr, p.Address)
+	g.mu.Unlock()
 	return g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: peer})
+}
+
+// Peers implements Speaker.
+func (g *GoBGP) Peers(ctx context.Context, advertised bool) ([]PeerStatus, error) {
+	bfd := map[netip.Addr]string{}
+	g.s.ListBfdPeer(ctx, func(addr string, st *api.BfdPeerState) {
+		if a, err := netip.ParseAddr(addr); err == nil {
+			bfd[a.Unmap()] = bfdState(st.GetSessionState())
+		}
+	})
+	var out []PeerStatus
+	err := g.s.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: advertised}, func(p *api.Peer) {
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err != nil {
+			return
+		}
+		addr = addr.Unmap()
+		ps := PeerStatus{Address: addr, ASN: p.GetConf().GetPeerAsn(), State: sessionState(p.GetState().GetSessionState()), BFD: BFDOff}
+		if p.GetBfd().GetEnabled() {
+			ps.BFD = BFDDown
+			if st, ok := bfd[addr]; ok {
+				ps.BFD = st
+			}
+		}
+		if t := p.GetTimers().GetState().GetUptime(); t != nil && t.GetSeconds() > 0 {
+			ps.Uptime = t.AsTime()
+		}
+		if t := p.GetTimers().GetState().GetDowntime(); t != nil && t.GetSeconds() > 0 {
+			ps.Downtime = t.AsTime()
+		}
+		var configured []Family
+		for _, af := range p.GetAfiSafis() {
+			f := familyFrom(af.GetConfig().GetFamily())
+			if f == "" || !af.GetConfig().GetEnabled() {
+				continue
+			}
+			configured = append(configured, f)
+			if st := af.GetState(); st != nil {
+				ps.Advertised += int(st.GetAdvertised())
+			}
+		}
+		ps.Families = configured
+		if ps.State == StateEstablished {
+			ps.Families = negotiated(configured, p.GetState().GetRemoteCap())
+		}
+		g.mu.Lock()
+		ps.LastError = g.lastErr[addr]
+		g.mu.Unlock()
+		out = append(out, ps)
+	})
+	return out, err
+}
+
+// negotiated returns the families of configured the peer announced in its
+// multiprotocol capabilities (IPv4 alone if it announced none, RFC 4760).
+func negotiated(configured []Family, remote []*api.Capability) []Family {
+	var theirs []Family
+	for _, c := range remote {
+		if mp := c.GetMultiProtocol(); mp != nil {
+			if f := familyFrom(mp.GetFamily()); f != "" {
+				theirs = append(theirs, f)
+			}
+		}
+	}
+	if len(theirs) == 0 {
+		theirs = []Family{IPv4}
+	}
+	var out []Family
+	for _, f := range configured {
+		if slices.Contains(theirs, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func familyFrom(f *api.Family) Family {
+	if f.GetSafi() != api.Family_SAFI_UNICAST {
+		return ""
+	}
+	switch f.GetAfi() {
+	case api.Family_AFI_IP:
+		return IPv4
+	case api.Family_AFI_IP6:
+		return IPv6
+	}
+	return ""
+}
+
+func sessionState(s api.PeerState_SessionState) string {
+	switch s {
+	case api.PeerState_SESSION_STATE_CONNECT:
+		return StateConnect
+	case api.PeerState_SESSION_STATE_ACTIVE:
+		return StateActive
+	case api.PeerState_SESSION_STATE_OPENSENT:
+		return StateOpenSent
+	case api.PeerState_SESSION_STATE_OPENCONFIRM:
+		return StateOpenConfirm
+	case api.PeerState_SESSION_STATE_ESTABLISHED:
+		return StateEstablished
+	}
+	return StateIdle
+}
+
+func bfdState(s api.BfdSessionState) string {
+	switch s {
+	case api.BfdSessionState_BFD_SESSION_STATE_UP:
+		return BFDUp
+	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
+		return BFDInit
+	case api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN:
+		return BFDAdminDown
+	}
+	return BFDDown
 }
 
 // DeletePeer implements Speaker.
@@ -99,6 +266,9 @@ func (g *GoBGP) DeletePath(_ context.Context, r Route) error {
 // Stop implements Speaker: it closes the sessions (NOTIFICATION cease) and
 // stops the server, or gives up when ctx ends.
 func (g *GoBGP) Stop(ctx context.Context) error {
+	if g.stopWatch != nil {
+		g.stopWatch()
+	}
 	done := make(chan struct{})
 	go func() { g.s.Stop(); close(done) }()
 	select {
