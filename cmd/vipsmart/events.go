@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,7 +39,11 @@ func newEventsCmd(g *globals) *cobra.Command {
 					if e.OpID != "" {
 						op = " [" + e.OpID + "]"
 					}
-					if _, err := g.stdout.Write([]byte(e.Time.Local().Format("2006-01-02T15:04:05.000Z07:00") + " " + e.DC + " " + e.Kind + op + ": " + e.Message + "\n")); err != nil {
+					level := ""
+					if e.Level != "" && e.Level != vipsmart.LevelInfo {
+						level = " " + strings.ToUpper(e.Level)
+					}
+					if _, err := g.stdout.Write([]byte(e.Time.Local().Format("2006-01-02T15:04:05.000Z07:00") + " " + e.DC + level + " " + e.Kind + op + ": " + e.Message + "\n")); err != nil {
 						return err
 					}
 				}

@@ -41,6 +41,7 @@ type serveOptions struct {
 	shutdownTO time.Duration
 	noFsync    bool
 	ann        announcerOptions
+	actWait    time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -83,6 +84,7 @@ it cleanly.`,
 	f.DurationVar(&o.fed.ReviewTTL, "review-ttl", federation.DefaultReviewTTL, "how long a member stays in candidate-review or leaving before reverting to member")
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
 	o.ann.flags(f)
+	f.DurationVar(&o.actWait, "activation-wait", daemon.DefaultActivationWait, "longest a DC waits, before activating a GIP, for a better placement's VIP health that is not known yet")
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	return c
@@ -184,6 +186,9 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if o.fed.HeartbeatInterval < time.Millisecond || o.fed.HeartbeatMisses < 1 || o.fed.InviteTTL <= 0 || o.fed.ReviewTTL <= 0 || o.fed.PhaseTimeout <= 0 {
 		return usageError{errors.New("--heartbeat-interval (>= 1ms), --heartbeat-misses (>= 1), --invite-ttl, --review-ttl and --phase-timeout must be positive")}
 	}
+	if o.actWait <= 0 {
+		return usageError{fmt.Errorf("--activation-wait %s must be positive (e.g. 10s)", o.actWait)}
+	}
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data directory (set --data-dir): %w", err)
 	}
@@ -206,7 +211,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		ln.Close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann}
+	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann, ActivationWait: o.actWait}
 	if cfg.Fault, err = testFault(log); err != nil {
 		ln.Close()
 		return usageError{err}
