@@ -52,8 +52,8 @@ type Announcer struct {
 	// by Announced as failed).
 	noLink map[netip.Addr]vipsmart.Announced
 	failed map[netip.Addr]vipsmart.Announced
-	bursts    map[netip.Addr]context.CancelFunc
-	closed    bool
+	bursts map[netip.Addr]context.CancelFunc
+	closed bool
 
 	wg sync.WaitGroup // the bursts in flight
 }
