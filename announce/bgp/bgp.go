@@ -44,11 +44,12 @@ const (
 const Via = "bgp"
 
 // BFD configures Bidirectional Forwarding Detection (RFC 5880, single hop
-// RFC 5881) on a peer's session: both sides send small UDP packets every
-// few tens of milliseconds, and a side that misses Multiplier of them in a
-// row declares the session down and drops the BGP session with it, so a
-// router withdraws a silent DC's routes in about Multiplier x MinTx rather
-// than after the hold time.
+// RFC 5881) next to a peer's session: both sides send small UDP packets
+// every MinTx, and a router that misses Multiplier of ours in a row (or
+// hears ours say Down) declares the DC down and drops its BGP session, so
+// it withdraws a silent DC's routes in about Multiplier x MinTx rather
+// than after the hold time. vipsmart's side only reports BFD's state: it
+// needs no route from the router, so BFD does not reset its BGP session.
 type BFD struct {
 	// MinRx is the shortest interval between received packets this side
 	// asks for (RequiredMinRxInterval; default 100ms, 10ms to 10s).
@@ -707,7 +708,7 @@ func (a *Announcer) observe(ps []PeerStatus) {
 			case p.BFD == BFDUp:
 				a.emit(vipsmart.LevelInfo, fmt.Sprintf("BFD with %s up", p.Address))
 			case old.BFD == BFDUp:
-				a.emit(vipsmart.LevelWarn, fmt.Sprintf("BFD with %s down: the BGP session is reset", p.Address))
+				a.emit(vipsmart.LevelWarn, fmt.Sprintf("BFD with %s down: a packet path between this DC and the router fails", p.Address))
 			}
 		}
 		hold := a.peers[p.Address].HoldTime

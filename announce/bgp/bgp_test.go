@@ -547,7 +547,7 @@ func TestBFDReportsAndPeers(t *testing.T) {
 		"info: BGP session to 192.0.2.1 (AS 65100) established (ipv4)",
 		"info: BFD with 192.0.2.1 up",
 		"warn: BGP session to 192.0.2.1 (AS 65100) down after 1m0s established: notification-sent cease (BFD down); its routes are withdrawn at the router",
-		"warn: BFD with 192.0.2.1 down: the BGP session is reset",
+		"warn: BFD with 192.0.2.1 down: a packet path between this DC and the router fails",
 	}
 	if !slices.Equal(reports, want) {
 		t.Fatalf("reports = %q, want %q", reports, want)

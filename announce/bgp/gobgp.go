@@ -13,11 +13,17 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/vipsmart/vipsmart/announce/bgp/bfd"
 )
 
-// GoBGP is the real Speaker: an embedded GoBGP v4 server.
+// GoBGP is the real Speaker: an embedded GoBGP v4 server, with BFD
+// sessions of our own next to it (package bfd: GoBGP's BFD resets the BGP
+// session on every BFD change and can keep a session from ever coming
+// back; see the package doc of bfd).
 type GoBGP struct {
-	s *server.BgpServer
+	s   *server.BgpServer
+	bfd *bfd.Server
 
 	mu sync.Mutex
 	// lastErr is why each peer's session last failed, from the server's
@@ -38,7 +44,7 @@ func NewGoBGP(logger *slog.Logger) *GoBGP {
 	lvl.Set(slog.LevelInfo)
 	s := server.NewBgpServer(server.LoggerOption(logger.With("component", "gobgp"), lvl))
 	go s.Serve()
-	return &GoBGP{s: s, lastErr: map[netip.Addr]string{}}
+	return &GoBGP{s: s, bfd: bfd.NewServer(bfd.Options{Logger: logger}), lastErr: map[netip.Addr]string{}}
 }
 
 // Server returns the embedded GoBGP server, for inspection.
@@ -70,8 +76,12 @@ func (g *GoBGP) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
 		return
 	}
 	switch st.DisconnectReason {
-	case api.PeerState_DISCONNECT_REASON_UNSPECIFIED, api.PeerState_DISCONNECT_REASON_DECONFIGURED:
-		return
+	case api.PeerState_DISCONNECT_REASON_HOLD_TIMER_EXPIRED, api.PeerState_DISCONNECT_REASON_NOTIFICATION_SENT,
+		api.PeerState_DISCONNECT_REASON_NOTIFICATION_RECEIVED, api.PeerState_DISCONNECT_REASON_READ_FAILED,
+		api.PeerState_DISCONNECT_REASON_WRITE_FAILED, api.PeerState_DISCONNECT_REASON_INVALID_MSG,
+		api.PeerState_DISCONNECT_REASON_HARD_RESET, api.PeerState_DISCONNECT_REASON_BAD_PEER_AS:
+	default:
+		return // not a failure (timers of the FSM, our own changes)
 	}
 	g.mu.Lock()
 	g.lastErr[st.NeighborAddress.Unmap()] = st.DisconnectMessage
@@ -87,7 +97,8 @@ func gobgpFamily(f Family) *api.Family {
 }
 
 // AddPeer implements Speaker. The session carries p.Families (multiprotocol
-// BGP) and, with p.BFD, runs BFD (single hop, RFC 5881) next to it.
+// BGP) and, with p.BFD, a BFD session (single hop, RFC 5881) runs next to
+// it.
 func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 	hold := uint64(p.HoldTime.Seconds())
 	peer := &api.Peer{
@@ -100,6 +111,9 @@ func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 			HoldTime:          hold,
 			KeepaliveInterval: max(hold/3, 1),
 			ConnectRetry:      1, // reconnect within a second once a link heals
+			// After a reset (BFD down resets the session) reconnect
+			// after a second rather than GoBGP's default 30.
+			IdleHoldTimeAfterReset: 1,
 		}},
 		Transport: &api.Transport{RemotePort: uint32(p.Port)},
 	}
@@ -109,28 +123,23 @@ func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 	if p.Multihop {
 		peer.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
 	}
-	if b := p.BFD; b != nil {
-		peer.Bfd = &api.BfdPeerConfig{
-			Enabled:                  true,
-			DesiredMinimumTxInterval: uint32(b.MinTx.Microseconds()),
-			RequiredMinimumReceive:   uint32(b.MinRx.Microseconds()),
-			DetectionMultiplier:      uint32(b.Multiplier),
-		}
-	}
 	g.mu.Lock()
 	delete(g.lastErr, p.Address)
 	g.mu.Unlock()
-	return g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: peer})
+	if err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
+		return err
+	}
+	if b := p.BFD; b != nil {
+		if err := g.bfd.Add(p.Address, bfd.Config{MinRx: b.MinRx, MinTx: b.MinTx, Multiplier: uint8(b.Multiplier)}); err != nil {
+			_ = g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()})
+			return err
+		}
+	}
+	return nil
 }
 
 // Peers implements Speaker.
 func (g *GoBGP) Peers(ctx context.Context, advertised bool) ([]PeerStatus, error) {
-	bfd := map[netip.Addr]string{}
-	g.s.ListBfdPeer(ctx, func(addr string, st *api.BfdPeerState) {
-		if a, err := netip.ParseAddr(addr); err == nil {
-			bfd[a.Unmap()] = bfdState(st.GetSessionState())
-		}
-	})
 	var out []PeerStatus
 	err := g.s.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: advertised}, func(p *api.Peer) {
 		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
@@ -139,11 +148,8 @@ func (g *GoBGP) Peers(ctx context.Context, advertised bool) ([]PeerStatus, error
 		}
 		addr = addr.Unmap()
 		ps := PeerStatus{Address: addr, ASN: p.GetConf().GetPeerAsn(), State: sessionState(p.GetState().GetSessionState()), BFD: BFDOff}
-		if p.GetBfd().GetEnabled() {
-			ps.BFD = BFDDown
-			if st, ok := bfd[addr]; ok {
-				ps.BFD = st
-			}
+		if st, ok := g.bfd.State(addr); ok {
+			ps.BFD = bfd.StateName(st)
 		}
 		if t := p.GetTimers().GetState().GetUptime(); t != nil && t.GetSeconds() > 0 {
 			ps.Uptime = t.AsTime()
@@ -226,20 +232,9 @@ func sessionState(s api.PeerState_SessionState) string {
 	return StateIdle
 }
 
-func bfdState(s api.BfdSessionState) string {
-	switch s {
-	case api.BfdSessionState_BFD_SESSION_STATE_UP:
-		return BFDUp
-	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
-		return BFDInit
-	case api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN:
-		return BFDAdminDown
-	}
-	return BFDDown
-}
-
 // DeletePeer implements Speaker.
 func (g *GoBGP) DeletePeer(ctx context.Context, addr netip.Addr) error {
+	g.bfd.Remove(addr)
 	return g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})
 }
 
@@ -270,7 +265,7 @@ func (g *GoBGP) Stop(ctx context.Context) error {
 		g.stopWatch()
 	}
 	done := make(chan struct{})
-	go func() { g.s.Stop(); close(done) }()
+	go func() { g.s.Stop(); g.bfd.Close(); close(done) }()
 	select {
 	case <-done:
 		return nil

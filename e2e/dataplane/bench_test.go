@@ -34,6 +34,17 @@ import (
 //   - keepalived/cut/advert={1,0.1}: Debian's keepalived (VRRPv3) moving
 //     the same address between two namespaces, timed the same way.
 
+// bestOf returns the best path of prefix at r (ok false when none).
+func bestOf(r router, prefix string) (bgpPath, bool, error) {
+	ps, err := r.paths(prefix)
+	for _, p := range ps {
+		if p.best {
+			return p, true, err
+		}
+	}
+	return bgpPath{}, false, err
+}
+
 // report adds p50/p99 of ds under unit prefix name.
 func report(b *testing.B, name string, ds []time.Duration) {
 	if len(ds) == 0 {
@@ -72,7 +83,7 @@ func BenchmarkFailover(b *testing.B) {
 
 func benchBGP(b *testing.B, how, hb string) {
 	need(b, "bird")
-	x := newBGPLab(b, 2, "--heartbeat-interval", hb)
+	x := newBGPLab(b, birdRouter, 2, "--heartbeat-interval", hb)
 	x.federate()
 	x.dcs[0].cli("gip", "add", "g1", gipPreempt, "--placement", "dc-1:200", "--placement", "dc-2:100")
 	prefix := gipPreempt + "/32"
@@ -88,12 +99,12 @@ func benchBGP(b *testing.B, how, hb string) {
 		case "cut":
 			x.cut(1)
 		default:
-			x.silence(1)
+			x.drop(1)
 		}
 		var movedAt time.Duration
 		deadline := start.Add(20 * time.Second)
 		for {
-			best, _, ok, err := x.bird.best(prefix)
+			best, ok, err := bestOf(x.rt, prefix)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -119,7 +130,7 @@ func benchBGP(b *testing.B, how, hb string) {
 		case "cut":
 			x.heal(1)
 		default:
-			x.unsilence(1)
+			x.undrop(1)
 		}
 		x.waitRoute(60*time.Second, prefix, steady)
 		b.StartTimer()
