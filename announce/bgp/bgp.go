@@ -707,8 +707,24 @@ func (a *Announcer) observe(ps []PeerStatus) {
 			switch {
 			case p.BFD == BFDUp:
 				a.emit(vipsmart.LevelInfo, fmt.Sprintf("BFD with %s up", p.Address))
+			case old.BFD == BFDUp && p.BFDFailed:
+				// The path failed: the router drops its session (it
+				// stopped hearing us, or hears us say Down); close ours
+				// too, so that a new one comes up as soon as the path
+				// heals rather than after our hold time.
+				msg := fmt.Sprintf("BFD with %s down: the packet path between this DC and the router failed", p.Address)
+				if p.State == StateEstablished {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					if err := a.sp.ResetPeer(ctx, p.Address); err != nil {
+						msg += fmt.Sprintf("; resetting the BGP session failed: %v", err)
+					} else {
+						msg += "; the BGP session is reset"
+					}
+					cancel()
+				}
+				a.emit(vipsmart.LevelWarn, msg)
 			case old.BFD == BFDUp:
-				a.emit(vipsmart.LevelWarn, fmt.Sprintf("BFD with %s down: a packet path between this DC and the router fails", p.Address))
+				a.emit(vipsmart.LevelInfo, fmt.Sprintf("BFD with %s down: the router ended the BFD session (AdminDown)", p.Address))
 			}
 		}
 		hold := a.peers[p.Address].HoldTime

@@ -54,6 +54,13 @@ func (f *fakeSpeaker) AddPeer(_ context.Context, p Peer) error {
 	return nil
 }
 
+func (f *fakeSpeaker) ResetPeer(_ context.Context, a netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("reset " + a.String())
+	return nil
+}
+
 func (f *fakeSpeaker) DeletePeer(_ context.Context, a netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -541,13 +548,20 @@ func TestBFDReportsAndPeers(t *testing.T) {
 		ps[0].Uptime == nil || time.Duration(*ps[0].Uptime) != time.Minute || !slices.Equal(ps[0].Families, []string{"ipv4"}) {
 		t.Fatalf("BGPPeers = %+v", ps)
 	}
-	f.setStatus("192.0.2.1", PeerStatus{State: StateIdle, Downtime: *now, BFD: BFDDown, LastError: "notification-sent cease"})
+	// BFD fails while the session is established: the session is reset.
+	f.take()
+	f.setStatus("192.0.2.1", PeerStatus{State: StateEstablished, Uptime: t0, BFD: BFDDown, BFDFailed: true, Families: []Family{IPv4}})
+	a.poll()
+	if got := f.take(); !slices.Equal(got, []string{"reset 192.0.2.1"}) {
+		t.Fatalf("calls = %q, want a reset of the session", got)
+	}
+	f.setStatus("192.0.2.1", PeerStatus{State: StateIdle, Downtime: *now, BFD: BFDDown, BFDFailed: true, LastError: "notification-sent cease"})
 	a.poll()
 	want := []string{
 		"info: BGP session to 192.0.2.1 (AS 65100) established (ipv4)",
 		"info: BFD with 192.0.2.1 up",
-		"warn: BGP session to 192.0.2.1 (AS 65100) down after 1m0s established: notification-sent cease (BFD down); its routes are withdrawn at the router",
-		"warn: BFD with 192.0.2.1 down: a packet path between this DC and the router fails",
+		"warn: BFD with 192.0.2.1 down: the packet path between this DC and the router failed; the BGP session is reset",
+		"warn: BGP session to 192.0.2.1 (AS 65100) down after 1m0s established: notification-sent cease; its routes are withdrawn at the router",
 	}
 	if !slices.Equal(reports, want) {
 		t.Fatalf("reports = %q, want %q", reports, want)
@@ -555,6 +569,14 @@ func TestBFDReportsAndPeers(t *testing.T) {
 	ps = a.BGPPeers()
 	if ps[0].State != "idle" || ps[0].BFD != "down" || ps[0].Uptime != nil || ps[0].RoutesSent != 0 || ps[0].LastError != "notification-sent cease" {
 		t.Fatalf("BGPPeers after the failure = %+v", ps)
+	}
+	// A router that ends BFD on purpose (AdminDown) resets nothing.
+	f.setStatus("192.0.2.1", PeerStatus{State: StateEstablished, Uptime: *now, BFD: BFDUp, Families: []Family{IPv4}})
+	a.poll()
+	f.setStatus("192.0.2.1", PeerStatus{State: StateEstablished, Uptime: *now, BFD: BFDDown, Families: []Family{IPv4}})
+	a.poll()
+	if got := f.take(); len(got) != 0 {
+		t.Fatalf("AdminDown: calls = %q", got)
 	}
 }
 

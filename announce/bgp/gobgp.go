@@ -28,7 +28,9 @@ type GoBGP struct {
 	mu sync.Mutex
 	// lastErr is why each peer's session last failed, from the server's
 	// peer events (ListPeer does not carry it).
-	lastErr   map[netip.Addr]string
+	lastErr map[netip.Addr]string
+	// peers are the neighbours as added, for ResetPeer.
+	peers     map[netip.Addr]Peer
 	stopWatch context.CancelFunc
 }
 
@@ -44,7 +46,7 @@ func NewGoBGP(logger *slog.Logger) *GoBGP {
 	lvl.Set(slog.LevelInfo)
 	s := server.NewBgpServer(server.LoggerOption(logger.With("component", "gobgp"), lvl))
 	go s.Serve()
-	return &GoBGP{s: s, bfd: bfd.NewServer(bfd.Options{Logger: logger}), lastErr: map[netip.Addr]string{}}
+	return &GoBGP{s: s, bfd: bfd.NewServer(bfd.Options{Logger: logger}), lastErr: map[netip.Addr]string{}, peers: map[netip.Addr]Peer{}}
 }
 
 // Server returns the embedded GoBGP server, for inspection.
@@ -96,10 +98,8 @@ func gobgpFamily(f Family) *api.Family {
 	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 }
 
-// AddPeer implements Speaker. The session carries p.Families (multiprotocol
-// BGP) and, with p.BFD, a BFD session (single hop, RFC 5881) runs next to
-// it.
-func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
+// apiPeer is the GoBGP configuration of p.
+func apiPeer(p Peer) *api.Peer {
 	hold := uint64(p.HoldTime.Seconds())
 	peer := &api.Peer{
 		Conf: &api.PeerConf{
@@ -123,8 +123,17 @@ func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 	if p.Multihop {
 		peer.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
 	}
+	return peer
+}
+
+// AddPeer implements Speaker. The session carries p.Families (multiprotocol
+// BGP) and, with p.BFD, a BFD session (single hop, RFC 5881) runs next to
+// it.
+func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
+	peer := apiPeer(p)
 	g.mu.Lock()
 	delete(g.lastErr, p.Address)
+	g.peers[p.Address] = p
 	g.mu.Unlock()
 	if err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
 		return err
@@ -148,8 +157,8 @@ func (g *GoBGP) Peers(ctx context.Context, advertised bool) ([]PeerStatus, error
 		}
 		addr = addr.Unmap()
 		ps := PeerStatus{Address: addr, ASN: p.GetConf().GetPeerAsn(), State: sessionState(p.GetState().GetSessionState()), BFD: BFDOff}
-		if st, ok := g.bfd.State(addr); ok {
-			ps.BFD = bfd.StateName(st)
+		if st, failed, ok := g.bfd.Status(addr); ok {
+			ps.BFD, ps.BFDFailed = bfd.StateName(st), failed
 		}
 		if t := p.GetTimers().GetState().GetUptime(); t != nil && t.GetSeconds() > 0 {
 			ps.Uptime = t.AsTime()
@@ -232,9 +241,29 @@ func sessionState(s api.PeerState_SessionState) string {
 	return StateIdle
 }
 
+// ResetPeer implements Speaker: it deletes the neighbour from GoBGP and
+// adds it again (its BFD session is left alone). GoBGP's own ResetPeer
+// queues a NOTIFICATION that, on a session that is not established, kills
+// the next one the moment it is established.
+func (g *GoBGP) ResetPeer(ctx context.Context, addr netip.Addr) error {
+	g.mu.Lock()
+	p, ok := g.peers[addr]
+	g.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no BGP peer %s", addr)
+	}
+	if err := g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		return err
+	}
+	return g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p)})
+}
+
 // DeletePeer implements Speaker.
 func (g *GoBGP) DeletePeer(ctx context.Context, addr netip.Addr) error {
 	g.bfd.Remove(addr)
+	g.mu.Lock()
+	delete(g.peers, addr)
+	g.mu.Unlock()
 	return g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})
 }
 

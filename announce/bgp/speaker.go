@@ -81,8 +81,12 @@ type PeerStatus struct {
 	// Uptime is when the session was last established, Downtime when it
 	// last went down (zero: never).
 	Uptime, Downtime time.Time
-	// BFD is one of the BFD* constants.
-	BFD string
+	// BFD is one of the BFD* constants; BFDFailed is set when BFD is down
+	// because of a failure (no packet from the peer within the detection
+	// time, or the peer saying Down), not because the peer went AdminDown
+	// on purpose.
+	BFD       string
+	BFDFailed bool
 	// Families are the families the session carries: negotiated with the
 	// peer when established, configured otherwise.
 	Families []Family
@@ -104,6 +108,9 @@ type Speaker interface {
 	AddPeer(ctx context.Context, p Peer) error
 	// DeletePeer removes the neighbour at addr, closing its session.
 	DeletePeer(ctx context.Context, addr netip.Addr) error
+	// ResetPeer closes the session with the neighbour at addr, which then
+	// connects again at once (BFD found the path down).
+	ResetPeer(ctx context.Context, addr netip.Addr) error
 	// Peers returns the state of every neighbour, with the count of routes
 	// sent to each when advertised is true (that costs a walk of the
 	// routes).

@@ -102,7 +102,7 @@ func (s *Server) Add(peer netip.Addr, cfg Config) error {
 	}
 	r := &runner{peer: peer, cfg: cfg, sess: NewSession(cfg, discriminator()), out: out, log: s.log,
 		rx: make(chan *pkt.BFDHeader, rxQueueLength), quit: make(chan struct{}), done: make(chan struct{})}
-	r.state.Store(Down)
+	r.state.Store(Down, false)
 	s.sessions[peer] = r
 	go r.run()
 	return nil
@@ -121,13 +121,21 @@ func (s *Server) Remove(peer netip.Addr) {
 
 // State returns the state of the session with peer (ok false: none).
 func (s *Server) State(peer netip.Addr) (st State, ok bool) {
+	st, _, ok = s.Status(peer)
+	return st, ok
+}
+
+// Status returns the state of the session with peer and whether it is
+// down because of a failure (see Session.Failed); ok false: no session.
+func (s *Server) Status(peer netip.Addr) (st State, failed, ok bool) {
 	s.mu.Lock()
 	r, ok := s.sessions[peer.Unmap()]
 	s.mu.Unlock()
 	if !ok {
-		return Down, false
+		return Down, false, false
 	}
-	return r.state.Load(), true
+	st, failed = r.state.Load()
+	return st, failed, true
 }
 
 // Close ends every session and closes the listening socket.
@@ -256,7 +264,7 @@ func (r *runner) run() {
 	det.Stop()
 	report := func(was State) {
 		st := r.sess.State()
-		r.state.Store(st)
+		r.state.Store(st, r.sess.Failed())
 		if st == was {
 			return
 		}
@@ -312,11 +320,21 @@ func (r *runner) run() {
 	}
 }
 
-// atomicState is a State read from other goroutines.
+// atomicState is a session's state read from other goroutines.
 type atomicState struct {
-	mu sync.Mutex
-	st State
+	mu     sync.Mutex
+	st     State
+	failed bool
 }
 
-func (a *atomicState) Store(st State) { a.mu.Lock(); a.st = st; a.mu.Unlock() }
-func (a *atomicState) Load() State    { a.mu.Lock(); defer a.mu.Unlock(); return a.st }
+func (a *atomicState) Store(st State, failed bool) {
+	a.mu.Lock()
+	a.st, a.failed = st, failed
+	a.mu.Unlock()
+}
+
+func (a *atomicState) Load() (State, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st, a.failed
+}

@@ -73,6 +73,9 @@ type Session struct {
 	localDisc   uint32
 	remoteDisc  uint32
 	diag        pkt.DiagnosticType
+	// byAdmin is set when the session went down because the remote
+	// said AdminDown: on purpose, not a failure (RFC 5882 3.2).
+	byAdmin bool
 
 	remoteMinRx time.Duration // the remote's RequiredMinRxInterval
 	remoteMinTx time.Duration // the remote's DesiredMinTxInterval
@@ -99,6 +102,13 @@ func (s *Session) RemoteState() State { return s.remoteState }
 
 // Diag returns the local diagnostic: why the session last went down.
 func (s *Session) Diag() pkt.DiagnosticType { return s.diag }
+
+// Failed reports whether the session is down because of a failure: no
+// packet within the detection time, or the remote saying Down; not when
+// the remote went AdminDown on purpose.
+func (s *Session) Failed() bool {
+	return s.state == Down && s.diag != pkt.DiagnosticNoDiagnostic && !s.byAdmin
+}
 
 // requiredRx is the RequiredMinRxInterval advertised now.
 func (s *Session) requiredRx() time.Duration { return s.cfg.MinRx }
@@ -132,6 +142,7 @@ func (s *Session) Receive(now time.Time, h *pkt.BFDHeader) (ok bool, was State) 
 	if h.State == AdminDown {
 		if s.state != Down {
 			s.toDown(pkt.DiagnosticNeighborSignaledSessionDown)
+			s.byAdmin = true
 		}
 	} else {
 		switch s.state {
@@ -171,6 +182,7 @@ func (s *Session) toUp() {
 func (s *Session) toDown(d pkt.DiagnosticType) {
 	s.state = Down
 	s.diag = d
+	s.byAdmin = false
 	s.desiredTx = slowTx
 	s.polling = false
 }

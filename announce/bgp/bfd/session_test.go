@@ -73,14 +73,14 @@ func TestDetectionAndRecovery(t *testing.T) {
 	if a.Expire(t0.Add(300 * time.Millisecond)) {
 		t.Fatal("expired at the detection time, want only after it")
 	}
-	if !a.Expire(t0.Add(301*time.Millisecond)) || a.State() != Down || a.Diag() != pkt.DiagnosticControlDetectionTimeExpired {
+	if !a.Expire(t0.Add(301*time.Millisecond)) || a.State() != Down || a.Diag() != pkt.DiagnosticControlDetectionTimeExpired || !a.Failed() {
 		t.Fatalf("after 301ms of silence: %s diag %s", StateName(a.State()), a.Diag())
 	}
 	if a.Packet(false).YourDiscriminator != 0 || a.TxInterval() != time.Second {
 		t.Fatal("a down session keeps the remote's discriminator or the fast rate")
 	}
 	// b still Up hears a's Down: it goes down too (neighbor signaled).
-	if ok, _ := b.Receive(t0.Add(time.Second), a.Packet(false)); !ok || b.State() != Down || b.Diag() != pkt.DiagnosticNeighborSignaledSessionDown {
+	if ok, _ := b.Receive(t0.Add(time.Second), a.Packet(false)); !ok || b.State() != Down || b.Diag() != pkt.DiagnosticNeighborSignaledSessionDown || !b.Failed() {
 		t.Fatalf("b %s diag %s", StateName(b.State()), b.Diag())
 	}
 	// And they come back.
@@ -98,8 +98,8 @@ func TestAdminDownAndInvalidPackets(t *testing.T) {
 	exchange(t, a, b, t0)
 	h := b.Packet(false)
 	h.State = AdminDown
-	if ok, was := a.Receive(t0, h); !ok || was != Up || a.State() != Down || a.Diag() != pkt.DiagnosticNeighborSignaledSessionDown {
-		t.Fatalf("AdminDown: ok %v, %s", ok, StateName(a.State()))
+	if ok, was := a.Receive(t0, h); !ok || was != Up || a.State() != Down || a.Diag() != pkt.DiagnosticNeighborSignaledSessionDown || a.Failed() {
+		t.Fatalf("AdminDown: ok %v, %s, failed %v", ok, StateName(a.State()), a.Failed())
 	}
 	for name, h := range map[string]*pkt.BFDHeader{
 		"version 0":                {Version: 0, DetectTimeMultiplier: 3, MyDiscriminator: 9, State: Down},
