@@ -194,25 +194,31 @@ func (f *frr) vty(d, cmd string) (string, error) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write(append([]byte(cmd), 0)); err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
 	r := bufio.NewReader(c)
-	for {
-		b, err := r.ReadByte()
-		if err != nil {
-			return buf.String(), fmt.Errorf("%s %q: %w", d, cmd, err)
+	// vtysh enters enable mode first: some show commands (bfdd's) live
+	// there only.
+	var out string
+	for _, line := range []string{"enable", cmd} {
+		if _, err := c.Write(append([]byte(line), 0)); err != nil {
+			return "", err
 		}
-		buf.WriteByte(b)
-		if n := buf.Len(); n >= 4 && bytes.Equal(buf.Bytes()[n-4:n-1], []byte{0, 0, 0}) {
-			out := string(buf.Bytes()[:n-4])
-			if status := buf.Bytes()[n-1]; status != 0 {
-				return out, fmt.Errorf("%s %q: status %d: %s", d, cmd, status, out)
+		var buf bytes.Buffer
+		for {
+			b, err := r.ReadByte()
+			if err != nil {
+				return buf.String(), fmt.Errorf("%s %q: %w", d, line, err)
 			}
-			return out, nil
+			buf.WriteByte(b)
+			if n := buf.Len(); n >= 4 && bytes.Equal(buf.Bytes()[n-4:n-1], []byte{0, 0, 0}) {
+				out = string(buf.Bytes()[:n-4])
+				if status := buf.Bytes()[n-1]; status != 0 {
+					return out, fmt.Errorf("%s %q: status %d: %s", d, line, status, out)
+				}
+				break
+			}
 		}
 	}
+	return out, nil
 }
 
 // frrPath is the part of `show bgp ... json` the tests read.

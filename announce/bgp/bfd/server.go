@@ -262,6 +262,10 @@ func (r *runner) run() {
 	det := time.NewTimer(time.Hour)
 	defer det.Stop()
 	det.Stop()
+	// curIv is the transmit interval the tx timer was armed with; a
+	// change (the session came Up, the remote asked for a faster or
+	// slower rate) re-arms it at once rather than after the old interval.
+	curIv := r.sess.TxInterval()
 	report := func(was State) {
 		st := r.sess.State()
 		r.state.Store(st, r.sess.Failed())
@@ -302,6 +306,10 @@ func (r *runner) run() {
 				r.send(r.sess.Packet(true))
 			}
 			report(was)
+			if iv := r.sess.TxInterval(); iv != curIv {
+				curIv = iv
+				tx.Reset(r.sess.Jitter(mrand.Float64()))
+			}
 			rearm()
 		case <-tx.C:
 			if iv := r.sess.Jitter(mrand.Float64()); iv > 0 {
