@@ -14,20 +14,27 @@ import (
 
 // healthView is the local DC's view of health: which members it can reach
 // and which VIPs are up. Its own VIPs come from its checks; another DC's
-// VIPs named by placements are up unless that DC reported them down.
+// VIPs named by placements are up unless that DC reported them down, and
+// left out (neither up nor down) while it reports their health not known
+// yet.
 func (d *Daemon) healthView(gs []vipsmart.GIP) vipsmart.HealthView {
 	now := d.cfg.Now()
 	self := d.cfg.Self.Name
 	v := vipsmart.HealthView{Reachable: map[string]bool{self: true}, VIPUp: map[string]map[string]bool{}}
 	down := map[string]map[string]bool{}
+	unknown := map[string]map[string]bool{}
 	for _, m := range d.node.DCs(now) {
 		if m.Self {
 			continue
 		}
 		v.Reachable[m.Name] = m.Reachable
 		down[m.Name] = map[string]bool{}
+		unknown[m.Name] = map[string]bool{}
 		for _, n := range m.VIPsDown {
 			down[m.Name][n] = true
+		}
+		for _, n := range m.VIPsUnknown {
+			unknown[m.Name][n] = true
 		}
 		d.holding[m.Name] = m.Holding
 	}
@@ -44,6 +51,9 @@ func (d *Daemon) healthView(gs []vipsmart.GIP) vipsmart.HealthView {
 			}
 			if v.VIPUp[p.DC] == nil {
 				v.VIPUp[p.DC] = map[string]bool{}
+			}
+			if unknown[p.DC][p.VIP] {
+				continue // not known yet: neither up nor down
 			}
 			v.VIPUp[p.DC][p.VIP] = !down[p.DC][p.VIP]
 		}
