@@ -3,7 +3,9 @@ package dataplane
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,8 +274,16 @@ const (
 func TestBGP(t *testing.T) {
 	forEachRouter(t, func(t *testing.T, k routerKind) {
 		need(t, "iptables", "ip6tables")
-		// dc-2 has a third peer that never comes up.
+		// dc-1 runs with the documented vipsmart.yaml as written (BGP and
+		// BFD from the config file; the harness's --listen and --data-dir
+		// flags take precedence); dc-2 with flags, and a third peer that
+		// never comes up.
 		b := newBGPLab(t, k, 2, "--bgp-bfd")
+		conf := filepath.Join(t.TempDir(), "vipsmart.yaml")
+		if err := os.WriteFile(conf, []byte(docConfig(t, "vipsmart.yaml")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.dcs[0].extra = []string{"--config", conf}
 		b.dcs[1].extra = append(b.dcs[1].extra, "--bgp-peer", "10.0.2.99,65000")
 		b.federate()
 		d1, d2 := b.dcs[0], b.dcs[1]

@@ -310,19 +310,25 @@ func (f *frr) bfd(neighbor string) (string, error) {
 	return "", nil
 }
 
+// count returns the prefixes FRR accepted from its IPv4 peers (with one
+// DC, the networks of its table; ribCount also counts the table's inner
+// nodes).
 func (f *frr) count() (int, error) {
 	out, err := f.vty("bgpd", "show bgp ipv4 unicast summary json")
 	if err != nil {
 		return 0, err
 	}
 	var r struct {
-		IPv4 struct {
-			RIBCount int `json:"ribCount"`
-		} `json:"ipv4Unicast"`
-		RIBCount int `json:"ribCount"`
+		Peers map[string]struct {
+			PfxRcd int `json:"pfxRcd"`
+		} `json:"peers"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		return 0, fmt.Errorf("show bgp summary: %w: %s", err, out)
 	}
-	return max(r.RIBCount, r.IPv4.RIBCount), nil
+	n := 0
+	for _, p := range r.Peers {
+		n += p.PfxRcd
+	}
+	return n, nil
 }
