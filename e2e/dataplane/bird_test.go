@@ -162,6 +162,9 @@ func parseRoutes(lines []string) map[string][]bgpPath {
 // paths returns BIRD's paths for prefix (a host route, e.g. 198.51.100.1/32).
 func (b *birdClient) paths(prefix string) ([]bgpPath, error) {
 	lines, err := b.cmd("show route for " + prefix + " all")
+	if err != nil && strings.Contains(err.Error(), "Network not found") {
+		return nil, nil // no route at all
+	}
 	if err != nil {
 		return nil, err
 	}
