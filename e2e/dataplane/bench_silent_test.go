@@ -10,25 +10,25 @@ import (
 // side in one run: its packets are dropped (iptables DROP on its uplink, in
 // and out) with every link up, so no FIN, RST or link event reaches anyone.
 //
-//	flock /work/brief/bench.lock go test ./e2e/dataplane -run '^$' -bench BenchmarkSilentFailure -benchtime 20x -timeout 120m
+//		flock /work/brief/bench.lock go test ./e2e/dataplane -run '^$' -bench BenchmarkSilentFailure -benchtime 20x -timeout 120m
 //
-//   - bgp/{bird,frr}/no-bfd: two DCs announcing a failover GIP (dc-1:200,
-//     dc-2:100) to the router with its documented config, without BFD, at
-//     the default hold time (9 s on both sides). Timed: the drop to the
-//     router's best path for the GIP moving to dc-2. dc-2 announces the GIP
-//     as active within its heartbeat window, but its route only ties with
-//     dc-1's stale one, which the router keeps (lower router id for BIRD,
-//     older route for FRR) until its hold timer drops dc-1's session.
-//   - bgp/{bird,frr}/bfd: the same with --bgp-bfd at its defaults (100 ms,
-//     100 ms, 3: detection in 300 ms at the router).
-//   - keepalived/advert={1,0.1,0.01}: Debian's keepalived (VRRPv3) moving
-//     an address between two hosts on a bridge, the master's packets
-//     dropped the same way; timed until a client's ICMP echo is answered
-//     from the backup's MAC. 1 s is keepalived's default, 0.01 s its
-//     fastest (VRRPv3 counts in centiseconds). keepalived's BFD (track_bfd)
-//     puts an instance into FAULT when a BFD peer is lost; it does not make
-//     a backup take over from a master that went silent, so VRRP's own
-//     advertisements are what compare here.
+//	  - bgp/{bird,frr}/no-bfd: two DCs announcing a failover GIP (dc-1:200,
+//	    dc-2:100) to the router with its documented config, without BFD, at
+//	    the default hold time (9 s on both sides). Timed: the drop to the
+//	    router's best path for the GIP moving to dc-2. dc-2 announces the GIP
+//	    as active within its heartbeat window, but its route only ties with
+//	    dc-1's stale one, which the router keeps (lower router id for BIRD,
+//	    older route for FRR) until its hold timer drops dc-1's session.
+//	  - bgp/{bird,frr}/bfd: the same with --bgp-bfd at its defaults (100 ms,
+//	    100 ms, 3: detection in 300 ms at the router).
+//	  - keepalived/advert={1,0.1,0.01}: Debian's keepalived (VRRPv3) moving
+//	    an address between two hosts on a bridge, the master's packets
+//	    dropped the same way; timed until a client's ICMP echo is answered
+//	    from the backup's MAC. 1 s is keepalived's default, 0.01 s its
+//	    fastest (VRRPv3 counts in centiseconds). keepalived's BFD (track_bfd)
+//	    puts an instance into FAULT when a BFD peer is lost; it does not make
+//	    a backup take over from a master that went silent, so VRRP's own
+//	    advertisements are what compare here.
 //
 // Each run then restores the failed side (not timed) and waits until
 // everything is back. The figures are p50 and p99 in milliseconds (with
