@@ -119,6 +119,16 @@ func (o *announcerOptions) build(ctx context.Context, log *slog.Logger) (vipsmar
 				}
 				p.HoldTime, p.Password, p.Multihop = o.bgpHoldTime, o.bgpPassword, o.bgpMultihop
 				if o.bgpBFD {
+					// Zero means "default" to the library; on the
+					// command line it is a mistake.
+					switch {
+					case o.bfdMinRx <= 0:
+						return nil, vipsmart.Errorf(vipsmart.EINVALID, "bfd-min-rx", "--bfd-min-rx %s: want 10ms to 10s (e.g. 100ms)", o.bfdMinRx)
+					case o.bfdMinTx <= 0:
+						return nil, vipsmart.Errorf(vipsmart.EINVALID, "bfd-min-tx", "--bfd-min-tx %s: want 10ms to 10s (e.g. 100ms)", o.bfdMinTx)
+					case o.bfdMultiplier < 1:
+						return nil, vipsmart.Errorf(vipsmart.EINVALID, "bfd-multiplier", "BFD multiplier %d: want 1 to 255 (e.g. 3)", o.bfdMultiplier)
+					}
 					p.BFD = &bgp.BFD{MinRx: o.bfdMinRx, MinTx: o.bfdMinTx, Multiplier: o.bfdMultiplier}
 				}
 				opts.Peers = append(opts.Peers, p)
