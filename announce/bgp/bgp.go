@@ -835,10 +835,20 @@ func (a *Announcer) Close(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var errs []error
-	for _, ip := range sortedKeys(a.routes) {
-		r := a.routes[ip]
-		if err := a.sp.DeletePath(ctx, r.Route); err != nil {
-			errs = append(errs, &vipsmart.Error{Code: vipsmart.EINTERNAL, Message: "withdrawing " + r.Prefix.String(), Err: err})
+	if b, ok := a.sp.(batchDeleter); ok && len(a.routes) > 0 {
+		rs := make([]Route, 0, len(a.routes))
+		for _, ip := range sortedKeys(a.routes) {
+			rs = append(rs, a.routes[ip].Route)
+		}
+		if err := b.DeletePaths(ctx, rs); err != nil {
+			errs = append(errs, &vipsmart.Error{Code: vipsmart.EINTERNAL, Message: fmt.Sprintf("withdrawing %d routes", len(rs)), Err: err})
+		}
+	} else {
+		for _, ip := range sortedKeys(a.routes) {
+			r := a.routes[ip]
+			if err := a.sp.DeletePath(ctx, r.Route); err != nil {
+				errs = append(errs, &vipsmart.Error{Code: vipsmart.EINTERNAL, Message: "withdrawing " + r.Prefix.String(), Err: err})
+			}
 		}
 	}
 	a.routes = map[netip.Addr]route{}
@@ -851,6 +861,11 @@ func (a *Announcer) Close(ctx context.Context) error {
 		errs = append(errs, &vipsmart.Error{Code: vipsmart.EINTERNAL, Message: "stopping the BGP speaker", Err: err})
 	}
 	return errors.Join(errs...)
+}
+
+// batchDeleter is a Speaker that withdraws many routes in one call.
+type batchDeleter interface {
+	DeletePaths(ctx context.Context, rs []Route) error
 }
 
 func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
