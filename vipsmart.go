@@ -126,9 +126,13 @@ type StatusInfo struct {
 	Federation *FederationInfo `json:"federation"`
 	VIPs       int             `json:"vips"`
 	GIPs       int             `json:"gips"`
-	// Announced is what the DC's announcers announce now, where and
-	// since when.
+	// Announced is every address the DC's announcers were handed: where,
+	// since when, and whether it is on the wire (state announced, pending
+	// or failed, with the reason).
 	Announced []Announced `json:"announced"`
+	// BGPPeers are the sessions of the embedded BGP speaker (absent
+	// without the bgp announcer).
+	BGPPeers []BGPPeer `json:"bgp_peers,omitempty"`
 }
 
 // DCInfo is one row of `vipsmart dc list`: a member and what the local DC
@@ -140,8 +144,11 @@ type DCInfo struct {
 	Status    Status     `json:"status,omitempty"`
 	LastEpoch uint64     `json:"last_epoch"`
 	LastSeen  *time.Time `json:"last_seen,omitempty"`
-	// VIPsDown are the DC's VIPs that it last reported down.
-	VIPsDown []string `json:"vips_down,omitempty"`
+	// VIPsDown are the DC's VIPs that it last reported not up (down, or
+	// not checked enough yet); VIPsUnknown those of them whose health is
+	// not known yet (their check has not passed rise or failed fall times).
+	VIPsDown    []string `json:"vips_down,omitempty"`
+	VIPsUnknown []string `json:"vips_unknown,omitempty"`
 	// Holding are the GIPs without preemption the DC last reported being
 	// active for.
 	Holding []string `json:"holding,omitempty"`

@@ -54,6 +54,10 @@ type Config struct {
 	// Announcer makes the desired addresses real; default state only
 	// (announce/none).
 	Announcer vipsmart.Announcer
+	// ActivationWait bounds how long this DC waits, before it activates a
+	// GIP placement, for a better placement whose VIP's health is not
+	// known yet (default 10s; see gips.go).
+	ActivationWait time.Duration
 	// Fault, for tests only, makes the daemon crash at a chosen point of
 	// the protocol (see Fault). Nil in production.
 	Fault *Fault
@@ -92,7 +96,13 @@ type Daemon struct {
 	// evaluation.
 	wasUnreachable map[string]bool
 	lastAnnErr     string
+	annRetryAt     time.Time
 	healthVersion  uint64
+	// reports carries the announcer's own reports (BGP sessions) to the
+	// loop; waitSince is when this DC began to hold back its activation
+	// of each GIP for a better placement's unknown VIP health.
+	reports   *reportQueue
+	waitSince map[string]time.Time
 
 	mu     sync.Mutex
 	peers  map[string]*peerQueue
@@ -154,6 +164,11 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		holding:   map[string][]string{},
 		reported:  map[string]bool{},
 		conflicts: map[string]bool{},
+		reports:   newReportQueue(),
+		waitSince: map[string]time.Time{},
+	}
+	if d.cfg.ActivationWait <= 0 {
+		d.cfg.ActivationWait = DefaultActivationWait
 	}
 	if cfg.Prober == nil {
 		cfg.Prober = health.NetProber{}
@@ -167,6 +182,9 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("registering the daemon's metrics: %w", err)
 	}
 	d.cfg.Store = d.metrics.store(d.cfg.Store, cfg.Now)
+	if w, ok := cfg.Announcer.(vipsmart.Watcher); ok {
+		w.Watch(d.reports.push)
+	}
 	d.checker = health.NewChecker(cfg.Prober, d.health.push, cfg.Logger)
 	fc := cfg.Federation
 	hb, misses := fc.HeartbeatInterval, fc.HeartbeatMisses
@@ -207,6 +225,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.updateActive()
 		case <-d.health.notify:
 			d.onHealthChanges()
+		case <-d.reports.notify:
+			d.onAnnouncerReports()
 		case f := <-d.reqs:
 			f()
 		}
@@ -258,7 +278,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 
 func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
 	for _, e := range evs {
-		d.log.Info(e.Message, "kind", e.Kind, "op", e.OpID)
+		d.log.Log(ctx, logLevel(e.Level), e.Message, "kind", e.Kind, "op", e.OpID)
 	}
 	if _, err := d.cfg.Store.AppendEvents(ctx, evs); err != nil {
 		d.log.Error("storing events", "err", err)
@@ -269,7 +289,26 @@ func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
 
 // event records one daemon-level event (VIP changes) from the loop.
 func (d *Daemon) event(kind, msg string) {
-	d.appendEvents(context.Background(), []vipsmart.Event{{Time: d.cfg.Now(), DC: d.cfg.Self.Name, Kind: kind, Message: msg}})
+	d.eventAt(kind, "", msg)
+}
+
+// eventAt records one daemon-level event at level (vipsmart.LevelWarn,
+// LevelError; "" for info).
+func (d *Daemon) eventAt(kind, level, msg string) {
+	if level == vipsmart.LevelInfo {
+		level = ""
+	}
+	d.appendEvents(context.Background(), []vipsmart.Event{{Time: d.cfg.Now(), DC: d.cfg.Self.Name, Kind: kind, Message: msg, Level: level}})
+}
+
+func logLevel(level string) slog.Level {
+	switch level {
+	case vipsmart.LevelWarn:
+		return slog.LevelWarn
+	case vipsmart.LevelError:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // call runs f on the loop goroutine and returns its error. Once f is
@@ -360,13 +399,24 @@ func (d *Daemon) Status(ctx context.Context) (vipsmart.StatusInfo, error) {
 	err := d.call(ctx, func() error {
 		st = d.node.Status(d.cfg.Now())
 		st.VIPs = len(d.vips)
-		st.Announced = d.cfg.Announcer.Announced()
-		if st.Announced == nil {
-			st.Announced = []vipsmart.Announced{}
-		}
 		return nil
 	})
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	// The announcer is safe for concurrent use: read it off the loop
+	// (BGPPeers asks the speaker).
+	st.Announced = d.cfg.Announcer.Announced()
+	if st.Announced == nil {
+		st.Announced = []vipsmart.Announced{}
+	}
+	if pl, ok := d.cfg.Announcer.(vipsmart.PeerLister); ok {
+		st.BGPPeers = pl.BGPPeers()
+		if st.BGPPeers == nil {
+			st.BGPPeers = []vipsmart.BGPPeer{}
+		}
+	}
+	return st, nil
 }
 
 // ListVIPs implements vipsmart.Service.
@@ -374,8 +424,10 @@ func (d *Daemon) ListVIPs(ctx context.Context) ([]vipsmart.VIPInfo, error) {
 	var out []vipsmart.VIPInfo
 	err := d.call(ctx, func() error {
 		out = make([]vipsmart.VIPInfo, 0, len(d.vips))
+		anns := announcedByAddr(d.cfg.Announcer.Announced())
+		pf := preflightCache{}
 		for _, v := range d.vips {
-			out = append(out, d.vipInfo(v))
+			out = append(out, d.vipInfo(v, anns, pf))
 		}
 		return nil
 	})
@@ -383,9 +435,18 @@ func (d *Daemon) ListVIPs(ctx context.Context) ([]vipsmart.VIPInfo, error) {
 	return out, err
 }
 
-func (d *Daemon) vipInfo(v vipsmart.VIP) vipsmart.VIPInfo {
+func (d *Daemon) vipInfo(v vipsmart.VIP, anns map[netip.Addr][]vipsmart.Announced, pf preflightCache) vipsmart.VIPInfo {
 	st, lastErr := d.vipState(v.Name)
-	return vipsmart.VIPInfo{VIP: v, State: st, LastError: lastErr}
+	vi := vipsmart.VIPInfo{VIP: v, State: st, LastError: lastErr}
+	for _, a := range anns[v.Address] {
+		if a.Kind == vipsmart.AnnounceVIP && a.Name == v.Name {
+			vi.Announced = append(vi.Announced, a)
+		}
+	}
+	if err := d.preflight(v, pf); err != nil {
+		vi.Warnings = append(vi.Warnings, err.Error())
+	}
+	return vi
 }
 
 // GetVIP implements vipsmart.Service.
@@ -396,7 +457,7 @@ func (d *Daemon) GetVIP(ctx context.Context, name string) (vipsmart.VIPInfo, err
 		if !ok {
 			return vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "VIP %s does not exist: see `vipsmart vip list`", name)
 		}
-		out = d.vipInfo(v)
+		out = d.vipInfo(v, announcedByAddr(d.cfg.Announcer.Announced()), preflightCache{})
 		return nil
 	})
 	return out, err
@@ -423,6 +484,9 @@ func (d *Daemon) AddVIP(ctx context.Context, v vipsmart.VIP) (vipsmart.VIP, erro
 		d.vips[v.Name] = v
 		d.vipsChanged()
 		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s added", v.Name, v.Address))
+		if err := d.preflight(v, preflightCache{}); err != nil {
+			d.eventAt(vipsmart.EventAnnounce, vipsmart.LevelWarn, fmt.Sprintf("VIP %s %s cannot be announced: %v", v.Name, v.Address, err))
+		}
 		return nil
 	})
 	return v, err

@@ -8,6 +8,7 @@
 package federation
 
 import (
+	"slices"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -65,6 +66,15 @@ type Proposal struct {
 type Report struct {
 	VIPsDown []string `json:"vips_down,omitempty"`
 	Holding  []string `json:"holding,omitempty"`
+	// VIPsUnknown are the VIPs of VIPsDown whose health is not known yet
+	// (their check has not passed rise or failed fall times): a DC with a
+	// lower placement waits for them before it activates a GIP.
+	VIPsUnknown []string `json:"vips_unknown,omitempty"`
+}
+
+// clone returns a deep copy of r.
+func (r Report) clone() Report {
+	return Report{VIPsDown: slices.Clone(r.VIPsDown), Holding: slices.Clone(r.Holding), VIPsUnknown: slices.Clone(r.VIPsUnknown)}
 }
 
 // Result is the outcome of a proposal accepted by Propose. Err is nil on

@@ -91,7 +91,7 @@ func (n *Node) heard(now time.Time, m Message) {
 	if m.Type == MsgHeartbeat || m.Type == MsgHeartbeatResp {
 		p.report = Report{}
 		if m.Report != nil {
-			p.report = Report{VIPsDown: slices.Clone(m.Report.VIPsDown), Holding: slices.Clone(m.Report.Holding)}
+			p.report = m.Report.clone()
 		}
 	}
 }

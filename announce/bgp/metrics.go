@@ -65,8 +65,10 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	a := c.a
 	a.mu.Lock()
-	peers := make([]Peer, len(a.opts.Peers))
-	copy(peers, a.opts.Peers)
+	peers := make([]Peer, 0, len(a.peers))
+	for _, addr := range sortedKeys(a.peers) {
+		peers = append(peers, a.peers[addr])
+	}
 	var active, standby int
 	for _, r := range a.routes {
 		if r.standby {

@@ -3,8 +3,6 @@ package bgp
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/netip"
 
 	"github.com/vipsmart/vipsmart"
 )
@@ -48,54 +46,16 @@ func (a *Announcer) Reload(ctx context.Context, o Options) (needRestart []string
 		n.ListenPort = cur.ListenPort
 	}
 
+	// Peers: the ones left out lose their sessions, new ones get one, a
+	// peer whose settings changed is re-added; the others stay up.
 	var errs []error
-	old := map[netip.Addr]Peer{}
-	for _, p := range cur.Peers {
-		old[p.Address] = p
+	if err := a.setPeersLocked(ctx, n.Peers); err != nil {
+		errs = append(errs, err)
 	}
-	want := map[netip.Addr]Peer{}
-	for _, p := range n.Peers {
-		want[p.Address] = p
+	n.Peers = n.Peers[:0]
+	for _, addr := range sortedKeys(a.peers) {
+		n.Peers = append(n.Peers, a.peers[addr])
 	}
-	// The peers that end up configured, in the order of o (those that
-	// failed to change keep their old settings).
-	var peers []Peer
-	for _, p := range cur.Peers {
-		w, keep := want[p.Address]
-		if keep && w == p {
-			continue
-		}
-		if err := a.sp.DeletePeer(ctx, p.Address); err != nil {
-			errs = append(errs, fmt.Errorf("removing BGP peer %s: %w", p.Address, err))
-			if keep {
-				delete(want, p.Address) // keep the old one as it is
-			}
-			peers = append(peers, p)
-			continue
-		}
-		if keep {
-			a.log.Info("BGP peer changed: its session restarts", "peer", p.Address.String())
-		} else {
-			a.log.Info("BGP peer removed", "peer", p.Address.String(), "asn", p.ASN)
-		}
-	}
-	for _, p := range n.Peers {
-		w, ok := want[p.Address]
-		if !ok {
-			continue
-		}
-		if was, had := old[p.Address]; had && was == w {
-			peers = append(peers, p)
-			continue
-		}
-		if err := a.sp.AddPeer(ctx, p); err != nil {
-			errs = append(errs, fmt.Errorf("adding BGP peer %s (AS %d): %w", p.Address, p.ASN, err))
-			continue
-		}
-		a.log.Info("BGP peer added", "peer", p.Address.String(), "asn", p.ASN, "port", p.Port)
-		peers = append(peers, p)
-	}
-	n.Peers = peers
 	a.opts = n
 	a.communities, a.standbyCommunities = next.communities, next.standbyCommunities
 

@@ -36,6 +36,11 @@ type announcerOptions struct {
 	bgpMultihop     bool
 	bgpNextHop      string
 	bgpNextHop6     string
+	bgpBFD          bool
+	bfdMinRx        time.Duration
+	bfdMinTx        time.Duration
+	bfdMultiplier   int
+	fs              *pflag.FlagSet
 
 	// The announcers build made, for reloads and metrics (nil when not
 	// asked for).
@@ -44,6 +49,7 @@ type announcerOptions struct {
 }
 
 func (o *announcerOptions) flags(f *pflag.FlagSet) {
+	o.fs = f
 	f.StringSliceVar(&o.kinds, "announcer", []string{"none"}, "announcers: none (state only), netlink, bgp; several may be combined (netlink,bgp)")
 	f.StringVar(&o.nlInterface, "netlink-interface", "", "netlink: interface VIPs and GIPs are bound on (a VIP's --interface overrides it)")
 	f.IntVar(&o.garpCount, "garp-count", netlink.DefaultGARPCount, "netlink: gratuitous ARPs / unsolicited NAs sent on takeover (0: none)")
@@ -60,6 +66,10 @@ func (o *announcerOptions) flags(f *pflag.FlagSet) {
 	f.BoolVar(&o.bgpMultihop, "bgp-multihop", false, "bgp: allow peers that are more than one hop away (eBGP multihop)")
 	f.StringVar(&o.bgpNextHop, "bgp-next-hop", "", "bgp: next hop of IPv4 routes (default: the session's local address)")
 	f.StringVar(&o.bgpNextHop6, "bgp-next-hop6", "", "bgp: next hop of IPv6 routes (default: the session's local address)")
+	f.BoolVar(&o.bgpBFD, "bgp-bfd", false, "bgp: run BFD (single hop, RFC 5880/5881) on every session, so routers drop a silent DC's routes in about --bfd-multiplier x --bfd-min-tx")
+	f.DurationVar(&o.bfdMinRx, "bfd-min-rx", bgp.DefaultBFDMinRx, "bgp: BFD required minimum receive interval (10ms-10s)")
+	f.DurationVar(&o.bfdMinTx, "bfd-min-tx", bgp.DefaultBFDMinTx, "bgp: BFD desired minimum transmit interval (10ms-10s)")
+	f.IntVar(&o.bfdMultiplier, "bfd-multiplier", bgp.DefaultBFDMultiplier, "bgp: BFD detection multiplier: packets missed before the session is down (1-255)")
 }
 
 func optAddr(flag, s string) (netip.Addr, error) {
@@ -111,6 +121,13 @@ func (o *announcerOptions) bgpOptions(log *slog.Logger) (bgp.Options, error) {
 	if o.bgpASN == 0 || o.bgpRouterID == "" {
 		return bgp.Options{}, usageError{fmt.Errorf("--announcer bgp needs --bgp-asn and --bgp-router-id")}
 	}
+	if !o.bgpBFD && o.fs != nil {
+		for _, n := range []string{"bfd-min-rx", "bfd-min-tx", "bfd-multiplier"} {
+			if o.fs.Changed(n) {
+				return bgp.Options{}, usageError{fmt.Errorf("--%s has no effect without --bgp-bfd: add --bgp-bfd to run BFD on the BGP sessions", n)}
+			}
+		}
+	}
 	rid, err := vipsmart.ParseHostAddr("--bgp-router-id", o.bgpRouterID)
 	if err != nil {
 		return bgp.Options{}, err
@@ -129,6 +146,19 @@ func (o *announcerOptions) bgpOptions(log *slog.Logger) (bgp.Options, error) {
 			return bgp.Options{}, fmt.Errorf("--bgp-peer: %w", err)
 		}
 		p.HoldTime, p.Password, p.Multihop = o.bgpHoldTime, o.bgpPassword, o.bgpMultihop
+		if o.bgpBFD {
+			// Zero means "default" to the library; on the command line it
+			// is a mistake.
+			switch {
+			case o.bfdMinRx <= 0:
+				return bgp.Options{}, vipsmart.Errorf(vipsmart.EINVALID, "bfd-min-rx", "--bfd-min-rx %s: want 10ms to 10s (e.g. 100ms)", o.bfdMinRx)
+			case o.bfdMinTx <= 0:
+				return bgp.Options{}, vipsmart.Errorf(vipsmart.EINVALID, "bfd-min-tx", "--bfd-min-tx %s: want 10ms to 10s (e.g. 100ms)", o.bfdMinTx)
+			case o.bfdMultiplier < 1:
+				return bgp.Options{}, vipsmart.Errorf(vipsmart.EINVALID, "bfd-multiplier", "BFD multiplier %d: want 1 to 255 (e.g. 3)", o.bfdMultiplier)
+			}
+			p.BFD = &bgp.BFD{MinRx: o.bfdMinRx, MinTx: o.bfdMinTx, Multiplier: o.bfdMultiplier}
+		}
 		opts.Peers = append(opts.Peers, p)
 	}
 	return opts, nil

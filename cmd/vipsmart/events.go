@@ -74,7 +74,8 @@ func newEventsCmd(g *globals) *cobra.Command {
 }
 
 // eventColumns prints events as a table (SEQ, TIME, DC, KIND, MESSAGE with
-// the operation id in brackets). The widths are fixed by the first batch
+// the operation id in brackets; a warn or error event's message starts
+// with WARN: or ERROR:). The widths are fixed by the first batch
 // (with room for the sequence numbers to grow), so that --follow keeps its
 // columns aligned.
 type eventColumns struct {
@@ -99,7 +100,11 @@ func (c *eventColumns) print(es []vipsmart.Event) error {
 		if e.OpID != "" {
 			op = " [" + e.OpID + "]"
 		}
-		fmt.Fprintf(&b, "%-*d  %-29s  %-*s  %-10s  %s%s\n", c.seqW, e.Seq, e.Time.Local().Format("2006-01-02T15:04:05.000Z07:00"), c.dcW, e.DC, e.Kind, e.Message, op)
+		level := ""
+		if e.Level != "" && e.Level != vipsmart.LevelInfo {
+			level = strings.ToUpper(e.Level) + ": "
+		}
+		fmt.Fprintf(&b, "%-*d  %-29s  %-*s  %-10s  %s%s%s\n", c.seqW, e.Seq, e.Time.Local().Format("2006-01-02T15:04:05.000Z07:00"), c.dcW, e.DC, e.Kind, level, e.Message, op)
 	}
 	_, err := io.WriteString(c.w, b.String())
 	return err

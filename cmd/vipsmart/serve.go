@@ -41,6 +41,7 @@ type serveOptions struct {
 	ann        announcerOptions
 	store      storeOptions
 	rebuild    rebuildOptions
+	actWait    time.Duration
 
 	metricsListen string
 	// cmd is the serve command and cmdline the flags given on its command
@@ -104,6 +105,7 @@ it cleanly.`,
 	o.ann.flags(f)
 	o.store.flags(f)
 	o.rebuild.flags(f)
+	f.DurationVar(&o.actWait, "activation-wait", daemon.DefaultActivationWait, "longest a DC waits, before activating a GIP, for a better placement's VIP health that is not known yet")
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	o.opsFlags(f)
@@ -216,6 +218,9 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err := checkFedTimers(o.fed); err != nil {
 		return usageError{err}
 	}
+	if o.actWait <= 0 {
+		return usageError{fmt.Errorf("--activation-wait %s must be positive (e.g. 10s)", o.actWait)}
+	}
 	if o.rebuild.enabled() {
 		if _, err := o.rebuild.parse(); err != nil {
 			return err
@@ -248,7 +253,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		ln.Close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg}
+	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg, ActivationWait: o.actWait}
 	if cfg.Fault, err = testFault(log); err != nil {
 		ln.Close()
 		return usageError{err}

@@ -1,8 +1,10 @@
 // Package dataplane runs the real vipsmart binary inside Linux network
-// namespaces and checks what its announcers make real: routes in a real
-// BGP router (Debian's BIRD 2) and addresses that answer ICMP and ARP on a
-// bridge. It needs root and the ip, bird and keepalived binaries; without
-// them every test skips and says why. CI (.ci/run) runs it as root.
+// namespaces and checks what its announcers make real: routes in real BGP
+// routers (every BGP test runs against Debian's BIRD 2 and Debian's FRR 8,
+// each with its configuration from docs/dataplane.md as written) and
+// addresses that answer ICMP, ARP and neighbour discovery on a bridge. It
+// needs root and the ip, bird, FRR, iptables and keepalived binaries;
+// without them the tests skip and say why. CI (.ci/run) runs it as root.
 package dataplane
 
 import (
@@ -78,7 +80,7 @@ func need(t testing.TB, bins ...string) {
 	}
 	for _, b := range bins {
 		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s is not installed (Debian: apt-get install -y bird2 keepalived iproute2; .ci/run installs them)", b)
+			t.Skipf("%s is not installed (Debian: apt-get install -y bird2 frr keepalived iptables iproute2; .ci/run installs them)", b)
 		}
 	}
 }
