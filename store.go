@@ -65,4 +65,5 @@ const (
 	EventHealth     = "health"     // a DC or VIP changed health
 	EventGIP        = "gip"        // a GIP became active or inactive here
 	EventVIP        = "vip"        // a VIP was added or removed
+	EventSecurity   = "security"   // a peer or client was refused; a token or key changed
 )

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -121,8 +120,9 @@ func BenchmarkScale(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			cand := startDaemon(b, fmt.Sprintf("cand-%d", i), benchFlags()...)
 			cc := cand.client()
+			tok := apiJoinToken(b, cand)
 			start := time.Now()
-			if _, err := c.AddDC(ctx, dcOf(cand)); err != nil {
+			if _, err := c.AddDC(ctx, dcOf(cand), tok); err != nil {
 				b.Fatalf("dc add: %v", err)
 			}
 			for {
@@ -211,7 +211,7 @@ func BenchmarkFailover(b *testing.B) {
 		b.Fatal(err)
 	}
 	activeIs := func(d *daemon, want string) bool {
-		resp, err := http.Get("http://" + d.addr() + "/v1/gips/www")
+		resp, err := d.http().Get(d.url("/v1/gips/www"))
 		if err != nil {
 			return false
 		}

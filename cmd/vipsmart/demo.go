@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -31,10 +30,11 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Use:   "demo",
 		Short: "Start a local federation of DCs on loopback and federate them with dc add",
 		Long: `Demo starts --dcs daemons (vipsmart serve) on 127.0.0.1, ports --base-port and
-up, each with its own data directory under --dir, federates them by running
-"dc add" on the first one for each of the others, and prints the federation's
-status. It then keeps them running until Ctrl-C (or stops at once with
---exit), so you can try the CLI against them from another terminal.`,
+up, each with its own data directory and operator socket under --dir,
+federates them by making a join token on each of the others and running
+"dc add --token" on the first one, and prints the federation's status. It then
+keeps them running until Ctrl-C (or stops at once with --exit), so you can try
+the CLI against them from another terminal (--server names each DC's socket).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if n < 2 || n > 50 {
@@ -64,6 +64,9 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 			return err
 		}
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	for i := 0; i < n; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(basePort+i))
 		if err != nil {
@@ -75,6 +78,8 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	defer stop()
 
 	dcs := make([]vipsmart.DC, n)
+	socks := make([]string, n)
+	clients := make([]*httpapi.Client, n)
 	procs := make([]*exec.Cmd, 0, n)
 	defer func() {
 		for _, p := range procs {
@@ -89,7 +94,9 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		d := vipsmart.DC{Name: fmt.Sprintf("dc-%d", i+1), Address: netipLoopback, Port: uint16(basePort + i)}
 		dcs[i] = d
 		data := filepath.Join(dir, d.Name)
-		args := []string{"serve", "--name", d.Name, "--listen", d.AddrPort().String(), "--data-dir", data}
+		socks[i] = filepath.Join(dir, d.Name+".sock")
+		clients[i] = httpapi.NewClient(socks[i])
+		args := []string{"serve", "--name", d.Name, "--listen", d.AddrPort().String(), "--data-dir", data, "--socket", socks[i]}
 		fmt.Fprintf(out, "  $ vipsmart %s\n", joinArgs(args))
 		logf, err := os.Create(filepath.Join(dir, d.Name+".log"))
 		if err != nil {
@@ -103,23 +110,29 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		}
 		procs = append(procs, p)
 	}
-	for _, d := range dcs {
-		if err := waitHealthy(ctx, d.AddrPort().String()); err != nil {
+	for i, d := range dcs {
+		if err := waitHealthy(ctx, clients[i]); err != nil {
 			return fmt.Errorf("%s did not start (see %s): %w", d.Name, filepath.Join(dir, d.Name+".log"), err)
 		}
 	}
-	first := httpapi.NewClient(dcs[0].AddrPort().String())
-	fmt.Fprintf(out, "\nFederating them from %s:\n", dcs[0].Name)
-	for _, d := range dcs[1:] {
-		fmt.Fprintf(out, "  $ vipsmart --server %s dc add %s\n", dcs[0].AddrPort(), d)
+	first := clients[0]
+	fmt.Fprintf(out, "\nFederating them from %s, with a join token made on each DC it adds:\n", dcs[0].Name)
+	for i, d := range dcs[1:] {
+		fmt.Fprintf(out, "  $ vipsmart --server %s dc add %s --token \"$(vipsmart --server %s dc join-token)\"\n", socks[0], d, socks[i+1])
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		jt, err := clients[i+1].CreateJoinToken(tctx, vipsmart.DefaultJoinTokenTTL)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("dc join-token on %s: %w", d.Name, err)
+		}
 		start := time.Now()
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := first.AddDC(actx, d)
+		_, err = first.AddDC(actx, d, jt.Token)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("dc add %s: %w", d, err)
 		}
-		fmt.Fprintf(out, "    DC %s added in %s\n", d.Name, time.Since(start).Round(100*time.Microsecond))
+		fmt.Fprintf(out, "    DC %s (key %s) added in %s\n", d.Name, vipsmart.ShortIdentity(jt.Identity), time.Since(start).Round(100*time.Microsecond))
 	}
 	// A global IP placed in every DC, best priority first.
 	gip := vipsmart.GIP{Name: "www", Mode: vipsmart.ModeFailover, Preempt: true}
@@ -133,7 +146,7 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		gip.Placements = append(gip.Placements, p)
 		specs = append(specs, fmt.Sprintf("%s:%d", p.DC, p.Priority))
 	}
-	fmt.Fprintf(out, "  $ vipsmart --server %s gip add www 203.0.113.10 --placement %s\n", dcs[0].AddrPort(), strings.Join(specs, ","))
+	fmt.Fprintf(out, "  $ vipsmart --server %s gip add www 203.0.113.10 --placement %s\n", socks[0], strings.Join(specs, ","))
 	gctx, gcancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err = first.AddGIP(gctx, gip)
 	gcancel()
@@ -143,7 +156,7 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	// Let the DCs hear each other for one detection window, so that
 	// reachability and the GIP's active placement are filled in.
 	time.Sleep(time.Second)
-	fmt.Fprintf(out, "\n$ vipsmart --server %s status\n", dcs[0].AddrPort())
+	fmt.Fprintf(out, "\n$ vipsmart --server %s status\n", socks[0])
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := first.Status(sctx)
@@ -152,7 +165,7 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	}
 	dg := *g
 	printStatus(&dg, st)
-	fmt.Fprintf(out, "\n$ vipsmart --server %s dc list\n", dcs[0].AddrPort())
+	fmt.Fprintf(out, "\n$ vipsmart --server %s dc list\n", socks[0])
 	ds, err := first.ListDCs(sctx)
 	if err != nil {
 		return err
@@ -168,8 +181,8 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	if err := table(out, []string{"NAME", "ADDRESS", "REACHABLE", "STATUS", "EPOCH"}, rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\n$ vipsmart --server %s gip list\n", dcs[len(dcs)-1].AddrPort())
-	gs, err := httpapi.NewClient(dcs[len(dcs)-1].AddrPort().String()).ListGIPs(sctx)
+	fmt.Fprintf(out, "\n$ vipsmart --server %s gip list\n", socks[n-1])
+	gs, err := clients[n-1].ListGIPs(sctx)
 	if err != nil {
 		return err
 	}
@@ -181,8 +194,8 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		return err
 	}
 	fmt.Fprintln(out, "\nEvery DC holds the same federation:")
-	for _, d := range dcs {
-		st, err := httpapi.NewClient(d.AddrPort().String()).Status(sctx)
+	for i, d := range dcs {
+		st, err := clients[i].Status(sctx)
 		if err != nil {
 			return err
 		}
@@ -195,11 +208,14 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	if exit {
 		return nil
 	}
-	fmt.Fprintf(out, "\nThe DCs keep running until Ctrl-C. Try, from another terminal:\n")
-	fmt.Fprintf(out, "  vipsmart --server %s vip add web 192.0.2.10\n", dcs[1].AddrPort())
-	fmt.Fprintf(out, "  vipsmart --server %s gip show www      # then stop dc-1 (kill %d) and ask again\n", dcs[1].AddrPort(), procs[0].Process.Pid)
-	fmt.Fprintf(out, "  vipsmart --server %s dc leave\n", dcs[n-1].AddrPort())
-	fmt.Fprintf(out, "  vipsmart --server %s events\n", dcs[0].AddrPort())
+	fmt.Fprintf(out, "\nThe DCs keep running until Ctrl-C. Each DC's operator API is its socket\n")
+	fmt.Fprintf(out, "(--server); the DCs talk to each other over mutual TLS on their ports. Try, from\n")
+	fmt.Fprintf(out, "another terminal (go run ./cmd/vipsmart in place of vipsmart from a checkout):\n")
+	fmt.Fprintf(out, "  vipsmart --server %s status\n", socks[0])
+	fmt.Fprintf(out, "  vipsmart --server %s vip add web 192.0.2.10\n", socks[1])
+	fmt.Fprintf(out, "  vipsmart --server %s gip show www      # then stop dc-1 (kill %d) and ask again\n", socks[1], procs[0].Process.Pid)
+	fmt.Fprintf(out, "  vipsmart --server %s dc leave\n", socks[n-1])
+	fmt.Fprintf(out, "  vipsmart --server %s events\n", socks[0])
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nStopping the DCs.")
 	return nil
@@ -218,20 +234,20 @@ func joinArgs(a []string) string {
 	return s
 }
 
-func waitHealthy(ctx context.Context, addr string) error {
+// waitHealthy waits until the daemon answers on its socket.
+func waitHealthy(ctx context.Context, c *httpapi.Client) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		resp, err := http.Get("http://" + addr + "/healthz")
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := c.Status(sctx)
+		cancel()
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+			return nil
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	return errors.New("no answer on /healthz within 20s")
+	return errors.New("no answer on its socket within 20s")
 }

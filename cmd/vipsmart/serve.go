@@ -41,6 +41,7 @@ type serveOptions struct {
 	shutdownTO time.Duration
 	noFsync    bool
 	ann        announcerOptions
+	trust      trustOptions
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -48,14 +49,15 @@ func newServeCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon of one DC",
-		Long: `Serve runs the vipsmart daemon of one DC: the operator API and the peer routes
-on --listen, the embedded store (a bbolt file) in --data-dir, and the
-federation protocol. Every flag can also be set with an environment variable
+		Long: `Serve runs the vipsmart daemon of one DC: the federation listener (mutual TLS
+between DCs only) on --listen, the operator API on the unix socket --socket (and
+over HTTPS with tokens on --api-listen, if set), the embedded store (a bbolt
+file) and the DC's key in --data-dir, and the federation protocol. Every flag can also be set with an environment variable
 VIPSMART_<FLAG> (upper case, '-' as '_', e.g. VIPSMART_DATA_DIR) or as a key of
 the YAML file given with --config (keys are flag names, e.g. "data-dir").
 Precedence: flag, environment, config file, default. SIGINT or SIGTERM stops
 it cleanly.`,
-		Example: "  vipsmart serve --name dc-1 --listen 127.0.0.1:9610 --data-dir /var/lib/vipsmart",
+		Example: "  vipsmart serve --name dc-1 --listen 192.168.0.98:9610 --data-dir /var/lib/vipsmart",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			conf, err := loadConfig(cmd, o)
@@ -71,7 +73,7 @@ it cleanly.`,
 	f := c.Flags()
 	f.StringVar(&o.config, "config", "", "YAML config file whose keys are flag names (env VIPSMART_CONFIG)")
 	f.StringVar(&o.name, "name", "", "this DC's name, a DNS label unique in the federation (required)")
-	f.StringVar(&o.listen, "listen", "127.0.0.1:9610", "ADDR:PORT the API listens on (operator and peer routes)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:9610", "ADDR:PORT of the federation listener (mutual TLS between DCs)")
 	f.StringVar(&o.advertise, "advertise", "", "IP:PORT other DCs use to reach this one (default: --listen)")
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/vipsmart", "directory of the embedded store")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -83,6 +85,7 @@ it cleanly.`,
 	f.DurationVar(&o.fed.ReviewTTL, "review-ttl", federation.DefaultReviewTTL, "how long a member stays in candidate-review or leaving before reverting to member")
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
 	o.ann.flags(f)
+	o.trust.flags(f)
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	return c
@@ -196,39 +199,36 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	}
 	defer store.Close()
 
-	ln, err := net.Listen("tcp", o.listen)
+	ts, err := setupTrust(o, self, log)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
+		return err
 	}
+	self.Identity = ts.id.Fingerprint()
 	o.fed.OpIDs = opIDs(self.Name)
 	ann, err := o.ann.build(ctx, log)
 	if err != nil {
-		ln.Close()
+		ts.close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann}
+	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(ts.id.PeerClientConfig), Federation: o.fed, Logger: log, Announcer: ann, Keys: ts.id, Tokens: ts.tokens}
 	if cfg.Fault, err = testFault(log); err != nil {
-		ln.Close()
+		ts.close()
 		return usageError{err}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.New(ctx, cfg)
 	if err != nil {
-		ln.Close()
+		ts.close()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           (&httpapi.Server{Service: d, Peer: d, Logger: log}).Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
+	srvErr := make(chan error, 3)
+	ts.serveAll(d, log, srvErr)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
-	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir)
+	log.Info("vipsmart serving", "name", self.Name, "listen", ts.fed.Addr().String(), "advertise", self.AddrPort().String(), "socket", o.trust.socket, "api_listen", o.trust.apiListen, "identity", ts.id.Fingerprint(), "data_dir", o.dataDir)
 
 	var runErr error
 	ranOut := false
@@ -243,7 +243,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	ts.shutdown(sctx)
 	// Stop the daemon and wait for it: it withdraws every announcement
 	// before Run returns, and that must happen before the process exits.
 	cancelRun()
