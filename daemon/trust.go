@@ -185,9 +185,9 @@ func asError(err error) *vipsmart.Error {
 
 // PeerRefused records that a peer or a connection was refused: who it
 // claimed to be (may be empty), from where, with which key (may be empty),
-// and why. Records are rate-limited per remote host: the first refusal of
-// a host is recorded at once, then at most one per refusalWindow with the
-// count of those left out. It is safe to call from any goroutine.
+// and why. Records are rate-limited per remote host: at most refusalBurst
+// per refusalWindow, the next one saying how many were left out. It is
+// safe to call from any goroutine.
 func (d *Daemon) PeerRefused(remote, who, key, why string) {
 	now := d.cfg.Now()
 	ok, skipped := d.refusals.allow(hostOf(remote), now)
@@ -210,7 +210,7 @@ func (d *Daemon) PeerRefused(remote, who, key, why string) {
 	}
 	msg += ": " + why
 	if skipped > 0 {
-		msg += fmt.Sprintf(" (and %d more refusals from that host in the last %s, not listed)", skipped, refusalWindow)
+		msg += fmt.Sprintf(" (and %d more refusals from that host since the last record, not listed)", skipped)
 	}
 	d.log.Warn(msg, "kind", vipsmart.EventSecurity)
 	if _, err := d.cfg.Store.AppendEvents(context.Background(), []vipsmart.Event{{Time: now, DC: d.cfg.Self.Name, Kind: vipsmart.EventSecurity, Message: msg}}); err != nil {
@@ -225,23 +225,28 @@ func hostOf(addr string) string {
 	return addr
 }
 
-// refusalWindow is the rate limit of refusal records per remote host.
-const refusalWindow = 10 * time.Second
+// The rate limit of refusal records: refusalBurst per refusalWindow per
+// remote host.
+const (
+	refusalWindow = 10 * time.Second
+	refusalBurst  = 3
+)
 
 // maxRefusalHosts bounds the hosts the limiter remembers; beyond it, new
 // hosts share one budget.
 const maxRefusalHosts = 1024
 
-// refusalLimiter lets through the first refusal of a host, then one per
-// window, counting those it holds back.
+// refusalLimiter lets through refusalBurst refusals of a host per window,
+// counting those it holds back.
 type refusalLimiter struct {
 	mu    sync.Mutex
 	hosts map[string]*refusalHost
 }
 
 type refusalHost struct {
-	last    time.Time
-	skipped int
+	start   time.Time // of the current window
+	n       int       // records in the current window
+	skipped int       // refusals held back since the last record
 }
 
 func (l *refusalLimiter) allow(host string, now time.Time) (bool, int) {
@@ -254,30 +259,30 @@ func (l *refusalLimiter) allow(host string, now time.Time) (bool, int) {
 	if !ok {
 		if len(l.hosts) >= maxRefusalHosts {
 			for k, v := range l.hosts {
-				if now.Sub(v.last) >= refusalWindow && v.skipped == 0 {
+				if now.Sub(v.start) >= refusalWindow && v.skipped == 0 {
 					delete(l.hosts, k)
 				}
 			}
 		}
 		if len(l.hosts) >= maxRefusalHosts {
 			host = "(other hosts)"
-			if h, ok = l.hosts[host]; !ok {
-				h = &refusalHost{}
-				l.hosts[host] = h
-				h.last = now
-				return true, 0
-			}
-		} else {
-			l.hosts[host] = &refusalHost{last: now}
-			return true, 0
+			h = l.hosts[host]
+		}
+		if h == nil {
+			h = &refusalHost{start: now}
+			l.hosts[host] = h
 		}
 	}
-	if now.Sub(h.last) < refusalWindow && !now.Before(h.last) {
+	if now.Sub(h.start) >= refusalWindow || now.Before(h.start) {
+		h.start, h.n = now, 0
+	}
+	if h.n >= refusalBurst {
 		h.skipped++
 		return false, 0
 	}
+	h.n++
 	n := h.skipped
-	h.last, h.skipped = now, 0
+	h.skipped = 0
 	return true, n
 }
 
