@@ -321,17 +321,22 @@ func (f *File) ConsumeReserved(now time.Time) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ops []string
+	var marked []int
 	t := now.UTC().Truncate(time.Second)
 	for i := range f.d.Join {
 		if r := &f.d.Join[i]; r.Op != "" && r.Used == nil {
 			r.Used = &t
 			ops = append(ops, r.Op)
+			marked = append(marked, i)
 		}
 	}
 	if len(ops) == 0 {
 		return nil, nil
 	}
 	if err := f.save(); err != nil {
+		for _, i := range marked {
+			f.d.Join[i].Used = nil
+		}
 		return nil, err
 	}
 	return ops, nil
