@@ -29,7 +29,7 @@ func authDC(i int) vipsmart.DC {
 // connection presents the key of the sending node (its Self), invites pass
 // when their token is "ok", AnswerOnly messages are answered.
 type authNet struct {
-	t       *testing.T
+	t       testing.TB
 	now     time.Time
 	nodes   map[string]*Node
 	queue   []Message
@@ -40,7 +40,7 @@ type authNet struct {
 
 var authEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func newAuthNet(t *testing.T, n int) *authNet {
+func newAuthNet(t testing.TB, n int) *authNet {
 	a := &authNet{t: t, now: authEpoch, nodes: map[string]*Node{}, results: map[string]error{}}
 	for i := 1; i <= n; i++ {
 		d := authDC(i)

@@ -44,7 +44,9 @@ const (
 	MaxLen = 256
 )
 
-var b64 = base64.RawURLEncoding
+// b64 is strict: one token has exactly one spelling (no other string with
+// different unused bits decodes to the same secret).
+var b64 = base64.RawURLEncoding.Strict()
 
 // Join is a decoded join token.
 type Join struct {

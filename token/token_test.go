@@ -10,6 +10,8 @@ import (
 	"github.com/vipsmart/vipsmart"
 )
 
+const b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 var (
 	t0  = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	fp1 = "sha256:" + strings.Repeat("1a", 32)
@@ -44,6 +46,14 @@ func TestAPITokenRoundTrip(t *testing.T) {
 	got, err := ParseAPI(a.String())
 	if err != nil || got.Name != "ci-deploy" || Hash(got.Secret) != Hash(a.Secret) {
 		t.Fatalf("ParseAPI: %+v %v", got, err)
+	}
+	// The last character carries 2 unused bits: another spelling of the
+	// same secret is refused.
+	tok := a.String()
+	last := strings.IndexByte(b64chars, tok[len(tok)-1])
+	alias := tok[:len(tok)-1] + string(b64chars[last^1])
+	if _, err := ParseAPI(alias); err == nil {
+		t.Errorf("ParseAPI accepts %q, another spelling of %q", alias, tok)
 	}
 	for _, bad := range []string{"", "vsapi1_", "vsapi1_ci", "vsapi1_CI_" + strings.Repeat("A", 43), "vsapi1_ci_short", JoinPrefix + "x"} {
 		if _, err := ParseAPI(bad); !vipsmart.IsCode(err, vipsmart.EUNAUTHORIZED) {
