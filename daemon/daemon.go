@@ -331,12 +331,13 @@ func (d *Daemon) vipsChanged() {
 // propose starts a federation operation and waits for its result.
 func (d *Daemon) propose(ctx context.Context, p federation.Proposal) error {
 	p.By = askedBy(ctx)
-	return d.proposeWith(ctx, func() (federation.Proposal, error) { return p, nil })
+	return d.proposeWith(ctx, func() (federation.Proposal, error) { return p, nil }, nil)
 }
 
 // proposeWith is propose with the proposal made on the loop by mk (which
-// may refuse it).
-func (d *Daemon) proposeWith(ctx context.Context, mk func() (federation.Proposal, error)) error {
+// may refuse it); refused, if set, runs on the loop when the node refuses
+// the proposal at once.
+func (d *Daemon) proposeWith(ctx context.Context, mk func() (federation.Proposal, error), refused func()) error {
 	ch := make(chan error, 1)
 	var opID string
 	err := d.call(ctx, func() error {
@@ -346,6 +347,9 @@ func (d *Daemon) proposeWith(ctx context.Context, mk func() (federation.Proposal
 		}
 		id, err := d.node.Propose(d.cfg.Now(), p)
 		if err != nil {
+			if refused != nil {
+				refused()
+			}
 			return err
 		}
 		opID = id

@@ -328,6 +328,10 @@ func (d *Daemon) RotateIdentity(ctx context.Context) (vipsmart.StatusInfo, error
 		self := d.node.Self()
 		self.Identity = fp
 		return federation.Proposal{Kind: federation.RotateIdentity, DC: self, By: askedBy(ctx)}, nil
+	}, func() {
+		if err := d.cfg.Keys.Discard(); err != nil {
+			d.log.Warn("dropping the unused new key", "err", err)
+		}
 	})
 	if err != nil {
 		return vipsmart.StatusInfo{}, err
