@@ -28,16 +28,20 @@ func BenchmarkGIPAdd(b *testing.B) {
 			c := ds[0].client()
 			ctx := context.Background()
 			var lat []time.Duration
+			var cpu time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				g := vipsmart.GIP{Name: "bench", Address: netip.MustParseAddr("203.0.113.7"), Mode: vipsmart.ModeFailover, Preempt: true,
 					Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 200}, {DC: ds[n-1].name, Priority: 100}}}
+				cpu0 := daemonCPU(b, ds)
 				start := time.Now()
 				if _, err := c.AddGIP(ctx, g); err != nil {
 					b.Fatalf("gip add: %v", err)
 				}
 				lat = append(lat, time.Since(start))
 				b.StopTimer()
+				time.Sleep(cpuWindow)
+				cpu += daemonCPU(b, ds) - cpu0
 				waitSettled(b, ds)
 				if err := c.RemoveGIP(ctx, "bench"); err != nil {
 					b.Fatalf("gip remove: %v", err)
@@ -47,6 +51,7 @@ func BenchmarkGIPAdd(b *testing.B) {
 			}
 			b.StopTimer()
 			reportLatencies(b, lat)
+			reportCPU(b, cpu, b.N)
 		})
 	}
 }
