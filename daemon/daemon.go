@@ -190,6 +190,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 			return nil, fmt.Errorf("restoring federation state: %w", err)
 		}
 	}
+	d.consumeJoinTokens(ctx)
 	d.node.SetLocalVIPs(d.vipAddrs())
 	d.setChecks()
 	d.node.SetLocalReport(d.localReport())

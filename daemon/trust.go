@@ -29,9 +29,8 @@ type Keyring interface {
 type Tokens interface {
 	CreateJoin(name, identity string, ttl time.Duration, now time.Time) (vipsmart.JoinToken, error)
 	CheckJoin(tok, name, identity string, now time.Time) (string, error)
-	ReserveJoin(hash, op string) error
-	HasReserved() bool
-	ConsumeReserved(now time.Time) ([]string, error)
+	HasUnused(now time.Time) bool
+	ConsumeAll(now time.Time, how string) (int, error)
 	CreateAPI(name string, role vipsmart.Role, ttl time.Duration, now time.Time) (vipsmart.NewAPIToken, error)
 	ListAPI() []vipsmart.APIToken
 	RevokeAPI(name string) error
@@ -90,8 +89,9 @@ func (d *Daemon) reconcileKeys() (bool, error) {
 // afterPersist runs in processReady once a Ready's update is on disk and
 // before its messages leave: it installs a key whose rotation just
 // committed (so that the commit messages already present it), drops a
-// pending key whose rotation ended without a commit, and marks used the
-// join tokens of an invite that made this DC a member.
+// pending key whose rotation ended without a commit, and, once this DC is
+// a member, marks its join tokens used (a join token works once; the
+// invite path itself writes nothing, so that it costs no disk write).
 func (d *Daemon) afterPersist(ctx context.Context) {
 	if k := d.cfg.Keys; k != nil {
 		self := d.node.Self().Identity
@@ -111,14 +111,24 @@ func (d *Daemon) afterPersist(ctx context.Context) {
 			}
 		}
 	}
-	if t := d.cfg.Tokens; t != nil && d.node.Member() && t.HasReserved() {
-		ops, err := t.ConsumeReserved(d.cfg.Now())
-		if err != nil {
-			d.log.Error("marking a join token used", "err", err)
-		}
-		for _, op := range ops {
-			d.appendEvents(context.WithoutCancel(ctx), []vipsmart.Event{{Time: d.cfg.Now(), DC: d.cfg.Self.Name, Kind: vipsmart.EventSecurity, OpID: op, Message: "the join token of operation " + op + " is used up: " + d.cfg.Self.Name + " is a member"}})
-		}
+	d.consumeJoinTokens(ctx)
+}
+
+// consumeJoinTokens marks the join tokens used once this DC is a member.
+func (d *Daemon) consumeJoinTokens(ctx context.Context) {
+	t := d.cfg.Tokens
+	if t == nil || !d.node.Member() || !t.HasUnused(d.cfg.Now()) {
+		return
+	}
+	st := d.node.Status(d.cfg.Now())
+	how := fmt.Sprintf("%s joined federation %s", d.cfg.Self.Name, st.Federation.ID)
+	n, err := t.ConsumeAll(d.cfg.Now(), how)
+	if err != nil {
+		d.log.Error("marking join tokens used", "err", err)
+		return
+	}
+	if n > 0 {
+		d.appendEvents(context.WithoutCancel(ctx), []vipsmart.Event{{Time: d.cfg.Now(), DC: d.cfg.Self.Name, Kind: vipsmart.EventSecurity, Message: fmt.Sprintf("%d join token(s) used up: %s", n, how)}})
 	}
 }
 
@@ -147,13 +157,12 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 			d.node.Answer(now, m)
 			return nil
 		case federation.NeedsJoinToken:
-			var h string
 			if d.cfg.Tokens == nil {
 				err = vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "%s keeps no join tokens", d.cfg.Self.Name)
 			} else if m.Change != nil && m.Change.DC != nil && m.Change.DC.Identity != "" && m.Change.DC.Identity != d.node.Self().Identity {
 				err = vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the invite pins key %s, but %s's key is %s", vipsmart.ShortIdentity(m.Change.DC.Identity), d.cfg.Self.Name, vipsmart.ShortIdentity(d.node.Self().Identity))
 			} else {
-				h, err = d.cfg.Tokens.CheckJoin(m.Token, d.cfg.Self.Name, d.node.Self().Identity, now)
+				_, err = d.cfg.Tokens.CheckJoin(m.Token, d.cfg.Self.Name, d.node.Self().Identity, now)
 			}
 			if err != nil {
 				e := asError(err)
@@ -161,15 +170,7 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 				d.PeerRefused(c.Addr, m.From.Name, c.Identity, "invite "+m.OpID+": "+e.Message)
 				return err
 			}
-			if err := d.node.Step(now, m); err != nil {
-				return err
-			}
-			if d.node.PendingInvite() == m.OpID {
-				if err := d.cfg.Tokens.ReserveJoin(h, m.OpID); err != nil {
-					d.log.Error("reserving a join token", "err", err)
-				}
-			}
-			return nil
+			return d.node.Step(now, m)
 		}
 		d.PeerRefused(c.Addr, m.From.Name, c.Identity, fmt.Sprintf("%s message: %s", m.Type, asError(err).Message))
 		return err

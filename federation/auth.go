@@ -183,15 +183,6 @@ func (n *Node) RefuseInvite(m Message, code vipsmart.ErrorCode, reason string) {
 // rotation of its key commits).
 func (n *Node) Self() vipsmart.DC { return n.h.Self }
 
-// PendingInvite returns the operation of the invite this DC accepted and
-// holds now, "" if none.
-func (n *Node) PendingInvite() string {
-	if l := n.h.Lock; l != nil && n.h.Status == vipsmart.StatusInvited {
-		return l.OpID
-	}
-	return ""
-}
-
 // Member reports whether this DC is in a federation (member,
 // candidate-review or leaving).
 func (n *Node) Member() bool { return n.h.memberish() }

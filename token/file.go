@@ -36,8 +36,8 @@ type joinRec struct {
 	Hash    string     `json:"hash"`
 	Created time.Time  `json:"created"`
 	Expires time.Time  `json:"expires"`
-	Op      string     `json:"op,omitempty"`   // the invite that reserved it
-	Used    *time.Time `json:"used,omitempty"` // when its add committed
+	Op      string     `json:"op,omitempty"`   // how it was used (the join)
+	Used    *time.Time `json:"used,omitempty"` // when the DC joined
 }
 
 type fileData struct {
@@ -247,8 +247,7 @@ func (f *File) pruneJoin(now time.Time) {
 
 // CheckJoin checks a join token presented to this DC (name, key identity)
 // in an invite: it must be well formed, made for this DC, made here,
-// unused and unexpired. It returns the token's hash (for ReserveJoin) or
-// an error whose message says which rule failed and how to get a good
+// unused and unexpired. It returns the token's hash or an error whose message says which rule failed and how to get a good
 // token (EINVALID for a malformed one, EFORBIDDEN otherwise).
 func (f *File) CheckJoin(tok, name, identity string, now time.Time) (string, error) {
 	if tok == "" {
@@ -270,7 +269,7 @@ func (f *File) CheckJoin(tok, name, identity string, now time.Time) (string, err
 		}
 		switch {
 		case r.Used != nil:
-			return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the join token was already used (at %s, by operation %s): a join token works once; make a new one on %s with `vipsmart dc join-token`", r.Used.Format(time.RFC3339), r.Op, name)
+			return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the join token was already used (at %s: %s): a join token works once; make a new one on %s with `vipsmart dc join-token`", r.Used.Format(time.RFC3339), r.Op, name)
 		case !now.Before(r.Expires):
 			return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the join token expired at %s: make a new one on %s with `vipsmart dc join-token` (--ttl sets how long it lasts)", r.Expires.Format(time.RFC3339), name)
 		}
@@ -279,65 +278,42 @@ func (f *File) CheckJoin(tok, name, identity string, now time.Time) (string, err
 	return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the join token was not made on %s, or was forgotten (its data directory reset?): make a new one on %s with `vipsmart dc join-token`", name, name)
 }
 
-// ReserveJoin records that the invite of operation op was accepted with
-// the token of hash h: when this DC becomes a member, ConsumeReserved
-// marks it used.
-func (f *File) ReserveJoin(h, op string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i := range f.d.Join {
-		if f.d.Join[i].Hash == h {
-			if f.d.Join[i].Op == op {
-				return nil
-			}
-			old := f.d.Join[i].Op
-			f.d.Join[i].Op = op
-			if err := f.save(); err != nil {
-				f.d.Join[i].Op = old
-				return err
-			}
-			return nil
-		}
-	}
-	return nil
-}
-
-// HasReserved reports whether a reserved token awaits ConsumeReserved.
-func (f *File) HasReserved() bool {
+// HasUnused reports whether a join token that is neither used nor expired
+// is kept (memory only: cheap enough to ask after every change).
+func (f *File) HasUnused(now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range f.d.Join {
-		if r.Op != "" && r.Used == nil {
+		if r.Used == nil && now.Before(r.Expires) {
 			return true
 		}
 	}
 	return false
 }
 
-// ConsumeReserved marks every reserved, unused token used: this DC became
-// a member by one of the invites they were presented with. It returns the
-// operations whose tokens it consumed.
-func (f *File) ConsumeReserved(now time.Time) ([]string, error) {
+// ConsumeAll marks every unused join token used, by how (e.g. "dc-2
+// joined federation f-1"): the DC became a member, so its tokens are spent
+// (a member makes no join token, so every unused one was made to join).
+// It returns how many it marked.
+func (f *File) ConsumeAll(now time.Time, how string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var ops []string
 	var marked []int
 	t := now.UTC().Truncate(time.Second)
 	for i := range f.d.Join {
-		if r := &f.d.Join[i]; r.Op != "" && r.Used == nil {
-			r.Used = &t
-			ops = append(ops, r.Op)
+		if r := &f.d.Join[i]; r.Used == nil && now.Before(r.Expires) {
+			r.Used, r.Op = &t, how
 			marked = append(marked, i)
 		}
 	}
-	if len(ops) == 0 {
-		return nil, nil
+	if len(marked) == 0 {
+		return 0, nil
 	}
 	if err := f.save(); err != nil {
 		for _, i := range marked {
-			f.d.Join[i].Used = nil
+			f.d.Join[i].Used, f.d.Join[i].Op = nil, ""
 		}
-		return nil, err
+		return 0, err
 	}
-	return ops, nil
+	return len(marked), nil
 }

@@ -101,23 +101,20 @@ func TestJoinTokenLifecycle(t *testing.T) {
 	if _, err := f.CheckJoin(other.String(), "dc-2", fp1, t0); err == nil || !strings.Contains(err.Error(), "not made on dc-2") {
 		t.Errorf("a token made elsewhere: %v", err)
 	}
-	// Reserved by an invite, used up when the DC becomes a member; a
-	// restart remembers.
-	if err := f.ReserveJoin(h, "dc-1-7"); err != nil || !f.HasReserved() {
-		t.Fatal(err)
+	// Used up when the DC becomes a member (with any other unused token);
+	// a restart remembers.
+	if _, err := f.CheckJoin(jt.Token, "dc-2", fp1, t0); err != nil || !f.HasUnused(t0) || h == "" {
+		t.Fatalf("an unused token: %v", err)
 	}
-	if _, err := f.CheckJoin(jt.Token, "dc-2", fp1, t0); err != nil {
-		t.Fatalf("a reserved token is refused before its add commits: %v", err)
-	}
-	ops, err := f.ConsumeReserved(t0.Add(2 * time.Minute))
-	if err != nil || len(ops) != 1 || ops[0] != "dc-1-7" || f.HasReserved() {
-		t.Fatalf("consume: %v %v", ops, err)
+	n, err := f.ConsumeAll(t0.Add(2*time.Minute), "dc-2 joined federation f-7")
+	if err != nil || n != 1 || f.HasUnused(t0) {
+		t.Fatalf("consume: %d %v", n, err)
 	}
 	f2, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f2.CheckJoin(jt.Token, "dc-2", fp1, t0.Add(3*time.Minute)); err == nil || !strings.Contains(err.Error(), "already used") || !strings.Contains(err.Error(), "dc-1-7") {
+	if _, err := f2.CheckJoin(jt.Token, "dc-2", fp1, t0.Add(3*time.Minute)); err == nil || !strings.Contains(err.Error(), "already used") || !strings.Contains(err.Error(), "joined federation f-7") {
 		t.Fatalf("a used token after a restart: %v", err)
 	}
 	if _, err := f.CreateJoin("dc-2", fp1, 0, t0); !vipsmart.IsCode(err, vipsmart.EINVALID) {
