@@ -124,9 +124,28 @@ func fedState(t testing.TB, d *daemon) string {
 }
 
 // snapshotAll returns fedState of every daemon and the sequence number
-// of its last event.
+// of its last event, once their event logs have been quiet for half a
+// second (a GIP's activation, say, is not mistaken for a forgery's work).
 func snapshotAll(t testing.TB, ds []*daemon) ([]string, []uint64) {
 	t.Helper()
+	last := func() string {
+		var b strings.Builder
+		for _, d := range ds {
+			es, err := d.client().Events(context.Background(), 0, 10000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprint(&b, len(es), ",")
+		}
+		return b.String()
+	}
+	prev, since := last(), time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && time.Since(since) < 500*time.Millisecond; {
+		time.Sleep(50 * time.Millisecond)
+		if now := last(); now != prev {
+			prev, since = now, time.Now()
+		}
+	}
 	states := make([]string, len(ds))
 	seqs := make([]uint64, len(ds))
 	for i, d := range ds {
@@ -234,6 +253,7 @@ func TestForgeriesAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectFederation(t, ds, []*daemon{lone})
+	waitActive(t, ds, "www", []string{"dc-1"}, 10*time.Second) // its activation is an event too
 	all := append(slices.Clone(ds), lone)
 	states, seqs := snapshotAll(t, all)
 	st1 := statusOf(t, d1)
@@ -461,13 +481,18 @@ func TestRotateIdentity(t *testing.T) {
 	if st2.Identity == old.fp || !strings.Contains(out, st2.Identity) {
 		t.Fatalf("rotate-identity: %q; identity %s (old %s)", out, st2.Identity, old.fp)
 	}
-	for _, d := range ds {
-		for _, m := range statusOf(t, d).Federation.Members {
-			if m.Name == "dc-2" && m.Identity != st2.Identity {
-				t.Fatalf("%s lists dc-2 with key %s; want the new %s", d.name, m.Identity, st2.Identity)
+	// The coordinator's commit is the decision; the members apply it
+	// within milliseconds.
+	eventually(t, 5*time.Second, "every member lists dc-2's new key", func() error {
+		for _, d := range ds {
+			for _, m := range statusOf(t, d).Federation.Members {
+				if m.Name == "dc-2" && m.Identity != st2.Identity {
+					return fmt.Errorf("%s lists dc-2 with key %s; want the new %s", d.name, m.Identity, st2.Identity)
+				}
 			}
 		}
-	}
+		return nil
+	})
 	if k := loadKey(t, d2.dataDir); k.fp != st2.Identity {
 		t.Fatalf("dc-2's key file has %s; status says %s", k.fp, st2.Identity)
 	}
