@@ -46,3 +46,26 @@ func reportCPU(b *testing.B, cpu time.Duration, ops int) {
 		b.ReportMetric(float64(cpu.Microseconds())/1000/float64(ops), "cpu-ms/op")
 	}
 }
+
+// BenchmarkIdleCPU measures what a federation of N real daemons costs at
+// rest (heartbeats only): the CPU all daemons use per second of wall
+// time, over 5 s once the federation settled (1000 = one core busy).
+//
+//	go test ./e2e -run '^$' -bench BenchmarkIdleCPU -benchtime 1x
+func BenchmarkIdleCPU(b *testing.B) {
+	for _, n := range []int{10, 25} {
+		b.Run("members="+strconv.Itoa(n), func(b *testing.B) {
+			ds := startFederation(b, n, benchFlags()...)
+			waitSettled(b, ds)
+			time.Sleep(2 * time.Second)
+			var total float64
+			for i := 0; i < b.N; i++ {
+				c0, t0 := daemonCPU(b, ds), time.Now()
+				time.Sleep(5 * time.Second)
+				total += float64(daemonCPU(b, ds)-c0) / float64(time.Since(t0)) * 1000
+			}
+			b.ReportMetric(total/float64(b.N), "cpu-ms/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
