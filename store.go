@@ -70,4 +70,5 @@ const (
 	EventVIP        = "vip"        // a VIP was added or removed
 	EventConfig     = "config"     // the configuration was reloaded (SIGHUP)
 	EventAnnounce   = "announce"   // an announcer failed or recovered, a BGP session or BFD went down or up
+	EventSecurity   = "security"   // a peer or client was refused; a token or key changed
 )

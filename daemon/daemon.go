@@ -64,6 +64,11 @@ type Config struct {
 	// Metrics, if set, receives the daemon's Prometheus series
 	// (metrics.go; docs/metrics.md).
 	Metrics prometheus.Registerer
+	// Keys is the DC's key (Self.Identity is its fingerprint); nil: no
+	// rotation. Tokens keeps the join and API tokens; nil: invites are
+	// refused.
+	Keys   Keyring
+	Tokens Tokens
 }
 
 // Daemon is one DC's running daemon.
@@ -108,6 +113,8 @@ type Daemon struct {
 	peers  map[string]*peerQueue
 	closed bool
 
+	refusals refusalLimiter
+
 	stopped chan struct{} // closed when Run returns
 
 	metrics *metrics     // nil without Config.Metrics
@@ -143,6 +150,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	rec, gips, err := cfg.Store.LoadFederation(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("loading federation state: %w", err)
+	}
+	if cfg.Keys != nil {
+		cfg.Self.Identity = cfg.Keys.Fingerprint()
+		cfg.Federation.Self = cfg.Self
 	}
 	node, err := federation.NewNode(cfg.Federation, rec, gips, cfg.Now())
 	if err != nil {
@@ -198,6 +209,18 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	for _, v := range vl {
 		d.vips[v.Name] = v
 	}
+	if changed, err := d.reconcileKeys(); err != nil {
+		return nil, fmt.Errorf("installing the key of a committed rotation: %w", err)
+	} else if changed {
+		// The rotation committed before the daemon stopped: restart the
+		// node with the installed key.
+		d.cfg.Self.Identity = cfg.Keys.Fingerprint()
+		d.cfg.Federation.Self = d.cfg.Self
+		if d.node, err = federation.NewNode(d.cfg.Federation, rec, gips, cfg.Now()); err != nil {
+			return nil, fmt.Errorf("restoring federation state: %w", err)
+		}
+	}
+	d.consumeJoinTokens(ctx)
 	d.node.SetLocalVIPs(d.vipAddrs())
 	d.setChecks()
 	d.node.SetLocalReport(d.localReport())
@@ -248,6 +271,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			if err := d.cfg.Store.SaveFederation(context.WithoutCancel(ctx), *rd.Update); err != nil {
 				return fmt.Errorf("persisting federation state: %w", err)
 			}
+			d.afterPersist(ctx)
 		}
 		if len(rd.Events) > 0 {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
@@ -357,23 +381,32 @@ func (d *Daemon) vipsChanged() {
 	d.updateActive()
 }
 
-// Deliver hands a message from a peer to the node. It validates the message
-// first: a malformed one is refused with EINVALID and changes nothing.
-func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
-	if err := m.Validate(); err != nil {
-		return err
-	}
-	return d.call(ctx, func() error { return d.node.Step(d.cfg.Now(), m) })
+// propose starts a federation operation and waits for its result.
+func (d *Daemon) propose(ctx context.Context, p federation.Proposal) error {
+	p.By = askedBy(ctx)
+	return d.proposeWith(ctx, func() (federation.Proposal, error) { return p, nil }, nil)
 }
 
-// propose starts a federation operation and waits for its result.
-func (d *Daemon) propose(ctx context.Context, p federation.Proposal) (err error) {
-	defer d.metrics.operation(p, d.cfg.Now(), d.cfg.Now, &err)
+// proposeWith is propose with the proposal made on the loop by mk (which
+// may refuse it); refused, if set, runs on the loop when the node refuses
+// the proposal at once. Its outcome and duration go to the metrics.
+func (d *Daemon) proposeWith(ctx context.Context, mk func() (federation.Proposal, error), refused func()) (err error) {
+	var p federation.Proposal
+	start := d.cfg.Now()
+	defer func() { d.metrics.operation(p, start, d.cfg.Now, &err) }()
 	ch := make(chan error, 1)
 	var opID string
 	err = d.call(ctx, func() error {
+		var err error
+		p, err = mk()
+		if err != nil {
+			return err
+		}
 		id, err := d.node.Propose(d.cfg.Now(), p)
 		if err != nil {
+			if refused != nil {
+				refused()
+			}
 			return err
 		}
 		opID = id
@@ -398,6 +431,7 @@ func (d *Daemon) Status(ctx context.Context) (vipsmart.StatusInfo, error) {
 	var st vipsmart.StatusInfo
 	err := d.call(ctx, func() error {
 		st = d.node.Status(d.cfg.Now())
+		st.Identity = d.node.Self().Identity
 		st.VIPs = len(d.vips)
 		return nil
 	})
@@ -483,7 +517,7 @@ func (d *Daemon) AddVIP(ctx context.Context, v vipsmart.VIP) (vipsmart.VIP, erro
 		}
 		d.vips[v.Name] = v
 		d.vipsChanged()
-		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s added", v.Name, v.Address))
+		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s added%s", v.Name, v.Address, byNote(ctx)))
 		if err := d.preflight(v, preflightCache{}); err != nil {
 			d.eventAt(vipsmart.EventAnnounce, vipsmart.LevelWarn, fmt.Sprintf("VIP %s %s cannot be announced: %v", v.Name, v.Address, err))
 		}
@@ -514,7 +548,7 @@ func (d *Daemon) RemoveVIP(ctx context.Context, name string) error {
 		v := d.vips[name]
 		delete(d.vips, name)
 		d.vipsChanged()
-		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s removed", name, v.Address))
+		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s removed%s", name, v.Address, byNote(ctx)))
 		return nil
 	})
 }
@@ -529,12 +563,17 @@ func (d *Daemon) ListDCs(ctx context.Context) ([]vipsmart.DCInfo, error) {
 	return out, err
 }
 
-// AddDC implements vipsmart.Service.
-func (d *Daemon) AddDC(ctx context.Context, c vipsmart.DC) (vipsmart.StatusInfo, error) {
+// AddDC implements vipsmart.Service. tok is the candidate's join token:
+// it binds the candidate's key, which the coordinator then pins.
+func (d *Daemon) AddDC(ctx context.Context, c vipsmart.DC, tok string) (vipsmart.StatusInfo, error) {
 	if err := c.Validate(); err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
-	if err := d.propose(ctx, federation.Proposal{Kind: federation.AddDC, DC: c}); err != nil {
+	c, err := checkJoinToken(c, tok, d.cfg.Now())
+	if err != nil {
+		return vipsmart.StatusInfo{}, err
+	}
+	if err := d.propose(ctx, federation.Proposal{Kind: federation.AddDC, DC: c, Token: tok}); err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
 	return d.Status(context.WithoutCancel(ctx))

@@ -45,11 +45,13 @@ func opKind(p federation.Proposal) string {
 		return "add_gip"
 	case federation.DeleteGIP:
 		return "remove_gip"
+	case federation.RotateIdentity:
+		return "rotate_identity"
 	}
 	return "other"
 }
 
-var opKinds = []string{"add_dc", "remove_dc", "leave", "add_gip", "update_gip", "remove_gip"}
+var opKinds = []string{"add_dc", "remove_dc", "leave", "add_gip", "update_gip", "remove_gip", "rotate_identity"}
 
 // The reasons of vipsmart_gip_failovers_total: why a DC that was active for
 // a GIP no longer is.

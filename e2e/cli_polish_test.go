@@ -19,7 +19,7 @@ func TestDCListRightAfterAdd(t *testing.T) {
 	for _, d := range ds[1:] {
 		// Through the API, as a pipeline would: the list follows the
 		// add's answer within microseconds, before any heartbeat.
-		if _, err := c.AddDC(context.Background(), dcOf(d)); err != nil {
+		if _, err := c.AddDC(context.Background(), dcOf(d), apiJoinToken(t, d)); err != nil {
 			t.Fatalf("dc add %s: %v", d.name, err)
 		}
 		rows, err := c.ListDCs(context.Background())

@@ -33,7 +33,7 @@ func TestBadServeSettingsAreRefused(t *testing.T) {
 		{"phase-timeout not shorter than the TTLs", "", nil, []string{"--phase-timeout", "20s"}, "--phase-timeout (20s) must be shorter than --invite-ttl (default) (10s)"},
 		{"a map in the config file", "bgp-peer:\n  a: b\n", nil, nil, "key bgp-peer (line 2) holds a map"},
 		{"a bad BGP peer", "", nil, []string{"--announcer", "bgp", "--bgp-asn", "65000", "--bgp-router-id", "192.0.2.1", "--bgp-peer", "300.1.1.1,65001"}, "--bgp-peer: "},
-		{"rebuild flags alone", "", nil, []string{"--rebuild-federation", "f-x"}, "--rebuild-federation and --rebuild-from go together"},
+		{"rebuild flags alone", "", nil, []string{"--rebuild-federation", "f-x"}, "--rebuild-federation, --rebuild-from and --rebuild-identity go together"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 // exit with an error before answering; it returns what it printed.
 func (d *daemon) startFails() string {
 	d.t.Helper()
-	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir}, d.extra...)
+	args := d.serveArgs()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -219,7 +219,7 @@ func TestLostStoreRebuiltFromTheFederation(t *testing.T) {
 	mustContain(t, "the refusal", out, "the file is missing", "--rebuild-federation "+fed)
 
 	extra := d3.extra
-	d3.extra = append(append([]string{}, extra...), "--rebuild-federation", fed, "--rebuild-from", d1.spec())
+	d3.extra = append(append([]string{}, extra...), "--rebuild-federation", fed, "--rebuild-from", d1.spec(), "--rebuild-identity", statusOf(t, d1).Identity)
 	d3.start()
 	got := expectFederation(t, ds, nil)
 	if got.Federation.ID != fed || got.Federation.Epoch != epoch {

@@ -44,6 +44,9 @@ const (
 	Leave     ProposalKind = "leave"
 	PutGIP    ProposalKind = "put-gip"
 	DeleteGIP ProposalKind = "delete-gip"
+	// RotateIdentity commits a new key fingerprint of the coordinator
+	// (Proposal.DC: the coordinator with its new Identity).
+	RotateIdentity ProposalKind = "rotate-identity"
 )
 
 // Proposal is an operator change. DC is the candidate of AddDC; Name is the
@@ -58,6 +61,11 @@ type Proposal struct {
 	// Update makes PutGIP change an existing GIP (ENOTFOUND if there is
 	// none); without it PutGIP creates one (ECONFLICT if the name exists).
 	Update bool
+	// By names who asked (for the event log of every member).
+	By string
+	// Token is AddDC's join token, made on the candidate: the invite
+	// carries it to the candidate (and nowhere else).
+	Token string
 }
 
 // Report is what a DC tells the other members in its heartbeats besides
@@ -129,6 +137,8 @@ type Change struct {
 	// NewFedID is set when the change re-founds the federation under a new
 	// id (a forced removal in a federation of two; see docs).
 	NewFedID string `json:"new_fed_id,omitempty"`
+	// By names who asked for the change (the event log shows it).
+	By string `json:"by,omitempty"`
 }
 
 // Decision is a committed change: the federation FedID went from FromEpoch
@@ -191,6 +201,11 @@ type Message struct {
 	SenderFed   string `json:"sender_fed,omitempty"`
 	// Report is the sender's health report (heartbeats and their answers).
 	Report *Report `json:"report,omitempty"`
+	// Token is the join token of an invite (see Proposal.Token); Members
+	// are the members of the federation an invite is for, with their keys,
+	// so that the candidate knows whom to believe.
+	Token   string        `json:"token,omitempty"`
+	Members []vipsmart.DC `json:"members,omitempty"`
 	// Responses: OK, or the refusal.
 	OK     bool               `json:"ok,omitempty"`
 	Code   vipsmart.ErrorCode `json:"code,omitempty"`

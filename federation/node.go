@@ -50,6 +50,7 @@ type op struct {
 	acked      map[string]bool
 	doubts     []Doubt
 	newState   *State
+	token      string // AddDC: the join token the invite carries
 }
 
 // peer is what this DC knows of another DC.

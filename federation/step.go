@@ -227,6 +227,9 @@ func (n *Node) applyDecision(now time.Time, d Decision) {
 		n.h.Founding = &dd
 	}
 	n.h.Members = members
+	if d.Change.Kind == RotateIdentity && d.Change.DC != nil && d.Change.DC.Name == n.h.Self.Name {
+		n.h.Self.Identity = d.Change.DC.Identity
+	}
 	for _, g := range put {
 		n.putGIP(g)
 	}
@@ -265,8 +268,8 @@ func (n *Node) onInvite(now time.Time, m Message) {
 	case len(n.gips) > 0:
 		n.refuse(m, MsgInviteResp, vipsmart.ESTATE, "holds %d GIP objects (a candidate must hold no DC or GIP objects: remove them first)", len(n.gips))
 	default:
-		n.h.Lock = &lockRec{OpID: m.OpID, Coordinator: m.From, Deadline: now.Add(n.cfg.InviteTTL), FedID: m.FedID, Epoch: m.Epoch, ToEpoch: m.ToEpoch, Change: *c}
-		n.h.Invite = &inviteMemo{FedID: m.FedID, OpID: m.OpID, Coordinator: m.From.Name}
+		n.h.Lock = &lockRec{OpID: m.OpID, Coordinator: m.From, Deadline: now.Add(n.cfg.InviteTTL), FedID: m.FedID, Epoch: m.Epoch, ToEpoch: m.ToEpoch, Change: *c, Members: cloneDCs(m.Members)}
+		n.h.Invite = &inviteMemo{FedID: m.FedID, OpID: m.OpID, Coordinator: m.From.Name, Members: cloneDCs(m.Members)}
 		n.prep = nil
 		n.dirty = true
 		n.setStatus(now, vipsmart.StatusInvited, m.OpID, fmt.Sprintf("invited to federation %s by %s", m.FedID, m.From.Name))
@@ -409,6 +412,14 @@ func (m *Message) Validate() error {
 	if m.Status != "" && !m.Status.Valid() {
 		return bad("unknown status %q", m.Status)
 	}
+	if len(m.Token) > 512 {
+		return bad("token: %d characters, more than any join token", len(m.Token))
+	}
+	for _, d := range m.Members {
+		if err := d.Validate(); err != nil {
+			return bad("members: %v", err)
+		}
+	}
 	switch m.Type {
 	case MsgInvite, MsgLock:
 		if m.Change == nil {
@@ -470,6 +481,14 @@ func (c *Change) validate() error {
 		}
 		g := cloneGIP(*c.GIP)
 		return g.Validate()
+	case RotateIdentity:
+		if c.DC == nil {
+			return fmt.Errorf("rotate-identity without a DC")
+		}
+		if err := c.DC.Validate(); err != nil {
+			return err
+		}
+		return vipsmart.ValidateIdentity("identity", c.DC.Identity)
 	}
 	return fmt.Errorf("unknown change %q", c.Kind)
 }

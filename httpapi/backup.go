@@ -22,15 +22,12 @@ type Snapshotter interface {
 	Snapshot(ctx context.Context) (io.ReadCloser, int64, error)
 }
 
-// extraRoutes registers the routes of this file and of recover.go: the
-// backup route when s.Backup is set, the rebuild peer route when s.Peer
-// can hand out its state.
+// extraRoutes registers the operator routes of this file: the backup
+// route when s.Backup is set. (The rebuild route is a peer route:
+// peerRoutes.)
 func (s *Server) extraRoutes(handle func(string, route)) {
 	if s.Backup != nil {
 		handle(BackupPath, route{"GET": s.backup})
-	}
-	if rs, ok := s.Peer.(RebuildSource); ok && s.Peer != nil {
-		handle(RebuildPath, route{"POST": func(w http.ResponseWriter, r *http.Request) { s.rebuild(rs, w, r) }})
 	}
 }
 
@@ -56,9 +53,15 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 // Backup streams a consistent snapshot of the daemon's store to w and
 // returns its size. A short or failed transfer is an error.
 func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(BackupPath, nil), nil)
 	if err != nil {
 		return 0, vipsmart.Errorf(vipsmart.EINVALID, "server", "bad server address %q: %v", c.Server, err)
+	}
+	if c.Token != "" && c.ep.URL != nil {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
@@ -92,5 +95,5 @@ func (c *Client) connError(err error) error {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return &vipsmart.Error{Code: vipsmart.ETIMEOUT, Message: fmt.Sprintf("vipsmart daemon at %s did not answer in time", c.Server), Err: err}
 	}
-	return &vipsmart.Error{Code: vipsmart.EUNAVAILABLE, Message: fmt.Sprintf("cannot reach the vipsmart daemon at %s (is `vipsmart serve` running? set --server or VIPSMART_SERVER)", c.Server), Err: err}
+	return c.unreachable(err)
 }

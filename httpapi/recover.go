@@ -44,7 +44,7 @@ func (s *Server) rebuild(rs RebuildSource, w http.ResponseWriter, r *http.Reques
 		writeError(w, vipsmart.Errorf(vipsmart.EINVALID, "fed_id", "fed_id is empty: name the federation to rebuild from"))
 		return
 	}
-	st, err := rs.RebuildState(r.Context(), req.From.Name, req.FedID)
+	st, err := rs.RebuildState(s.caller(r, req.From.Name), req.From.Name, req.FedID)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -53,23 +53,24 @@ func (s *Server) rebuild(rs RebuildSource, w http.ResponseWriter, r *http.Reques
 }
 
 // FetchRebuildState asks member `from` for the state of federation fedID,
-// for self, which rebuilds its lost store. A refusal comes back as the
+// for self, which rebuilds its lost store, over mutual TLS pinning
+// from.Identity (the member checks self's key against its member list). A refusal comes back as the
 // member's *vipsmart.Error.
 func (p *PeerClient) FetchRebuildState(ctx context.Context, self, from vipsmart.DC, fedID string) (*federation.State, error) {
 	b, err := json.Marshal(RebuildRequest{From: self, FedID: fedID})
 	if err != nil {
 		return nil, err
 	}
-	scheme := p.Scheme
-	if scheme == "" {
-		scheme = "http"
+	if from.Identity == "" {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "rebuild-identity", "no key is pinned for %s: give its identity (sha256:..., as `vipsmart status` shows on it)", from.Name)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, scheme+"://"+from.AddrPort().String()+RebuildPath, bytes.NewReader(b))
+	addr := from.AddrPort().String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+RebuildPath, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.HTTP.Do(req)
+	resp, err := p.client(addr, from.Identity).Do(req)
 	if err != nil {
 		return nil, &vipsmart.Error{Code: vipsmart.EUNAVAILABLE, Message: fmt.Sprintf("%s (%s) cannot be reached", from.Name, from.AddrPort()), Err: err}
 	}

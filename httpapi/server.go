@@ -8,6 +8,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,10 +32,11 @@ const (
 	MaxPeerBody     = 16 << 20
 )
 
-// Server serves the operator API of one daemon and, if Peer is set, its
-// peer routes.
+// Server serves the operator API of one daemon (Handler; with Trust set,
+// also the trust routes) or its federation listener (PeerHandler).
 type Server struct {
 	Service vipsmart.Service
+	Trust   vipsmart.TrustService
 	Peer    PeerReceiver
 	Logger  *slog.Logger
 	Ops     // /readyz, /metrics and /ui/ (ops.go)
@@ -45,6 +47,7 @@ type Server struct {
 	// PeerLimits and OperatorLimits override DefaultPeerLimits and
 	// DefaultOperatorLimits (limits.go).
 	PeerLimits, OperatorLimits *Limits
+	peerKey                    func(*tls.ConnectionState) string
 }
 
 // route is a handler per method for one path pattern; other methods get a
@@ -68,8 +71,8 @@ func (s *Server) Handler() http.Handler {
 	s.extraRoutes(handle)
 	handle("/v1/events", route{"GET": s.events})
 	handle("/healthz", route{"GET": func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }})
-	if s.Peer != nil {
-		s.peerRoutes(handle)
+	if s.Trust != nil {
+		s.trustRoutes(handle)
 	}
 	s.opsRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -332,17 +335,18 @@ func (s *Server) listDCs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ds)
 }
 
-// DCRequest is the body of POST /v1/dcs: the candidate DC. Port defaults to
-// 9610.
+// DCRequest is the body of POST /v1/dcs: the candidate DC and the join
+// token made on it. Port defaults to 9610.
 type DCRequest struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	Port    *int   `json:"port,omitempty"`
+	Token   string `json:"token"`
 }
 
 func (s *Server) addDC(w http.ResponseWriter, r *http.Request) {
 	var req DCRequest
-	if st, err := decode(w, r, MaxOperatorBody, &req, `"name", "address" and "port"`); err != nil {
+	if st, err := decode(w, r, MaxOperatorBody, &req, `"name", "address", "port" and "token"`); err != nil {
 		writeJSONError(w, st, err)
 		return
 	}
@@ -365,7 +369,7 @@ func (s *Server) addDC(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Port = p
 	}
-	st, err := s.Service.AddDC(r.Context(), d)
+	st, err := s.Service.AddDC(r.Context(), d, req.Token)
 	if err != nil {
 		writeError(w, err)
 		return

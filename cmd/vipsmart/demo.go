@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -87,6 +86,10 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	defer stop()
 
 	dcs := make([]vipsmart.DC, n)
+	// Each DC's operator API is a socket in dir; the DCs talk to each
+	// other over mutual TLS on their ports.
+	socks := make([]string, n)
+	clients := make([]*httpapi.Client, n)
 	procs := make([]*demoProc, 0, n)
 	var stopping atomic.Bool
 	defer func() {
@@ -107,7 +110,9 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		d := vipsmart.DC{Name: fmt.Sprintf("dc-%d", i+1), Address: netipLoopback, Port: uint16(basePort + i)}
 		dcs[i] = d
 		data := filepath.Join(dir, d.Name)
-		args := []string{"serve", "--name", d.Name, "--listen", d.AddrPort().String(), "--data-dir", data}
+		socks[i] = filepath.Join(dir, d.Name+".sock")
+		clients[i] = httpapi.NewClient(socks[i])
+		args := []string{"serve", "--name", d.Name, "--listen", d.AddrPort().String(), "--data-dir", data, "--socket", socks[i]}
 		fmt.Fprintf(out, "  $ %s %s\n", cmdName, joinArgs(args))
 		logf, err := os.OpenFile(filepath.Join(dir, d.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -125,29 +130,35 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		go p.wait(out)
 	}
 	for i, d := range dcs {
-		if err := waitHealthy(ctx, d.AddrPort().String(), procs[i].done); err != nil {
+		if err := waitHealthy(ctx, clients[i], procs[i].done); err != nil {
 			log := filepath.Join(dir, d.Name+".log")
 			return fmt.Errorf("%s did not start: %w; see %s (is another demo using --dir %s?)", d.Name, err, log, dir)
 		}
 	}
-	server := func(d vipsmart.DC) string { return cmdName + " --server " + d.AddrPort().String() }
-	first := httpapi.NewClient(dcs[0].AddrPort().String())
+	server := func(i int) string { return cmdName + " --server " + socks[i] }
+	first := clients[0]
 	if earlier {
-		if err := resumeDemo(ctx, out, dcs, dir); err != nil {
+		if err := resumeDemo(ctx, out, dcs, clients, dir); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(out, "\nFederating them from %s:\n", dcs[0].Name)
-		for _, d := range dcs[1:] {
-			fmt.Fprintf(out, "  $ %s dc add %s\n", server(dcs[0]), d)
+		fmt.Fprintf(out, "\nFederating them from %s, with a join token made on each DC it adds:\n", dcs[0].Name)
+		for i, d := range dcs[1:] {
+			fmt.Fprintf(out, "  $ %s dc add %s --token \"$(%s dc join-token)\"\n", server(0), d, server(i+1))
+			tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			jt, err := clients[i+1].CreateJoinToken(tctx, vipsmart.DefaultJoinTokenTTL)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("dc join-token on %s: %w", d.Name, err)
+			}
 			start := time.Now()
 			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, err := first.AddDC(actx, d)
+			_, err = first.AddDC(actx, d, jt.Token)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("dc add %s: %w", d, err)
 			}
-			fmt.Fprintf(out, "    DC %s added in %s\n", d.Name, time.Since(start).Round(100*time.Microsecond))
+			fmt.Fprintf(out, "    DC %s (key %s) added in %s\n", d.Name, vipsmart.ShortIdentity(jt.Identity), time.Since(start).Round(100*time.Microsecond))
 		}
 	}
 	gctx, gcancel := context.WithTimeout(ctx, 30*time.Second)
@@ -163,7 +174,7 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 			gip.Placements = append(gip.Placements, p)
 			specs = append(specs, fmt.Sprintf("%s:%d", p.DC, p.Priority))
 		}
-		fmt.Fprintf(out, "  $ %s gip add www 203.0.113.10 --placement %s\n", server(dcs[0]), strings.Join(specs, ","))
+		fmt.Fprintf(out, "  $ %s gip add www 203.0.113.10 --placement %s\n", server(0), strings.Join(specs, ","))
 		gctx, gcancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err = first.AddGIP(gctx, gip)
 		gcancel()
@@ -178,7 +189,7 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	case <-ctx.Done():
 		return nil
 	}
-	fmt.Fprintf(out, "\n$ %s status\n", server(dcs[0]))
+	fmt.Fprintf(out, "\n$ %s status\n", server(0))
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := first.Status(sctx)
@@ -187,7 +198,7 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	}
 	dg := *g
 	printStatus(&dg, st)
-	fmt.Fprintf(out, "\n$ %s dc list\n", server(dcs[0]))
+	fmt.Fprintf(out, "\n$ %s dc list\n", server(0))
 	ds, err := first.ListDCs(sctx)
 	if err != nil {
 		return err
@@ -195,8 +206,8 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	if err := dcTable(out, ds); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\n$ %s gip list\n", server(dcs[n-1]))
-	gs, err := httpapi.NewClient(dcs[n-1].AddrPort().String()).ListGIPs(sctx)
+	fmt.Fprintf(out, "\n$ %s gip list\n", server(n-1))
+	gs, err := clients[n-1].ListGIPs(sctx)
 	if err != nil {
 		return err
 	}
@@ -204,8 +215,8 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		return err
 	}
 	fmt.Fprintln(out, "\nEvery DC holds the same federation:")
-	for _, d := range dcs {
-		st, err := httpapi.NewClient(d.AddrPort().String()).Status(sctx)
+	for i, d := range dcs {
+		st, err := clients[i].Status(sctx)
 		if err != nil {
 			return err
 		}
@@ -218,12 +229,14 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 	if exit {
 		return nil
 	}
-	fmt.Fprintf(out, "\nThe DCs keep running until Ctrl-C. Try, from another terminal:\n")
-	fmt.Fprintf(out, "  %s ui                  # the web UI of dc-2, live: open the URL it prints\n", server(dcs[1]))
-	fmt.Fprintf(out, "  %s vip add web 192.0.2.10\n", server(dcs[1]))
-	fmt.Fprintf(out, "  %s gip show www      # then stop dc-1 (kill %d) and ask again\n", server(dcs[1]), procs[0].cmd.Process.Pid)
-	fmt.Fprintf(out, "  %s dc leave\n", server(dcs[n-1]))
-	fmt.Fprintf(out, "  %s events\n", server(dcs[0]))
+	fmt.Fprintf(out, "\nThe DCs keep running until Ctrl-C. Each DC's operator API is its socket\n")
+	fmt.Fprintf(out, "(--server); the DCs talk to each other over mutual TLS on their ports.\n")
+	fmt.Fprintf(out, "Try, from another terminal:\n")
+	fmt.Fprintf(out, "  %s ui                  # the web UI of dc-2, live: open the URL it prints\n", server(1))
+	fmt.Fprintf(out, "  %s vip add web 192.0.2.10\n", server(1))
+	fmt.Fprintf(out, "  %s gip show www      # then stop dc-1 (kill %d) and ask again\n", server(1), procs[0].cmd.Process.Pid)
+	fmt.Fprintf(out, "  %s dc leave\n", server(n-1))
+	fmt.Fprintf(out, "  %s events\n", server(0))
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nStopping the DCs.")
 	return nil
@@ -287,7 +300,7 @@ func demoDataIn(dir string, n int) bool {
 
 // resumeDemo checks that the DCs started on an earlier demo's data form the
 // federation this demo would make; if not it says why and how to go on.
-func resumeDemo(ctx context.Context, out io.Writer, dcs []vipsmart.DC, dir string) error {
+func resumeDemo(ctx context.Context, out io.Writer, dcs []vipsmart.DC, clients []*httpapi.Client, dir string) error {
 	var want []string
 	for _, d := range dcs {
 		want = append(want, d.Name)
@@ -298,9 +311,9 @@ func resumeDemo(ctx context.Context, out io.Writer, dcs []vipsmart.DC, dir strin
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		problem, settling := "", false
-		for _, d := range dcs {
+		for i, d := range dcs {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			st, err := httpapi.NewClient(d.AddrPort().String()).Status(sctx)
+			st, err := clients[i].Status(sctx)
 			cancel()
 			if err != nil {
 				return err
@@ -355,7 +368,9 @@ func joinArgs(a []string) string {
 	return s
 }
 
-func waitHealthy(ctx context.Context, addr string, exited <-chan struct{}) error {
+// waitHealthy waits until the DC answers on its socket, it exits, or 20 s
+// pass.
+func waitHealthy(ctx context.Context, c *httpapi.Client, exited <-chan struct{}) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -365,14 +380,13 @@ func waitHealthy(ctx context.Context, addr string, exited <-chan struct{}) error
 			return errors.New("it exited at start")
 		default:
 		}
-		resp, err := http.Get("http://" + addr + "/healthz")
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := c.Status(sctx)
+		cancel()
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+			return nil
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	return errors.New("no answer on /healthz within 20s")
+	return errors.New("no answer on its socket within 20s")
 }

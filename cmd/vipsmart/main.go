@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,16 +63,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // globals are the flags every client command shares.
 type globals struct {
-	server  string
-	output  string
-	timeout time.Duration
-	noRetry bool
-	stdout  io.Writer
-	stderr  io.Writer
+	server      string
+	token       string
+	fingerprint string
+	caFile      string
+	tlsConf     *tls.Config
+	output      string
+	timeout     time.Duration
+	noRetry     bool
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 func (g *globals) client() *httpapi.Client {
-	c := httpapi.NewClient(g.server)
+	c := httpapi.NewClientTLS(g.server, g.tlsConf)
+	c.Token = g.token
 	c.HTTP.Timeout = g.timeout
 	return g.retrying(c)
 }
@@ -106,6 +112,17 @@ every other command is a client of a daemon's operator API.`,
 			default:
 				return usageError{fmt.Errorf("--output %q is unknown: give table or json", g.output)}
 			}
+			if cmd.Name() == "serve" || cmd.Name() == "demo" {
+				return nil
+			}
+			if _, err := httpapi.ParseServer(g.server); err != nil {
+				return err
+			}
+			tc, err := g.clientTLS()
+			if err != nil {
+				return err
+			}
+			g.tlsConf = tc
 			return nil
 		},
 	}
@@ -115,13 +132,16 @@ every other command is a client of a daemon's operator API.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.server, "server", "127.0.0.1:9610", "HOST:PORT of the daemon's operator API (env VIPSMART_SERVER)")
+	pf.StringVar(&g.server, "server", httpapi.DefaultSocket, "the daemon's operator API: a socket path, unix:///PATH, or https://HOST:PORT (serve --api-listen) (env VIPSMART_SERVER)")
+	pf.StringVar(&g.token, "token", "", "API token for an https:// --server (env VIPSMART_TOKEN)")
+	pf.StringVar(&g.fingerprint, "server-fingerprint", "", "pin an https:// --server's key: its identity as `vipsmart status` shows it (env VIPSMART_SERVER_FINGERPRINT)")
+	pf.StringVar(&g.caFile, "ca", "", "PEM CA file to verify an https:// --server with, instead of the system's roots (env VIPSMART_CA)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format of read commands: table or json (env VIPSMART_OUTPUT)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "how long to wait for the daemon's answer (env VIPSMART_TIMEOUT)")
 	pf.BoolVar(&g.noRetry, "no-retry", false, "fail at once when the federation is busy instead of retrying until --timeout (env VIPSMART_NO_RETRY)")
 	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g),
 		newStoreCmd(g), newBackupCmd(g), newRestoreCmd(g))
-	root.AddCommand(newVersionCmd(g), newUICmd(g), newBGPCmd(g))
+	root.AddCommand(newVersionCmd(g), newUICmd(g), newBGPCmd(g), newTokenCmd(g))
 	g.completions(root)
 	return root
 }

@@ -21,21 +21,25 @@ import (
 type rebuildOptions struct {
 	federation string
 	from       string
+	identity   string
 	timeout    time.Duration
 }
 
 func (o *rebuildOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&o.federation, "rebuild-federation", "", "rebuild a lost store: the id of the federation this DC was a member of (with --rebuild-from)")
 	f.StringVar(&o.from, "rebuild-from", "", "rebuild a lost store: NAME,IP,PORT of a member to fetch the federation state from (with --rebuild-federation)")
+	f.StringVar(&o.identity, "rebuild-identity", "", "rebuild a lost store: the identity (sha256:...) of the --rebuild-from member, as `vipsmart status` on it shows: its key is pinned")
 	f.DurationVar(&o.timeout, "rebuild-timeout", time.Minute, "how long to keep asking --rebuild-from for the state before giving up")
 }
 
-func (o *rebuildOptions) enabled() bool { return o.federation != "" || o.from != "" }
+func (o *rebuildOptions) enabled() bool {
+	return o.federation != "" || o.from != "" || o.identity != ""
+}
 
 // parse checks the flags and returns the member to fetch from.
 func (o *rebuildOptions) parse() (vipsmart.DC, error) {
-	if o.federation == "" || o.from == "" {
-		return vipsmart.DC{}, usageError{errors.New("--rebuild-federation and --rebuild-from go together: give the federation's id (vipsmart status on a member shows it) and NAME,IP,PORT of a member")}
+	if o.federation == "" || o.from == "" || o.identity == "" {
+		return vipsmart.DC{}, usageError{errors.New("--rebuild-federation, --rebuild-from and --rebuild-identity go together: give the federation's id, NAME,IP,PORT of a member and that member's identity (vipsmart status on the member shows both)")}
 	}
 	if len(o.federation) > 200 || strings.ContainsFunc(o.federation, func(r rune) bool { return r <= ' ' || r > '~' }) {
 		return vipsmart.DC{}, usageError{fmt.Errorf("--rebuild-federation %q is not a federation id: give the id vipsmart status shows on a member, e.g. f-dc-1-3fa9c1-1", o.federation)}
@@ -43,6 +47,9 @@ func (o *rebuildOptions) parse() (vipsmart.DC, error) {
 	d, err := vipsmart.ParseDCSpec(o.from)
 	if err != nil {
 		return vipsmart.DC{}, usageError{fmt.Errorf("--rebuild-from: %w", err)}
+	}
+	if d.Identity, err = vipsmart.ParseIdentity("--rebuild-identity", o.identity); err != nil {
+		return vipsmart.DC{}, err
 	}
 	return d, nil
 }

@@ -42,6 +42,7 @@ type serveOptions struct {
 	store      storeOptions
 	rebuild    rebuildOptions
 	actWait    time.Duration
+	trust      trustOptions
 
 	metricsListen string
 	// cmd is the serve command and cmdline the flags given on its command
@@ -56,14 +57,15 @@ func newServeCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon of one DC",
-		Long: `Serve runs the vipsmart daemon of one DC: the operator API and the peer routes
-on --listen, the embedded store (a bbolt file) in --data-dir, and the
-federation protocol. Every flag can also be set with an environment variable
+		Long: `Serve runs the vipsmart daemon of one DC: the federation listener (mutual TLS
+between DCs only) on --listen, the operator API on the unix socket --socket (and
+over HTTPS with tokens on --api-listen, if set), the embedded store (a bbolt
+file) and the DC's key in --data-dir, and the federation protocol. Every flag can also be set with an environment variable
 VIPSMART_<FLAG> (upper case, '-' as '_', e.g. VIPSMART_DATA_DIR) or as a key of
 the YAML file given with --config (keys are flag names, e.g. "data-dir").
 Precedence: flag, environment, config file, default. SIGINT or SIGTERM stops
 it cleanly.`,
-		Example: "  vipsmart serve --name dc-1 --listen 127.0.0.1:9610 --data-dir /var/lib/vipsmart",
+		Example: "  vipsmart serve --name dc-1 --listen 192.168.0.98:9610 --data-dir /var/lib/vipsmart",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.cmd, o.cmdline = cmd, map[string]bool{}
@@ -91,7 +93,7 @@ it cleanly.`,
 	f := c.Flags()
 	f.StringVar(&o.config, "config", "", "YAML config file whose keys are flag names (env VIPSMART_CONFIG)")
 	f.StringVar(&o.name, "name", "", "this DC's name, a DNS label unique in the federation (required)")
-	f.StringVar(&o.listen, "listen", "127.0.0.1:9610", "ADDR:PORT the API listens on (operator and peer routes)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:9610", "ADDR:PORT of the federation listener (mutual TLS between DCs)")
 	f.StringVar(&o.advertise, "advertise", "", "IP:PORT other DCs use to reach this one (default: --listen)")
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/vipsmart", "directory of the embedded store")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -106,6 +108,7 @@ it cleanly.`,
 	o.store.flags(f)
 	o.rebuild.flags(f)
 	f.DurationVar(&o.actWait, "activation-wait", daemon.DefaultActivationWait, "longest a DC waits, before activating a GIP, for a better placement's VIP health that is not known yet")
+	o.trust.flags(f)
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	o.opsFlags(f)
@@ -231,49 +234,48 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	defer store.close()
-	peers := httpapi.NewPeerClient()
+	// The DC's key is made after the store is opened (a fresh data
+	// directory holds neither yet; a key beside a missing store is
+	// evidence of a lost one).
+	ts, err := setupTrust(o, self, log)
+	if err != nil {
+		return err
+	}
+	self.Identity = ts.id.Fingerprint()
+	peers := httpapi.NewPeerClient(ts.id.PeerClientConfig)
 	if o.rebuild.enabled() {
+		// Before the daemon serves: the others never see it behind.
 		if err := o.rebuild.run(ctx, log, store.bolt, self, peers); err != nil {
+			ts.close()
 			return err
 		}
-	}
-
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
 	o.fed.OpIDs = opIDs(self.Name)
 	ann, err := o.ann.build(ctx, log)
 	if err != nil {
-		ln.Close()
+		ts.close()
 		return err
 	}
 	ops := newServeOps(o, log)
 	if err := ops.registerAnnouncers(); err != nil {
-		ln.Close()
+		ts.close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg, ActivationWait: o.actWait}
+	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg, ActivationWait: o.actWait, Keys: ts.id, Tokens: ts.tokens}
 	if cfg.Fault, err = testFault(log); err != nil {
-		ln.Close()
+		ts.close()
 		return usageError{err}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.New(ctx, cfg)
 	if err != nil {
-		ln.Close()
+		ts.close()
 		return err
 	}
 	ops.d = d
-	srv := &http.Server{
-		Handler:           (&httpapi.Server{Service: d, Peer: d, Backup: store.backup(), Logger: log, Ops: ops.api()}).Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	httpapi.Harden(srv)
-	ln = httpapi.LimitListener(ln)
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
+	srvErr := make(chan error, 3)
+	ts.serveAll(d, &httpapi.Server{Service: d, Trust: d, Backup: store.backup(), Logger: log, Ops: ops.api()}, log, srvErr)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	runDone := make(chan error, 1)
@@ -281,11 +283,13 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err := ops.listenMetrics(); err != nil {
 		cancelRun()
 		<-runDone
-		_ = srv.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ts.shutdown(sctx)
+		cancel()
 		return err
 	}
 	go ops.notifyReady(runCtx)
-	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir, "store", store.where, "version", buildInfo().Version)
+	log.Info("vipsmart serving", "name", self.Name, "listen", ts.fed.Addr().String(), "advertise", self.AddrPort().String(), "socket", o.trust.socket, "api_listen", o.trust.apiListen, "identity", ts.id.Fingerprint(), "data_dir", o.dataDir, "store", store.where, "version", buildInfo().Version)
 
 	var runErr error
 	ranOut := false
@@ -313,7 +317,7 @@ wait:
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
 	defer cancel()
 	ops.close(sctx)
-	_ = srv.Shutdown(sctx)
+	ts.shutdown(sctx)
 	// Stop the daemon and wait for it: it withdraws every announcement
 	// before Run returns, and that must happen before the process exits.
 	cancelRun()

@@ -33,6 +33,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 func printStatus(g *globals, st vipsmart.StatusInfo) {
 	w := g.stdout
 	fmt.Fprintf(w, "DC:          %s (%s)\n", st.Name, vipsmart.DC{Name: st.Name, Address: st.Address, Port: st.Port}.AddrPort())
+	fmt.Fprintf(w, "Identity:    %s\n", orDash(st.Identity))
 	status := string(st.Status)
 	if st.Status.Temporary() {
 		left := "-"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vipsmart/vipsmart/bolt"
 	"github.com/vipsmart/vipsmart/federation"
+	"github.com/vipsmart/vipsmart/identity"
 )
 
 // storeFile is the name of the store in a data directory.
@@ -20,9 +21,9 @@ const storeFile = "vipsmart.db"
 
 // evidenceFiles are the other files of a data directory whose presence
 // shows it held a DC before (besides the store's marker). The DC's
-// identity key belongs here once there is one; it must be created after
-// the store is opened.
-var evidenceFiles []string
+// identity key is one: it is created after the store is opened, so a
+// fresh directory holds neither.
+var evidenceFiles = []string{identity.KeyFile}
 
 // boltOptions are the bolt options every command that opens or inspects
 // a store uses.
@@ -46,7 +47,7 @@ func storeAdvice(err error, dataDir string) error {
 		fed = re.Marker.Federation
 	}
 	marker := re.Path + bolt.MarkerSuffix
-	rebuild := fmt.Sprintf("rebuild it from its federation: start it with --rebuild-federation %s --rebuild-from NAME,IP,PORT (a member to fetch the state from)", fed)
+	rebuild := fmt.Sprintf("rebuild it from its federation: start it with --rebuild-federation %s --rebuild-from NAME,IP,PORT --rebuild-identity ID (a member to fetch the state from, and its identity as `vipsmart status` on it shows)", fed)
 	restore := fmt.Sprintf("vipsmart restore BACKUP-FILE --data-dir %s", dataDir)
 	var what string
 	switch re.Kind {
@@ -62,7 +63,7 @@ func storeAdvice(err error, dataDir string) error {
 	case bolt.Behind:
 		what = fmt.Sprintf("to go back to an older copy on purpose use `%s --force` (the DC then catches up from its federation); otherwise put the newer store back, or move this file aside and %s", restore, rebuild)
 	case bolt.RebuildPending:
-		what = fmt.Sprintf("start it again with --rebuild-federation %s --rebuild-from NAME,IP,PORT", fed)
+		what = fmt.Sprintf("start it again with --rebuild-federation %s --rebuild-from NAME,IP,PORT --rebuild-identity ID", fed)
 	default:
 		return err
 	}

@@ -80,7 +80,7 @@ func (b *bgpLab) federate() {
 		d.start()
 	}
 	for _, d := range b.dcs[1:] {
-		b.dcs[0].cli("dc", "add", d.spec())
+		b.dcs[0].dcAdd(d)
 	}
 	waitMembers(b.t, b.dcs...)
 }

@@ -56,7 +56,7 @@ func (x *lanLab) netlinkDCs(extra ...string) []*dc {
 		d.start()
 		ds = append(ds, d)
 	}
-	ds[0].cli("dc", "add", ds[1].spec())
+	ds[0].dcAdd(ds[1])
 	waitMembers(x.t, ds...)
 	return ds
 }
