@@ -46,7 +46,7 @@ func (p *fakePeer) Deliver(ctx context.Context, m federation.Message) error {
 func newPeerServer(t *testing.T, l Limits) (*httptest.Server, *fakePeer) {
 	t.Helper()
 	p := &fakePeer{release: make(chan struct{}), started: make(chan struct{}, 16)}
-	srv := httptest.NewServer((&Server{Peer: p, PeerLimits: &l}).Handler())
+	srv := httptest.NewServer((&Server{Peer: p, PeerLimits: &l}).Peers(nil))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		select {

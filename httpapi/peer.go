@@ -34,11 +34,16 @@ const PeerPath = "/v1/peer/message"
 const messageFields = "the fields of a federation message (see docs/federation.md)"
 
 // PeerHandler returns the handler of the federation listener: the peer
-// route alone (no operator route is served there). It expects to be served
-// over mutual TLS: key returns the fingerprint of the key the client
-// presented ("" if none).
+// routes alone (no operator route is served there), with the default
+// peer limits. It expects to be served over mutual TLS: key returns the
+// fingerprint of the key the client presented ("" if none).
 func PeerHandler(recv PeerReceiver, key func(*tls.ConnectionState) string, log *slog.Logger) http.Handler {
-	s := &Server{Peer: recv, Logger: log, peerKey: key}
+	return (&Server{Peer: recv, Logger: log}).Peers(key)
+}
+
+// Peers is PeerHandler for s (its Peer, Logger and PeerLimits).
+func (s *Server) Peers(key func(*tls.ConnectionState) string) http.Handler {
+	s.peerKey = key
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,9 +29,7 @@ func busyFor(n int32, calls *atomic.Int32) http.Handler {
 
 func TestClientRetriesBusy(t *testing.T) {
 	var calls atomic.Int32
-	srv := httptest.NewServer(busyFor(2, &calls))
-	defer srv.Close()
-	c := NewClient(strings.TrimPrefix(srv.URL, "http://"))
+	c := NewClient(socketServer(t, busyFor(2, &calls)))
 	var pauses []time.Duration
 	c.RetryBusy = true
 	c.OnRetry = func(n int, pause, left time.Duration, err error) {
@@ -107,4 +107,21 @@ func TestServerRetriesBusyOnRequest(t *testing.T) {
 	if resp := send("always"); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("with a bad header value: %d; want 400", resp.StatusCode)
 	}
+}
+
+// socketServer serves h on a unix socket in a temporary directory, as the
+// daemon serves its operator API, and returns the socket's path.
+func socketServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "api.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return path
 }
