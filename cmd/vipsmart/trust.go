@@ -144,14 +144,16 @@ func setupTrust(o *serveOptions, self vipsmart.DC, log *slog.Logger) (*trustServ
 		return nil, fmt.Errorf("cannot listen on %s: %w", o.listen, err)
 	}
 	refuse := func(remote, why string) { t.refuse(remote, "", "", why) }
-	t.fed = identity.NewListener(ln, id.PeerServerConfig(refuse), refuse)
+	// The connection limit goes under TLS: net/http sees the *tls.Conn
+	// (and so the key the peer presented) only if it is the outermost.
+	t.fed = identity.NewListener(httpapi.LimitListener(ln), id.PeerServerConfig(refuse), refuse)
 	if o.trust.apiListen != "" {
 		aln, err := net.Listen("tcp", o.trust.apiListen)
 		if err != nil {
 			t.close()
 			return nil, fmt.Errorf("cannot listen on --api-listen %s: %w", o.trust.apiListen, err)
 		}
-		t.api = identity.NewListener(aln, id.APIServerConfig(), func(remote, why string) { t.refuse(remote, "", "", "operator API: "+why) })
+		t.api = identity.NewListener(httpapi.LimitListener(aln), id.APIServerConfig(), func(remote, why string) { t.refuse(remote, "", "", "operator API: "+why) })
 	}
 	return t, nil
 }
@@ -187,7 +189,7 @@ func (t *trustServe) serveAll(d *daemon.Daemon, api *httpapi.Server, log *slog.L
 	httpapi.Harden(fed)
 	httpapi.Harden(sock)
 	t.servers = []*http.Server{fed, sock}
-	go func() { errc <- fed.Serve(httpapi.LimitListener(t.fed)) }()
+	go func() { errc <- fed.Serve(t.fed) }()
 	go func() { errc <- sock.Serve(httpapi.LimitListener(t.sock)) }()
 	if t.api != nil {
 		if len(t.tokens.ListAPI()) == 0 {
@@ -196,7 +198,7 @@ func (t *trustServe) serveAll(d *daemon.Daemon, api *httpapi.Server, log *slog.L
 		api := &http.Server{Handler: httpapi.RequireToken(t.tokens, func(remote, who, why string) { d.PeerRefused(remote, who, "", why) }, op), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
 		httpapi.Harden(api)
 		t.servers = append(t.servers, api)
-		go func() { errc <- api.Serve(httpapi.LimitListener(t.api)) }()
+		go func() { errc <- api.Serve(t.api) }()
 	}
 }
 
