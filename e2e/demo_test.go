@@ -68,7 +68,7 @@ func TestDemoRoughEdges(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo --dir (missing): exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "$ "+bin+" --server 127.0.0.1:"+strconv.Itoa(base)+" dc add dc-2,") {
+	if !strings.Contains(r.stdout, "$ "+bin+" --server "+filepath.Join(dir, "dc-1.sock")+" dc add dc-2,") {
 		t.Errorf("the demo's commands do not use the binary that was run (%s):\n%s", bin, r.stdout)
 	}
 	if !strings.Contains(r.stdout, "NAME         ADDRESS") || !strings.Contains(r.stdout, "LAST SEEN") || !strings.Contains(r.stdout, "PREEMPT") {

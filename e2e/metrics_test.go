@@ -107,7 +107,7 @@ func TestMetricsAfterFailover(t *testing.T) {
 	mustCLI(t, ds[0].server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:150,dc-3:100")
 	// Refusals: a candidate nobody answers for, and a GIP that exists.
 	ghost := newDaemon(t, "dc-9")
-	if r := dcAdd(t, ds[0], ghost); r.code != 1 {
+	if r := dcAdd(t, ds[0], ghost, "--token", formalJoinToken(t, ghost.name)); r.code != 1 {
 		t.Fatalf("dc add of a DC that is not running: exit %d, want 1\n%s", r.code, r.stderr)
 	}
 	if r := cli(t, ds[0].server(), "gip", "add", "www", "203.0.113.11", "--placement", "dc-1:10"); r.code == 0 {

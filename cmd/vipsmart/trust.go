@@ -190,7 +190,10 @@ func (t *trustServe) serveAll(d *daemon.Daemon, api *httpapi.Server, log *slog.L
 	httpapi.Harden(sock)
 	t.servers = []*http.Server{fed, sock}
 	go func() { errc <- fed.Serve(t.fed) }()
-	go func() { errc <- sock.Serve(httpapi.LimitListener(t.sock)) }()
+	// The socket is not wrapped in the connection limit: SocketCaller
+	// reads the peer's uid from the *net.UnixConn itself (local users are
+	// held by the request limits).
+	go func() { errc <- sock.Serve(t.sock) }()
 	if t.api != nil {
 		if len(t.tokens.ListAPI()) == 0 {
 			log.Warn("--api-listen is on but there is no API token yet: every request is refused until one is made (vipsmart token create NAME --role admin|read on this host)")
