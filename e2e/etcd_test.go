@@ -207,7 +207,7 @@ func serveOnce(t *testing.T, d *daemon) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir}, d.extra...)
+	args := d.serveArgs()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
@@ -225,8 +225,7 @@ func serveOnce(t *testing.T, d *daemon) result {
 // standby does not answer until it leads).
 func startNoWait(t *testing.T, d *daemon) {
 	t.Helper()
-	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--log-level", "info"}, d.extra...)
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, d.serveArgs()...)
 	d.logs = &bytes.Buffer{}
 	cmd.Stdout = syncBuf{&d.mu, d.logs}
 	cmd.Stderr = syncBuf{&d.mu, d.logs}

@@ -125,7 +125,13 @@ func TestFloodOfLargePeerBodiesKeepsMemoryBounded(t *testing.T) {
 			// Over mutual TLS with a key of its own, as anyone can
 			// connect: the flood is of bodies, before any message is
 			// believed.
-			code, _, _ := post(d.addr(), &stranger, body)
+			// The client waits longer than the daemon's queue for
+			// large bodies (Limits.Wait) plus the read: a body waits its
+			// turn or is refused, never left unanswered.
+			code, _, err := postWithin(d.addr(), &stranger, body, httpapi.DefaultPeerLimits.Wait+httpapi.DefaultPeerLimits.ReadTimeout)
+			if err != nil {
+				t.Logf("a body got no answer: %v", err)
+			}
 			mu.Lock()
 			codes[code]++
 			mu.Unlock()

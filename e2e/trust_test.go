@@ -72,11 +72,16 @@ func loadKey(t testing.TB, dir string) peerKey {
 // not care who answers). It returns the HTTP status, or the error of a
 // connection that was refused.
 func post(addr string, k *peerKey, body []byte) (int, string, error) {
+	return postWithin(addr, k, body, 5*time.Second)
+}
+
+// postWithin is post with a client timeout of its own.
+func postWithin(addr string, k *peerKey, body []byte, timeout time.Duration) (int, string, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}
 	if k != nil {
 		tc.Certificates = []tls.Certificate{k.cert}
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc}}
 	resp, err := hc.Post("https://"+addr+"/v1/peer/message", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err

@@ -93,3 +93,18 @@ func TestGIPAddActivatesOnce(t *testing.T) {
 		}
 	})
 }
+
+// hasEvent reports whether d's event log holds an event of kind at level
+// (warn or error) whose message starts with prefix, and prints the log
+// for the error message when it does not.
+func hasEvent(t testing.TB, d *dc, kind, level, prefix string) (bool, string) {
+	t.Helper()
+	var b strings.Builder
+	for _, e := range events(t, d) {
+		if e.Kind == kind && e.Level == level && strings.HasPrefix(e.Message, prefix) {
+			return true, ""
+		}
+		fmt.Fprintf(&b, "%d %s %s %s: %s\n", e.Seq, e.Kind, e.Level, e.DC, e.Message)
+	}
+	return false, b.String()
+}

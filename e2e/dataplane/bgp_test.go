@@ -398,8 +398,8 @@ func TestBGP(t *testing.T) {
 		if out := d1.cli("status"); !strings.Contains(out, "pending: no established BGP session") {
 			t.Errorf("dc-1's status table does not say its GIP is pending:\n%s", out)
 		}
-		if out := d1.cli("events"); !strings.Contains(out, "WARN announce: BGP session to "+routerIP(1)+" (AS 65000) down") {
-			t.Errorf("dc-1's events have no warning of the session going down:\n%s", out)
+		if ok, log := hasEvent(t, d1, "announce", vipsmart.LevelWarn, "BGP session to "+routerIP(1)+" (AS 65000) down"); !ok {
+			t.Errorf("dc-1's events have no warning of the session going down:\n%s", log)
 		}
 
 		// Heal. g1 goes back to dc-1 (preempt). g2: during the cut both

@@ -251,9 +251,15 @@ func TestNetlinkNoInterfaceWarns(t *testing.T) {
 	if out := d.cli("vip", "show", "web"); !strings.Contains(out, "Warning:") || !strings.Contains(out, "no interface for "+addr) {
 		t.Errorf("vip show:\n%s", out)
 	}
-	evs := d.cli("events")
-	if !strings.Contains(evs, "WARN announce: VIP web "+addr+" cannot be announced") || !strings.Contains(evs, "ERROR announce: announcing failed") {
-		t.Errorf("events:\n%s", evs)
+	if ok, log := hasEvent(t, d, "announce", vipsmart.LevelWarn, "VIP web "+addr+" cannot be announced"); !ok {
+		t.Errorf("no warning event that the VIP cannot be announced:\n%s", log)
+	}
+	if ok, log := hasEvent(t, d, "announce", vipsmart.LevelError, "announcing failed"); !ok {
+		t.Errorf("no error event that announcing failed:\n%s", log)
+	}
+	// The table shows the level in front of the message.
+	if evs := d.cli("events"); !strings.Contains(evs, "WARN: VIP web "+addr+" cannot be announced") {
+		t.Errorf("events table:\n%s", evs)
 	}
 	if hasAddr(t, ns, "eth0", addr) {
 		t.Errorf("%s was bound anyway", addr)
