@@ -62,8 +62,8 @@ const MaxClockDrift = 0.001
 
 // QuorumBeat is the quorum part of a heartbeat and of its answer.
 type QuorumBeat struct {
-	Boot     int64    `json:"boot"`               // the sender's start (identifies its clock)
-	Stamp    int64    `json:"stamp"`              // the sender's clock at sending, ns since Boot
+	Boot     int64    `json:"boot"`                // the sender's start (identifies its clock)
+	Stamp    int64    `json:"stamp"`               // the sender's clock at sending, ns since Boot
 	EchoBoot int64    `json:"echo_boot,omitempty"` // the recipient's Boot of Echo
 	Echo     int64    `json:"echo,omitempty"`      // the last Stamp the sender received from the recipient
 	Supports bool     `json:"supports,omitempty"`  // the sender supports the recipient
@@ -103,11 +103,11 @@ type quorumPeer struct {
 }
 
 type quorumState struct {
-	base     time.Time
-	boot     int64
-	peers    map[string]*quorumPeer
-	claims   map[string]int64 // GIP -> this DC's stamp when the claim began
-	active   map[string]bool
+	base   time.Time
+	boot   int64
+	peers  map[string]*quorumPeer
+	claims map[string]int64 // GIP -> this DC's stamp when the claim began
+	active map[string]bool
 	// released: when this DC stopped being active for a GIP; it goes on
 	// claiming it for one interval, the time its withdrawal takes.
 	released map[string]time.Time
