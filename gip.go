@@ -97,4 +97,7 @@ type GIPInfo struct {
 	GIP
 	Active []string          `json:"active"`
 	Why    map[string]string `json:"why,omitempty"`
+	// Quorum (consistent GIPs, GetGIP and ListGIPs): this DC's view of
+	// the majority and why it is or is not active.
+	Quorum *GIPQuorum `json:"quorum,omitempty"`
 }

@@ -38,3 +38,15 @@ func (g *GIP) validatePartition() error {
 // EventQuorum is the kind of the events that record quorum changes: this
 // DC entered or left the majority, a majority lost or found again a member.
 const EventQuorum = "quorum"
+
+// GIPQuorum is, for a consistent GIP, the local DC's view of the majority
+// (gip show): whether it is in the majority, the members whose support it
+// holds (itself included) out of how many, the members a majority has
+// lost, and why the GIP is or is not active here.
+type GIPQuorum struct {
+	InMajority bool     `json:"in_majority"`
+	Members    int      `json:"members"`
+	Supporters []string `json:"supporters"`
+	Lost       []string `json:"lost"`
+	Why        string   `json:"why"`
+}

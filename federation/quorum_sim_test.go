@@ -13,7 +13,7 @@ import (
 	"github.com/vipsmart/vipsmart"
 )
 
-var qsimRuns = flag.Int("qsim.runs", 300, "number of seeded quorum simulation runs")
+var qsimRuns = flag.Int("qsim.runs", 150, "number of seeded quorum simulation runs")
 
 // The timing model of TestQuorumSimulation:
 //   - real time advances in steps of qStep; each DC has its own clock with a

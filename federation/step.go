@@ -324,6 +324,9 @@ func (n *Node) onLock(now time.Time, m Message) {
 // on this DC must name an existing VIP, and g's address must not be one of
 // this DC's VIP addresses. The message is phrased to follow the DC's name.
 func (n *Node) ownPlacementProblem(g *vipsmart.GIP) *vipsmart.Error {
+	if e := n.witnessPlacementProblem(g); e != nil {
+		return e
+	}
 	if n.vips == nil || g == nil {
 		return nil
 	}
