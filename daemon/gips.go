@@ -146,7 +146,7 @@ func (d *Daemon) updateActive() {
 			if is {
 				up = append(up, fmt.Sprintf("GIP %s %s active here: %s", g.Name, g.Address, activeReason(g, view, now)))
 			} else {
-				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
+				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, d.inactiveReason(g, view, now)))
 			}
 		}
 		d.metrics.activeChanged(g, d.active[g.Name], now, view)

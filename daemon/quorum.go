@@ -153,3 +153,14 @@ func samePartition(a, b vipsmart.GIP) bool {
 	}
 	return pa == pb
 }
+
+// inactiveReason says why this DC just became inactive for g (the event):
+// for a consistent GIP that its view still chooses, the quorum's reason.
+func (d *Daemon) inactiveReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string {
+	if g.Consistent() {
+		if st, ok := d.q.why[g.Name]; ok && st.Why != "" {
+			return st.Why
+		}
+	}
+	return vipsmart.ExplainPlacements(g, view, act)[d.cfg.Self.Name]
+}
