@@ -121,6 +121,10 @@ func TestWitnessAndPartitionPolicy(t *testing.T) {
 		if g.Quorum == nil || !g.Quorum.InMajority || len(g.Active) != 1 {
 			return fmt.Errorf("db on dc-1: active %v quorum %+v", g.Active, g.Quorum)
 		}
+		// The restarted witness read the policy back from its store.
+		if g := show(w, "db"); g.Partition != vipsmart.PartitionConsistent {
+			return fmt.Errorf("db on the restarted witness: partition %q", g.Partition)
+		}
 		return nil
 	})
 
