@@ -307,6 +307,9 @@ func (d *Daemon) gipInfos(gs []vipsmart.GIP, why bool) []vipsmart.GIPInfo {
 			act = []string{}
 		}
 		gi := vipsmart.GIPInfo{GIP: g, Active: act, Quorum: d.quorumInfo(g, act)}
+		if gi.Partition == "" {
+			gi.Partition = vipsmart.PartitionAvailable // stored before the field existed
+		}
 		if why {
 			gi.Why = vipsmart.ExplainPlacements(g, view, act)
 		}
