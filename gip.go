@@ -35,6 +35,9 @@ type GIP struct {
 	Mode       GIPMode     `json:"mode"`
 	Preempt    bool        `json:"preempt"`
 	Placements []Placement `json:"placements"`
+	// Partition is what a failover GIP does when the federation is
+	// partitioned (see PartitionPolicy and quorum.go); "" means available.
+	Partition PartitionPolicy `json:"partition"`
 }
 
 // SortPlacements orders placements by priority, best first, then DC name.
@@ -62,6 +65,9 @@ func (g *GIP) Validate() error {
 	case ModeFailover, ModeAnycast:
 	default:
 		return Errorf(EINVALID, "mode", "mode %q is unknown: give failover or anycast", g.Mode)
+	}
+	if err := g.validatePartition(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, p := range g.Placements {
@@ -91,4 +97,7 @@ type GIPInfo struct {
 	GIP
 	Active []string          `json:"active"`
 	Why    map[string]string `json:"why,omitempty"`
+	// Quorum (consistent GIPs, GetGIP and ListGIPs): this DC's view of
+	// the majority and why it is or is not active.
+	Quorum *GIPQuorum `json:"quorum,omitempty"`
 }

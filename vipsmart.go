@@ -29,6 +29,10 @@ type DC struct {
 	Address  netip.Addr `json:"address"`
 	Port     uint16     `json:"port"`
 	Identity string     `json:"identity,omitempty"`
+	// Witness marks a member that only votes for the majority of
+	// consistent GIPs (serve --witness): it holds no VIPs and no
+	// placements and announces nothing. Fixed when the DC joins.
+	Witness bool `json:"witness,omitempty"`
 }
 
 // AddrPort returns the DC's API endpoint.

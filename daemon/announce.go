@@ -28,7 +28,7 @@ func (d *Daemon) desired(gs []vipsmart.GIP, view vipsmart.HealthView, holdDown b
 				out = append(out, vipsmart.Announcement{Addr: g.Address, Kind: vipsmart.AnnounceGIPActive, Name: g.Name, Interface: d.gipInterface(g)})
 				continue
 			}
-			if g.Mode == vipsmart.ModeAnycast {
+			if g.Mode == vipsmart.ModeAnycast || !d.standbyAllowed(g) {
 				continue
 			}
 			for _, p := range g.Placements {

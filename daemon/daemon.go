@@ -117,6 +117,7 @@ type Daemon struct {
 
 	stopped chan struct{} // closed when Run returns
 
+	q       quorumState  // quorum.go
 	metrics *metrics     // nil without Config.Metrics
 	ticker  *time.Ticker // the loop's clock (Run); Reload resets it
 }
@@ -503,6 +504,9 @@ func (d *Daemon) AddVIP(ctx context.Context, v vipsmart.VIP) (vipsmart.VIP, erro
 		return vipsmart.VIP{}, err
 	}
 	err := d.call(ctx, func() error {
+		if err := d.refuseOnWitness(); err != nil {
+			return err
+		}
 		if err := d.node.LocalChangeAllowed(); err != nil {
 			return err
 		}

@@ -111,6 +111,7 @@ func (d *Daemon) updateActive() {
 	d.lastActiveKey = key
 	gs := d.node.GIPs()
 	act, view := d.computeActive(gs)
+	d.applyQuorum(gs, act, view)
 	self := d.cfg.Self.Name
 	nowT := d.cfg.Now()
 	holdDown := nowT.Before(d.holdDownUntil)
@@ -145,7 +146,7 @@ func (d *Daemon) updateActive() {
 			if is {
 				up = append(up, fmt.Sprintf("GIP %s %s active here: %s", g.Name, g.Address, activeReason(g, view, now)))
 			} else {
-				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
+				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, d.inactiveReason(g, view, now)))
 			}
 		}
 		d.metrics.activeChanged(g, d.active[g.Name], now, view)
@@ -286,6 +287,7 @@ func (d *Daemon) activeKey() string {
 		}
 	}
 	fmt.Fprintf(&b, "|waits:%d/%d", len(d.waitSince), expired)
+	b.WriteString(d.quorumKey())
 	return b.String()
 }
 
@@ -304,7 +306,10 @@ func (d *Daemon) gipInfos(gs []vipsmart.GIP, why bool) []vipsmart.GIPInfo {
 		if act == nil {
 			act = []string{}
 		}
-		gi := vipsmart.GIPInfo{GIP: g, Active: act}
+		gi := vipsmart.GIPInfo{GIP: g, Active: act, Quorum: d.quorumInfo(g, act)}
+		if gi.Partition == "" {
+			gi.Partition = vipsmart.PartitionAvailable // stored before the field existed
+		}
 		if why {
 			gi.Why = vipsmart.ExplainPlacements(g, view, act)
 		}
@@ -352,6 +357,9 @@ func (d *Daemon) AddGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInfo, 
 	if err := g.Validate(); err != nil {
 		return vipsmart.GIPInfo{}, err
 	}
+	if err := d.call(ctx, func() error { return d.checkWitnessPlacements(g) }); err != nil {
+		return vipsmart.GIPInfo{}, err
+	}
 	if err := d.propose(ctx, federation.Proposal{Kind: federation.PutGIP, GIP: g}); err != nil {
 		return vipsmart.GIPInfo{}, err
 	}
@@ -366,12 +374,15 @@ func (d *Daemon) UpdateGIP(ctx context.Context, g vipsmart.GIP) (vipsmart.GIPInf
 	// An update that changes nothing succeeds without a federation change.
 	same := false
 	if err := d.call(ctx, func() error {
+		if err := d.checkWitnessPlacements(g); err != nil {
+			return err
+		}
 		cur, ok := d.gip(g.Name)
 		want := slices.Clone(g.Placements)
 		vipsmart.SortPlacements(want)
 		have := slices.Clone(cur.Placements)
 		vipsmart.SortPlacements(have)
-		same = ok && cur.Address == g.Address && cur.Mode == g.Mode && cur.Preempt == g.Preempt && slices.Equal(have, want)
+		same = ok && cur.Address == g.Address && cur.Mode == g.Mode && cur.Preempt == g.Preempt && slices.Equal(have, want) && samePartition(cur, g)
 		return nil
 	}); err != nil {
 		return vipsmart.GIPInfo{}, err

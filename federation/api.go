@@ -201,6 +201,9 @@ type Message struct {
 	SenderFed   string `json:"sender_fed,omitempty"`
 	// Report is the sender's health report (heartbeats and their answers).
 	Report *Report `json:"report,omitempty"`
+	// Quorum is the sender's quorum part (heartbeats and their answers
+	// between members; quorum.go).
+	Quorum *QuorumBeat `json:"quorum,omitempty"`
 	// Token is the join token of an invite (see Proposal.Token); Members
 	// are the members of the federation an invite is for, with their keys,
 	// so that the candidate knows whom to believe.

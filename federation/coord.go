@@ -196,7 +196,7 @@ func (n *Node) checkOwnPlacements(g *vipsmart.GIP) error {
 }
 
 func gipEqual(a, b vipsmart.GIP) bool {
-	return a.Name == b.Name && a.Address == b.Address && a.Mode == b.Mode && a.Preempt == b.Preempt && slices.Equal(a.Placements, b.Placements)
+	return a.Name == b.Name && a.Address == b.Address && a.Mode == b.Mode && a.Preempt == b.Preempt && slices.Equal(a.Placements, b.Placements) && a.Partition == b.Partition
 }
 
 func names(ds []vipsmart.DC) string {
@@ -348,6 +348,7 @@ func (n *Node) onResponse(now time.Time, m Message) {
 	o.acked[from] = true
 	switch o.phase {
 	case phInvite:
+		n.noteWitness(m)
 		if m.SenderEpoch > o.from {
 			o.to = m.SenderEpoch + 1
 		}

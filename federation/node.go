@@ -96,6 +96,8 @@ type Node struct {
 	results  []Result
 	events   []vipsmart.Event
 	rdRecord []byte
+
+	q quorumState // quorum.go
 }
 
 func (c *Config) setDefaults() {
@@ -133,6 +135,7 @@ func NewNode(cfg Config, record []byte, gips []vipsmart.GIP, now time.Time) (*No
 		lastFtch: map[string]time.Time{},
 		putGIPs:  map[string]bool{},
 		delGIPs:  map[string]bool{},
+		q:        newQuorum(now),
 	}
 	if record == nil {
 		n.h = hardState{Version: recordVersion, Self: cfg.Self, Status: vipsmart.StatusStandalone}
@@ -334,6 +337,7 @@ func (n *Node) Tick(now time.Time) {
 			m := n.newMsg(MsgHeartbeat, d)
 			m.Last, m.Founding = n.h.Last, n.h.Founding
 			m.Report = n.report()
+			n.quorumOut(now, &m)
 			n.send(m)
 		}
 	}

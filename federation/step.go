@@ -40,6 +40,7 @@ func (n *Node) Step(now time.Time, m Message) error {
 		r := n.reply(MsgHeartbeatResp, m)
 		r.Last, r.Founding = n.lastFor(m.SenderFed), n.h.Founding
 		r.Report = n.report()
+		n.quorumOut(now, &r)
 		n.send(r)
 	case MsgHeartbeatResp:
 	case MsgFetchState:
@@ -93,6 +94,7 @@ func (n *Node) heard(now time.Time, m Message) {
 		if m.Report != nil {
 			p.report = m.Report.clone()
 		}
+		n.quorumIn(m)
 	}
 }
 
@@ -322,6 +324,9 @@ func (n *Node) onLock(now time.Time, m Message) {
 // on this DC must name an existing VIP, and g's address must not be one of
 // this DC's VIP addresses. The message is phrased to follow the DC's name.
 func (n *Node) ownPlacementProblem(g *vipsmart.GIP) *vipsmart.Error {
+	if e := n.witnessPlacementProblem(g); e != nil {
+		return e
+	}
 	if n.vips == nil || g == nil {
 		return nil
 	}
@@ -411,6 +416,9 @@ func (m *Message) Validate() error {
 	}
 	if m.Status != "" && !m.Status.Valid() {
 		return bad("unknown status %q", m.Status)
+	}
+	if err := m.Quorum.validate(); err != nil {
+		return bad("%v", err)
 	}
 	if len(m.Token) > 512 {
 		return bad("token: %d characters, more than any join token", len(m.Token))

@@ -281,7 +281,7 @@ func (c *Client) GetGIP(ctx context.Context, name string) (vipsmart.GIPInfo, err
 
 func gipRequest(g vipsmart.GIP) GIPRequest {
 	p := g.Preempt
-	req := GIPRequest{Name: g.Name, Mode: g.Mode, Preempt: &p, Placements: g.Placements}
+	req := GIPRequest{Name: g.Name, Mode: g.Mode, Preempt: &p, Placements: g.Placements, Partition: g.Partition}
 	if g.Address.IsValid() {
 		req.Address = g.Address.String()
 	}

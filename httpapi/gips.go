@@ -14,13 +14,15 @@ type GIPRequest struct {
 	Mode       vipsmart.GIPMode     `json:"mode,omitempty"`
 	Preempt    *bool                `json:"preempt,omitempty"`
 	Placements []vipsmart.Placement `json:"placements"`
+	// Partition is available (default) or consistent (docs/gips.md).
+	Partition vipsmart.PartitionPolicy `json:"partition,omitempty"`
 }
 
-const gipFields = `"name", "address", "mode", "preempt" and "placements" (each with "dc", "priority" and "vip")`
+const gipFields = `"name", "address", "mode", "preempt", "partition" and "placements" (each with "dc", "priority" and "vip")`
 
 // gip validates a request into a GIP.
 func (req GIPRequest) gip() (vipsmart.GIP, error) {
-	g := vipsmart.GIP{Name: req.Name, Mode: req.Mode, Preempt: true, Placements: req.Placements}
+	g := vipsmart.GIP{Name: req.Name, Mode: req.Mode, Preempt: true, Placements: req.Placements, Partition: req.Partition}
 	if req.Preempt != nil {
 		g.Preempt = *req.Preempt
 	}

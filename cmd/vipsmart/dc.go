@@ -138,7 +138,7 @@ func dcTable(w io.Writer, ds []vipsmart.DCInfo) error {
 		if d.Reachable {
 			reach = "yes"
 		}
-		rows = append(rows, []string{name, d.AddrPort().String(), reach, orDash(string(d.Status)),
+		rows = append(rows, []string{name, d.AddrPort().String(), reach, orDash(string(d.Status)) + witnessMark(d.DC),
 			strconv.FormatUint(d.LastEpoch, 10), ago(now, d.LastSeen)})
 	}
 	return table(w, []string{"NAME", "ADDRESS", "REACHABLE", "STATUS", "EPOCH", "LAST SEEN"}, rows)

@@ -67,6 +67,7 @@ func newGIPCmd(g *globals) *cobra.Command {
 	var placements []string
 	var mode string
 	var preempt bool
+	var partition string
 	add := &cobra.Command{
 		Use:   "add NAME ADDRESS --placement DC:PRIORITY[:VIP] ...",
 		Short: "Add a GIP on every member of the federation",
@@ -76,11 +77,13 @@ ties go to the DC name that sorts first) and optionally the local VIP of that DC
 whose health backs it. --mode failover (default) activates the healthy placement
 with the best priority; anycast activates every healthy placement. With
 --preempt=false a failover GIP stays where it failed over to when the better
-placement recovers.`,
+placement recovers. --partition consistent (failover GIPs) makes the GIP never
+active in two DCs at once, at the price of no GIP on the minority side of a
+partition (see docs/gips.md); available (default) keeps each side's own choice.`,
 		Example: "  vipsmart gip add www 203.0.113.10 --placement dc-1:200:web --placement dc-2:100:web",
 		Args:    exactArgs(2),
 		RunE: withFlags(gipAddFlags, func(cmd *cobra.Command, args []string) error {
-			gp := vipsmart.GIP{Name: args[0], Mode: vipsmart.GIPMode(mode), Preempt: preempt}
+			gp := vipsmart.GIP{Name: args[0], Mode: vipsmart.GIPMode(mode), Preempt: preempt, Partition: vipsmart.PartitionPolicy(partition)}
 			if err := vipsmart.ValidateName("name", gp.Name); err != nil {
 				return err
 			}
@@ -114,12 +117,14 @@ placement recovers.`,
 	add.Flags().StringArrayVar(&placements, "placement", nil, "DC:PRIORITY[:VIP], repeatable (or comma-separated)")
 	add.Flags().StringVar(&mode, "mode", "failover", "failover or anycast")
 	add.Flags().BoolVar(&preempt, "preempt", true, "move back to a better placement when it recovers (failover mode)")
+	add.Flags().StringVar(&partition, "partition", "available", "what a partition does: available (each side keeps its own choice) or consistent (never active in two DCs; majority only)")
 
 	var uPlacements []string
 	var uMode, uAddress string
 	var uPreempt bool
+	var uPartition string
 	update := &cobra.Command{
-		Use:   "update NAME [--address A] [--placement DC:PRIORITY[:VIP] ...] [--mode M] [--preempt=B]",
+		Use:   "update NAME [--address A] [--placement DC:PRIORITY[:VIP] ...] [--mode M] [--preempt=B] [--partition P]",
 		Short: "Change a GIP on every member of the federation",
 		Long: `Update changes the fields given and keeps the others. --placement, when given,
 replaces the whole placement list.`,
@@ -129,8 +134,8 @@ replaces the whole placement list.`,
 				return err
 			}
 			f := cmd.Flags()
-			if !f.Changed("address") && !f.Changed("placement") && !f.Changed("mode") && !f.Changed("preempt") {
-				return usageError{fmt.Errorf("nothing to update: give --address, --placement, --mode or --preempt")}
+			if !f.Changed("address") && !f.Changed("placement") && !f.Changed("mode") && !f.Changed("preempt") && !f.Changed("partition") {
+				return usageError{fmt.Errorf("nothing to update: give --address, --placement, --mode, --preempt or --partition")}
 			}
 			var ps []vipsmart.Placement
 			if f.Changed("placement") {
@@ -163,6 +168,9 @@ replaces the whole placement list.`,
 			if f.Changed("preempt") {
 				gp.Preempt = uPreempt
 			}
+			if f.Changed("partition") {
+				gp.Partition = vipsmart.PartitionPolicy(uPartition)
+			}
 			if err := gp.Validate(); err != nil {
 				return err
 			}
@@ -184,6 +192,7 @@ replaces the whole placement list.`,
 	update.Flags().StringVar(&uMode, "mode", "", "failover or anycast")
 	update.Flags().StringVar(&uAddress, "address", "", "new address")
 	update.Flags().BoolVar(&uPreempt, "preempt", true, "move back to a better placement when it recovers")
+	update.Flags().StringVar(&uPartition, "partition", "", "available or consistent (see gip add)")
 
 	remove := &cobra.Command{
 		Use:     "remove NAME",
@@ -213,6 +222,7 @@ replaces the whole placement list.`,
 			w := g.stdout
 			fmt.Fprintf(w, "Name:     %s\nAddress:  %s\nMode:     %s\nPreempt:  %t\nActive:   %s\n",
 				gp.Name, gp.Address, gp.Mode, gp.Preempt, orDash(strings.Join(gp.Active, ", ")))
+			printPartition(w, gp)
 			rows := make([][]string, 0, len(gp.Placements))
 			for _, p := range gp.Placements {
 				rows = append(rows, []string{p.DC, strconv.Itoa(p.Priority), orDash(p.VIP), orDash(gp.Why[p.DC])})

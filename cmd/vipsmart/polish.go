@@ -57,11 +57,11 @@ var (
 		"check.rise": "--check-rise", "check.fall": "--check-fall", "check.expect_status": "--check-expect-status",
 	}
 	gipAddFlags = map[string]string{
-		"name": "NAME", "address": "ADDRESS", "mode": "--mode", "placements": "--placement",
+		"name": "NAME", "address": "ADDRESS", "mode": "--mode", "placements": "--placement", "partition": "--partition",
 		"placement dc": "--placement DC", "placement vip": "--placement VIP",
 	}
 	gipUpdateFlags = map[string]string{
-		"name": "NAME", "address": "--address", "mode": "--mode", "placements": "--placement",
+		"name": "NAME", "address": "--address", "mode": "--mode", "placements": "--placement", "partition": "--partition",
 		"placement dc": "--placement DC", "placement vip": "--placement VIP",
 	}
 )

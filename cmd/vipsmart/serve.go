@@ -43,6 +43,7 @@ type serveOptions struct {
 	rebuild    rebuildOptions
 	actWait    time.Duration
 	trust      trustOptions
+	witness    bool // witness.go
 
 	metricsListen string
 	// cmd is the serve command and cmdline the flags given on its command
@@ -112,6 +113,7 @@ it cleanly.`,
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
 	o.opsFlags(f)
+	o.witnessFlag(f)
 	return c
 }
 
@@ -258,6 +260,10 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	}
 	ops := newServeOps(o, log)
 	if err := ops.registerAnnouncers(); err != nil {
+		ts.close()
+		return err
+	}
+	if err := o.checkWitness(&self); err != nil {
 		ts.close()
 		return err
 	}
