@@ -27,6 +27,8 @@
 //	P events/<seq, 16 hex>   JSON vipsmart.Event
 //	P election/<lease, hex>  the leader election (concurrency.Election)
 //	P nodes/<node>           a node's claim, bound to its session lease
+//	P identity               JSON SharedIdentity: the DC's key pair, which
+//	                         every node presents (ShareIdentity)
 //
 // The GIP set is the base with the overlay applied: a versioned blob (in
 // chunks) plus per-GIP keys. A name never has both a put and a del key,

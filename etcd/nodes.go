@@ -22,6 +22,8 @@ type Claim struct {
 	Lease clientv3.LeaseID // the node's session lease
 	// TTL is the time left on the lease when it was read (0 if unknown).
 	TTL time.Duration
+	// Granted is the lease's TTL as granted (0 if unknown).
+	Granted time.Duration
 	// Since is the etcd revision at which the node claimed its name.
 	Since int64
 }
@@ -128,6 +130,7 @@ func (st *Store) Claims(ctx context.Context) ([]Claim, error) {
 				if ttl.TTL > 0 {
 					c.TTL = time.Duration(ttl.TTL) * time.Second
 				}
+				c.Granted = time.Duration(ttl.GrantedTTL) * time.Second
 			}
 			out = append(out, c)
 		}
@@ -209,4 +212,26 @@ func sorted(m map[string]Claim) []Claim {
 	}
 	slices.SortFunc(out, func(a, b Claim) int { return strings.Compare(a.Node, b.Node) })
 	return out
+}
+
+// Evict revokes the lease of claim c, if the claim still holds it: what a
+// follower does when the leader's process is certainly gone (its listener
+// refuses connections), so that the DC need not wait for the lease to
+// expire. Revoking the lease of a live node only makes it lose its claim
+// and leadership (its writes are fenced); it never makes two leaders.
+func (st *Store) Evict(ctx context.Context, c Claim) error {
+	return st.do(ctx, "evict node "+c.Node, func(ctx context.Context) error {
+		resp, err := st.cli.Get(ctx, st.k.node(c.Node))
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 0 || clientv3.LeaseID(resp.Kvs[0].Lease) != c.Lease {
+			return nil
+		}
+		_, err = st.cli.Revoke(ctx, c.Lease)
+		if err != nil && strings.Contains(err.Error(), "requested lease not found") {
+			return nil
+		}
+		return err
+	})
 }

@@ -234,6 +234,11 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	defer store.close()
+	if store.etcd != nil {
+		if err := shareIdentity(ctx, o, self, store.etcd); err != nil {
+			return err
+		}
+	}
 	// The DC's key is made after the store is opened (a fresh data
 	// directory holds neither yet; a key beside a missing store is
 	// evidence of a lost one).
@@ -243,6 +248,19 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	}
 	self.Identity = ts.id.Fingerprint()
 	peers := httpapi.NewPeerClient(ts.id.PeerClientConfig)
+	srvErr := make(chan error, 3)
+	if store.etcd != nil {
+		// A node of a DC on etcd follows until it leads (node.go).
+		nctx, cancelNode := context.WithCancel(ctx)
+		defer cancelNode()
+		led, err := followThenLead(nctx, log, o, self, store, ts, peers, srvErr)
+		if err != nil || !led {
+			sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
+			ts.shutdown(sctx)
+			cancel()
+			return err
+		}
+	}
 	if o.rebuild.enabled() {
 		// Before the daemon serves: the others never see it behind.
 		if err := o.rebuild.run(ctx, log, store.bolt, self, peers); err != nil {
@@ -274,7 +292,6 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	ops.d = d
-	srvErr := make(chan error, 3)
 	ts.serveAll(d, &httpapi.Server{Service: d, Trust: d, Backup: store.backup(), Logger: log, Ops: ops.api()}, log, srvErr)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
@@ -309,7 +326,7 @@ wait:
 			log.Error("stopping: the daemon failed", "err", runErr)
 			break wait
 		case <-store.lost:
-			runErr = fmt.Errorf("node %s lost the leadership of DC %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader writes", o.store.node, self.Name, etcdLeaseTTL)
+			runErr = fmt.Errorf("node %s lost the leadership of DC %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader writes", o.store.node, self.Name, o.store.leaseTTL)
 			log.Error("stopping: leadership lost", "err", runErr)
 			break wait
 		}
