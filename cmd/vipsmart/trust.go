@@ -16,8 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -241,7 +241,9 @@ func newSwitch(h http.Handler) *switchHandler {
 
 func (s *switchHandler) set(h http.Handler) { s.h.Store(&h) }
 
-func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
 
 func (t *trustServe) shutdown(ctx context.Context) {
 	for _, s := range t.servers {
