@@ -151,6 +151,9 @@ func (w *otherWatch) end() []string {
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(w.moved) > 3 {
+		return append(w.moved[:3:3], fmt.Sprintf("... %d more", len(w.moved)-3))
+	}
 	return w.moved
 }
 
@@ -298,4 +301,106 @@ func TestHAFailover(t *testing.T) {
 // what is still being written, so they are left out).
 func sameConfig(a, b dcState) bool {
 	return a.Status == b.Status && a.FedID == b.FedID && a.Epoch == b.Epoch && slices.Equal(a.VIPs, b.VIPs) && slices.Equal(a.GIPs, b.GIPs)
+}
+
+// TestHAEtcdTrouble: one etcd member killed changes nothing; with etcd's
+// quorum lost, every node keeps answering reads, dc-2 keeps hearing dc-1
+// and no GIP moves, and changes are refused with "store unavailable";
+// once quorum is back, changes work again with no operator action.
+func TestHAEtcdTrouble(t *testing.T) {
+	h := startHA(t, 3)
+	leader := h.waitLeader(20 * time.Second)
+	mustCLI(t, h.nodes[1].server(), "vip", "add", "web", "192.0.2.10")
+	mustDCAdd(t, leader, h.other)
+	mustCLI(t, h.nodes[2].server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:100")
+	eventually(t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
+		g, err := h.other.client().GetGIP(context.Background(), "www")
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(g.Active, []string{"dc-1"}) {
+			return fmt.Errorf("www active at %v", g.Active)
+		}
+		return nil
+	})
+	want := readState(t, leader)
+	_, seq := h.unreachableEvents(0)
+
+	// One member down: nothing changes; changes work.
+	w := h.watchOther()
+	m := h.etcd.Members
+	m[0].Kill()
+	mustCLI(t, h.nodes[0].server(), "vip", "add", "db", "192.0.2.11")
+	mustCLI(t, h.nodes[1].server(), "vip", "remove", "db")
+	l := h.waitLeader(20 * time.Second)
+	if moved := w.end(); len(moved) > 0 {
+		t.Fatalf("one etcd member killed: www moved: %v", moved)
+	}
+
+	// Quorum lost: two of three members down.
+	w = h.watchOther()
+	m[1].Kill()
+	time.Sleep(4 * time.Second) // longer than the nodes' leases (2s)
+	for _, d := range h.running() {
+		vips, err := d.client().ListVIPs(context.Background())
+		if err != nil || len(vips) != 1 || vips[0].Name != "web" {
+			t.Fatalf("quorum lost: vip list on %s: %v %v", d.sock, vips, err)
+		}
+		r := cli(t, d.server(), "vip", "add", "db", "192.0.2.11")
+		if r.code == 0 || !strings.Contains(r.stderr, "store unavailable") {
+			t.Fatalf("quorum lost: vip add on %s: exit %d, %s; want a refusal saying store unavailable", d.sock, r.code, r.stderr)
+		}
+	}
+	if moved := w.end(); len(moved) > 0 {
+		t.Fatalf("quorum lost: www moved: %v", moved)
+	}
+	if ev, _ := h.unreachableEvents(seq); len(ev) > 0 {
+		t.Fatalf("quorum lost: dc-2 saw dc-1 unreachable: %v", ev)
+	}
+
+	// Quorum back: work resumes with no operator action.
+	w = h.watchOther()
+	if err := m[0].Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m[1].Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range h.nodes {
+		select {
+		case <-d.done: // a former leader that found another leading stops; its supervisor restarts it
+			d.start()
+		default:
+		}
+	}
+	eventually(t, 30*time.Second, "changes work again", func() error {
+		for _, d := range h.nodes {
+			select {
+			case <-d.done:
+				d.start()
+			default:
+			}
+		}
+		r := cli(t, h.nodes[0].server(), "vip", "add", "db", "192.0.2.11")
+		if r.code != 0 && !strings.Contains(r.stderr, "already exists") {
+			return fmt.Errorf("vip add: %s", r.stderr)
+		}
+		return nil
+	})
+	l = h.waitLeader(30 * time.Second)
+	st := readState(t, l)
+	if st.Epoch != want.Epoch || !slices.Equal(st.GIPs, want.GIPs) || st.Status != "member" || len(st.VIPs) != 2 {
+		t.Fatalf("after quorum came back: %+v, was %+v", st, want)
+	}
+	for _, d := range h.running() {
+		if got := readState(t, d); !sameConfig(got, st) {
+			t.Fatalf("node %s reads %+v, the leader %+v", d.sock, got, st)
+		}
+	}
+	if moved := w.end(); len(moved) > 0 {
+		t.Fatalf("quorum back: www moved: %v", moved)
+	}
+	if ev, _ := h.unreachableEvents(seq); len(ev) > 0 {
+		t.Fatalf("dc-2 saw dc-1 unreachable: %v", ev)
+	}
 }

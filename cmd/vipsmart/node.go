@@ -44,11 +44,13 @@ type nodeRuntime struct {
 	node    string
 	self    vipsmart.DC // this node's address, the DC's key
 	hbEvery time.Duration
+	ttl     time.Duration // the session lease (--etcd-lease-ttl)
 	peers   *httpapi.PeerClient
 	tr      *http.Transport // to the leader, presenting and pinning the DC's key
 	reads   http.Handler    // operator answers from the store
 
 	leading atomic.Bool
+	store   *openedStore
 
 	mu       sync.Mutex
 	claims   []etcd.Claim
@@ -72,7 +74,7 @@ func newNodeRuntime(log *slog.Logger, o *serveOptions, self vipsmart.DC, store *
 	if hb <= 0 {
 		hb = federation.DefaultHeartbeatInterval
 	}
-	n := &nodeRuntime{log: log, st: store.etcd, se: store.session, node: o.store.node, self: self, hbEvery: hb, peers: peers}
+	n := &nodeRuntime{log: log, st: store.etcd, se: store.session, node: o.store.node, self: self, hbEvery: hb, ttl: o.store.leaseTTL, peers: peers, store: store}
 	n.tr = &http.Transport{
 		TLSClientConfig:     id.PeerClientConfig(self.Identity),
 		TLSHandshakeTimeout: 2 * time.Second,
@@ -107,20 +109,73 @@ func (n *nodeRuntime) follow(ctx context.Context, ts *trustServe, errc chan erro
 		l   *etcd.Leadership
 		err error
 	}
-	wc := make(chan won, 1)
-	go func() {
-		l, err := n.se.Campaign(ctx)
-		wc <- won{l, err}
-	}()
-	select {
-	case w := <-wc:
-		if w.err != nil {
-			return nil, fmt.Errorf("node %s campaigning for the leadership of DC %s: %w", n.node, n.self.Name, w.err)
+	for {
+		cctx, cancel := context.WithCancel(ctx)
+		wc := make(chan won, 1)
+		se := n.se
+		go func() {
+			l, err := se.Campaign(cctx)
+			wc <- won{l, err}
+		}()
+		select {
+		case w := <-wc:
+			cancel()
+			if w.err == nil {
+				n.leading.Store(true)
+				return w.l, nil
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("node %s campaigning for the leadership of DC %s: %w", n.node, n.self.Name, w.err)
+			}
+			n.log.Warn("campaign failed; trying again", "node", n.node, "err", w.err)
+		case <-se.Done():
+			cancel()
+			<-wc
+		case err := <-errc:
+			cancel()
+			return nil, err
 		}
-		n.leading.Store(true)
-		return w.l, nil
-	case err := <-errc:
-		return nil, err
+		if err := n.renew(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// renew gives a follower a new session if its lease ended (etcd was
+// unreachable for longer than the lease): it retries every half second
+// until etcd answers, serving on meanwhile.
+func (n *nodeRuntime) renew(ctx context.Context) error {
+	select {
+	case <-n.se.Done():
+	default:
+		select { // the session lives: the campaign failed for another reason
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+			return nil
+		}
+	}
+	n.log.Warn("the etcd lease of this node ended (etcd unreachable?): it serves on and takes a new lease when etcd answers", "node", n.node)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		c, cancel := context.WithTimeout(ctx, 3*n.ttl)
+		se, err := n.st.NewSession(c, n.node, n.ttl)
+		if err == nil {
+			if err = se.Claim(c, n.claimInfo()); err != nil {
+				_ = se.Close()
+			}
+		}
+		cancel()
+		if err == nil {
+			n.se = se
+			n.store.setSession(se)
+			n.log.Info("new etcd lease; following", "node", n.node)
+			return nil
+		}
 	}
 }
 
@@ -163,13 +218,39 @@ func (n *nodeRuntime) nodeAddrs() []netip.AddrPort {
 	return out
 }
 
-// loop probes the leader every heartbeat interval: its health report is
-// kept for the standby heartbeats, which this node sends while the
-// leader cannot be reached. A leader whose listener refuses connections
-// three times in a row has no process behind it (kill -9, crash): the
-// node evicts it (revokes its lease) rather than waiting for the lease
-// to expire, so that a new leader takes over at once.
+// loop probes the leader twice per heartbeat interval: its health report
+// is kept for the standby heartbeats, which this node sends (once per
+// interval) while the leader does not answer within an interval. A leader
+// whose listener refuses connections three times in a row has no process
+// behind it (kill -9, crash): the node evicts it (revokes its lease)
+// rather than waiting for the lease to expire, so that a new leader takes
+// over at once. The probes ask nothing of etcd, so a slow etcd does not
+// slow them; who leads and the record are read from etcd beside them
+// (watch).
 func (n *nodeRuntime) loop(ctx context.Context) {
+	go n.watch(ctx)
+	t := time.NewTicker(n.hbEvery / 2)
+	defer t.Stop()
+	var lastBeat time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.leading.Load() {
+			return
+		}
+		if !n.probe(ctx) && !n.leading.Load() && time.Since(lastBeat) >= n.hbEvery*9/10 {
+			lastBeat = time.Now()
+			n.standbyHeartbeats(ctx)
+		}
+	}
+}
+
+// watch reads who leads every heartbeat interval and the federation
+// record every second, until this node leads.
+func (n *nodeRuntime) watch(ctx context.Context) {
 	t := time.NewTicker(n.hbEvery)
 	defer t.Stop()
 	var lastRecord time.Time
@@ -182,7 +263,7 @@ func (n *nodeRuntime) loop(ctx context.Context) {
 		if n.leading.Load() {
 			return
 		}
-		lctx, cancel := context.WithTimeout(ctx, max(n.hbEvery*2, 500*time.Millisecond))
+		lctx, cancel := context.WithTimeout(ctx, time.Second)
 		leader, _, err := n.st.Leader(lctx)
 		cancel()
 		n.mu.Lock()
@@ -192,9 +273,8 @@ func (n *nodeRuntime) loop(ctx context.Context) {
 			n.leader = ""
 		}
 		n.mu.Unlock()
-		up := n.probe(ctx)
-		if time.Since(lastRecord) >= time.Second || !up {
-			rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		if time.Since(lastRecord) >= time.Second {
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
 			if rec, err := n.st.Record(rctx); err == nil {
 				n.mu.Lock()
 				n.record = rec
@@ -202,9 +282,6 @@ func (n *nodeRuntime) loop(ctx context.Context) {
 				lastRecord = time.Now()
 			}
 			cancel()
-		}
-		if !up && !n.leading.Load() {
-			n.standbyHeartbeats(ctx)
 		}
 	}
 }
@@ -216,7 +293,7 @@ func (n *nodeRuntime) probe(ctx context.Context) bool {
 		n.setUp(false)
 		return false
 	}
-	pctx, cancel := context.WithTimeout(ctx, max(n.hbEvery*2, 500*time.Millisecond))
+	pctx, cancel := context.WithTimeout(ctx, max(n.hbEvery, 100*time.Millisecond))
 	defer cancel()
 	req, _ := http.NewRequestWithContext(pctx, http.MethodGet, "https://"+addr+nodeReportPath, nil)
 	resp, err := n.tr.RoundTrip(req)
@@ -489,4 +566,52 @@ func followThenLead(ctx context.Context, log *slog.Logger, o *serveOptions, self
 	store.lead(lead)
 	log.Info("leading the DC", "dc", self.Name, "node", nr.node, "election_key", lead.Key())
 	return true, nil
+}
+
+// regain is what a leader does once its lease ended (it was cut from
+// etcd, or frozen): it keeps serving from memory (the daemon runs on;
+// every write fails, fenced or unavailable) and asks etcd every half
+// second who leads. While etcd does not answer, it waits. If another node
+// leads, it stops (error: its supervisor restarts it, and it follows). If
+// none does, it starts a new session and campaigns: on winning it leads
+// again with the same daemon, its writes fenced by the new term.
+func (n *nodeRuntime) regain(ctx context.Context, store *openedStore) error {
+	ttl := time.Duration(max(2, int(n.ttl.Seconds()))) * time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		leader, _, err := n.st.Leader(c)
+		cancel()
+		if err != nil && vipsmart.ErrorCodeOf(err) != vipsmart.ENOTFOUND {
+			continue // etcd does not answer: serve on
+		}
+		if err == nil && leader != n.node {
+			return fmt.Errorf("node %s lost the leadership of DC %s to node %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader acts; restarted, it follows", n.node, n.self.Name, leader, ttl)
+		}
+		c, cancel = context.WithTimeout(ctx, 3*ttl)
+		se, err := n.st.NewSession(c, n.node, ttl)
+		if err != nil {
+			cancel()
+			continue
+		}
+		if err := se.Claim(c, n.claimInfo()); err != nil {
+			cancel()
+			_ = se.Close()
+			continue
+		}
+		l, err := se.Campaign(c)
+		cancel()
+		if err != nil {
+			_ = se.Close()
+			continue
+		}
+		n.se = se
+		store.setSession(se)
+		store.lead(l)
+		return nil
+	}
 }

@@ -310,6 +310,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 
 	var runErr error
 	ranOut := false
+	lost, regained := store.lost, make(chan error, 1)
 wait:
 	for {
 		select {
@@ -325,10 +326,19 @@ wait:
 			ranOut = true
 			log.Error("stopping: the daemon failed", "err", runErr)
 			break wait
-		case <-store.lost:
-			runErr = fmt.Errorf("node %s lost the leadership of DC %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader writes", o.store.node, self.Name, o.store.leaseTTL)
-			log.Error("stopping: leadership lost", "err", runErr)
-			break wait
+		case <-lost:
+			// A DC on etcd: this node's lease ended (node.go, regain).
+			lost = nil
+			log.Warn("the etcd lease of this node ended (etcd unreachable, or this process frozen): it keeps announcing, answering heartbeats and reads from memory and refuses changes until it leads again or another node does", "node", o.store.node, "lease_ttl", o.store.leaseTTL)
+			go func() { regained <- ts.node.regain(runCtx, store) }()
+		case err := <-regained:
+			if err != nil {
+				runErr = err
+				log.Error("stopping: leadership lost", "err", runErr)
+				break wait
+			}
+			lost = store.lost
+			log.Info("leading the DC again", "dc", self.Name, "node", o.store.node)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)

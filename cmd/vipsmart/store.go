@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -153,6 +154,7 @@ type openedStore struct {
 	// etcd and session are the etcd store and this node's session (nil
 	// for bolt); Store is nil until the node leads (lead).
 	etcd    *etcd.Store
+	mu      sync.Mutex
 	session *etcd.Session
 	// close releases everything (etcd: resigns by revoking the session,
 	// so that a standby node takes over at once).
@@ -213,21 +215,38 @@ func openStore(ctx context.Context, log *slog.Logger, o *serveOptions, self vips
 	if err := se.Claim(ctx, info); err != nil {
 		return fail(fmt.Errorf("node %s of DC %s: %w", so.node, self.Name, err))
 	}
-	return &openedStore{
+	opened := &openedStore{
 		etcd:    store,
 		session: se,
 		where:   "etcd " + strings.Join(so.endpoints, ",") + " " + so.prefix + " node " + so.node,
-		close: func() {
-			_ = se.Close()
-			_ = store.Close()
-		},
-	}, nil
+	}
+	opened.close = func() {
+		opened.mu.Lock()
+		se := opened.session
+		opened.mu.Unlock()
+		_ = se.Close()
+		_ = store.Close()
+	}
+	return opened, nil
+}
+
+// setSession replaces the node's session (after the old one's lease
+// ended).
+func (s *openedStore) setSession(se *etcd.Session) {
+	s.mu.Lock()
+	s.session = se
+	s.mu.Unlock()
 }
 
 // lead makes s the store of this node as the DC's leader: every write
-// fenced by l.
+// fenced by l. A node that leads again (after its lease ended) keeps the
+// store and moves the fence to its new term.
 func (s *openedStore) lead(l *etcd.Leadership) {
-	s.Store = s.etcd.Fenced(l)
+	if f, ok := s.Store.(*etcd.Store); ok {
+		f.Refence(l)
+	} else {
+		s.Store = s.etcd.Fenced(l)
+	}
 	s.lost = l.Done()
 }
 
