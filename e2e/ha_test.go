@@ -29,11 +29,18 @@ type haDC struct {
 // phase timeout, for a busy CI machine.
 var haTimers = []string{"--phase-timeout", "3s"}
 
-func startHA(t *testing.T, nodes int) *haDC {
+func startHA(t *testing.T, nodes int) *haDC { return startHAVia(t, nodes, nil) }
+
+// startHAVia is startHA where node i reaches etcd at endpoints(i) (nil:
+// the members' own endpoints).
+func startHAVia(t *testing.T, nodes int, endpoints func(c *etcdtest.Cluster, i int) []string) *haDC {
 	c := etcdtest.Start(t, etcdtest.Options{Members: 3})
 	h := &haDC{t: t, etcd: c}
-	eps := strings.Join(c.Endpoints(), ",")
 	for i := range nodes {
+		eps := strings.Join(c.Endpoints(), ",")
+		if endpoints != nil {
+			eps = strings.Join(endpoints(c, i), ",")
+		}
 		args := append([]string{"--store", "etcd", "--etcd-endpoints", eps, "--node", fmt.Sprintf("n%d", i+1)}, haTimers...)
 		h.nodes = append(h.nodes, startDaemon(t, "dc-1", args...))
 		if i == 0 {
@@ -45,7 +52,7 @@ func startHA(t *testing.T, nodes int) *haDC {
 }
 
 // nodeList is `node list -o json` on d, or an error.
-func nodeList(t *testing.T, d *daemon) ([]vipsmart.NodeInfo, error) {
+func nodeList(t testing.TB, d *daemon) ([]vipsmart.NodeInfo, error) {
 	r := cli(t, d.server(), "node", "list", "-o", "json")
 	if r.code != 0 {
 		return nil, fmt.Errorf("node list on %s: exit %d: %s", d.sock, r.code, r.stderr)
@@ -283,11 +290,11 @@ func TestHAFailover(t *testing.T) {
 	_ = l.cmd.Process.Signal(syscall.SIGCONT)
 	select {
 	case <-l.done:
+		if !strings.Contains(l.Logs(), "lost the leadership") {
+			t.Fatalf("the thawed former leader did not say it lost the leadership:\n%s", l.Logs())
+		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("the thawed former leader still runs")
-	}
-	if !strings.Contains(l.Logs(), "lost the leadership") {
-		t.Fatalf("the thawed former leader did not say it lost the leadership:\n%s", l.Logs())
 	}
 	if moved := w.end(); len(moved) > 0 {
 		t.Fatalf("SIGSTOP of the leader: www moved: %v", moved)
@@ -330,8 +337,25 @@ func TestHAEtcdTrouble(t *testing.T) {
 	w := h.watchOther()
 	m := h.etcd.Members
 	m[0].Kill()
-	mustCLI(t, h.nodes[0].server(), "vip", "add", "db", "192.0.2.11")
-	mustCLI(t, h.nodes[1].server(), "vip", "remove", "db")
+	// A change in flight while etcd elects a new leader (if the killed
+	// member led) may fail with "store unavailable" and is safe to repeat.
+	retry := func(i int, ok string, args ...string) {
+		eventually(t, 20*time.Second, strings.Join(args, " "), func() error {
+			d := h.nodes[i]
+			select {
+			case <-d.done: // a leader that lost its lease and found another leading stops; its supervisor restarts it
+				d.start()
+			default:
+			}
+			r := cli(t, d.server(), args...)
+			if r.code != 0 && !strings.Contains(r.stderr, ok) {
+				return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+			}
+			return nil
+		})
+	}
+	retry(0, "already", "vip", "add", "db", "192.0.2.11")
+	retry(1, "does not exist", "vip", "remove", "db")
 	l := h.waitLeader(20 * time.Second)
 	if moved := w.end(); len(moved) > 0 {
 		t.Fatalf("one etcd member killed: www moved: %v", moved)
@@ -340,7 +364,7 @@ func TestHAEtcdTrouble(t *testing.T) {
 	// Quorum lost: two of three members down.
 	w = h.watchOther()
 	m[1].Kill()
-	time.Sleep(4 * time.Second) // longer than the nodes' leases (2s)
+	time.Sleep(6 * time.Second) // longer than the nodes' leases (4s)
 	for _, d := range h.running() {
 		vips, err := d.client().ListVIPs(context.Background())
 		if err != nil || len(vips) != 1 || vips[0].Name != "web" {
@@ -403,4 +427,67 @@ func TestHAEtcdTrouble(t *testing.T) {
 	if ev, _ := h.unreachableEvents(seq); len(ev) > 0 {
 		t.Fatalf("dc-2 saw dc-1 unreachable: %v", ev)
 	}
+}
+
+// TestHALeaderCutFromEtcd: the leader loses etcd (its connections to
+// every member hang) but not its peers. Its lease ends, another node
+// leads; the former leader, seeing a node answer as the leader while etcd
+// does not answer it, stops. Meanwhile dc-2 keeps hearing dc-1 and
+// nothing moves, and the DC's state is whole.
+func TestHALeaderCutFromEtcd(t *testing.T) {
+	var proxies []*etcdtest.Proxy
+	h := startHAVia(t, 3, func(c *etcdtest.Cluster, i int) []string {
+		if i != 0 {
+			return c.Endpoints()
+		}
+		var eps []string
+		for _, e := range c.Endpoints() {
+			p := etcdtest.NewProxy(t, strings.TrimPrefix(e, "http://"))
+			proxies = append(proxies, p)
+			eps = append(eps, "http://"+p.Addr())
+		}
+		return eps
+	})
+	leader := h.waitLeader(20 * time.Second)
+	if leader != h.nodes[0] {
+		t.Fatalf("n1 does not lead")
+	}
+	mustDCAdd(t, leader, h.other)
+	mustCLI(t, h.nodes[1].server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:100")
+	eventually(t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
+		g, err := h.other.client().GetGIP(context.Background(), "www")
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(g.Active, []string{"dc-1"}) {
+			return fmt.Errorf("www active at %v", g.Active)
+		}
+		return nil
+	})
+	want := readState(t, leader)
+	_, seq := h.unreachableEvents(0)
+	w := h.watchOther()
+	for _, p := range proxies {
+		p.Freeze()
+	}
+	select {
+	case <-leader.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the leader cut from etcd still runs")
+	}
+	if !strings.Contains(leader.Logs(), "which answers as the leader, while this node cannot reach etcd") {
+		t.Fatalf("the former leader did not say why it stopped:\n%s", leader.Logs())
+	}
+	l := h.waitLeader(20 * time.Second)
+	if moved := w.end(); len(moved) > 0 {
+		t.Fatalf("leader cut from etcd: www moved: %v", moved)
+	}
+	if ev, _ := h.unreachableEvents(seq); len(ev) > 0 {
+		t.Fatalf("leader cut from etcd: dc-2 saw dc-1 unreachable: %v", ev)
+	}
+	st := readState(t, l)
+	if st.Epoch != want.Epoch || !slices.Equal(st.GIPs, want.GIPs) || st.Status != "member" {
+		t.Fatalf("after the leader was cut from etcd: %+v, was %+v", st, want)
+	}
+	mustCLI(t, l.server(), "vip", "add", "web", "192.0.2.10")
 }

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -587,7 +588,13 @@ func (n *nodeRuntime) regain(ctx context.Context, store *openedStore) error {
 		leader, _, err := n.st.Leader(c)
 		cancel()
 		if err != nil && vipsmart.ErrorCodeOf(err) != vipsmart.ENOTFOUND {
-			continue // etcd does not answer: serve on
+			// etcd does not answer this node. If another node of the DC
+			// answers as the leader, etcd answers the others: this node
+			// alone is cut off, and it stops. Else serve on.
+			if other := n.otherLeader(ctx); other != "" {
+				return fmt.Errorf("node %s lost the leadership of DC %s to node %s, which answers as the leader, while this node cannot reach etcd: stopping, so that only the leader acts; restarted, it follows", n.node, n.self.Name, other)
+			}
+			continue
 		}
 		if err == nil && leader != n.node {
 			return fmt.Errorf("node %s lost the leadership of DC %s to node %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader acts; restarted, it follows", n.node, n.self.Name, leader, ttl)
@@ -614,4 +621,30 @@ func (n *nodeRuntime) regain(ctx context.Context, store *openedStore) error {
 		store.lead(l)
 		return nil
 	}
+}
+
+// otherLeader asks the DC's other nodes (as last seen in etcd) for the
+// leader's report: the name of one that answers as the leader, or "".
+func (n *nodeRuntime) otherLeader(ctx context.Context) string {
+	n.mu.Lock()
+	claims := slices.Clone(n.claims)
+	n.mu.Unlock()
+	for _, c := range claims {
+		var ni nodeInfo
+		if c.Node == n.node || json.Unmarshal(c.Info, &ni) != nil || ni.Address == "" {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		req, _ := http.NewRequestWithContext(pctx, http.MethodGet, "https://"+ni.Address+nodeReportPath, nil)
+		resp, err := n.tr.RoundTrip(req)
+		cancel()
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return c.Node
+		}
+	}
+	return ""
 }

@@ -29,11 +29,13 @@ import (
 // defaultLeaseTTL is the default lease of a node's etcd session
 // (--etcd-lease-ttl): how long after a node stops renewing it (freeze,
 // host down, cut from etcd) its claim and its leadership end and another
-// node may lead. 2s is the shortest etcd grants at its default election
-// timeout (it raises shorter ones to 1.5 election timeouts, rounded up to
-// a second). A leader killed on a live host goes faster: its followers
-// evict it (node.go).
-const defaultLeaseTTL = 2 * time.Second
+// node may lead. The etcd client gives a lease up when no renewal was
+// answered for its TTL, so the TTL must outlast an election of etcd's own
+// leader (about 1-2 s at etcd's default 1 s election timeout, plus the
+// client's reconnection): with 2 s, killing the etcd member a leader
+// talks to was seen to end its lease. A leader killed on a live host goes
+// faster whatever the TTL: its followers evict it (node.go).
+const defaultLeaseTTL = 4 * time.Second
 
 // storeOptions are the store flags of `vipsmart serve`.
 type storeOptions struct {
