@@ -197,6 +197,7 @@ func TestHAFailover(t *testing.T) {
 	// Changes through a follower reach the leader; dc add from it too.
 	mustCLI(t, follower.server(), "vip", "add", "web", "192.0.2.10")
 	mustDCAdd(t, leader, h.other)
+	first := leader
 	mustCLI(t, follower.server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:100")
 	eventually(t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
 		g, err := h.other.client().GetGIP(context.Background(), "www")
@@ -215,6 +216,25 @@ func TestHAFailover(t *testing.T) {
 		}
 	}
 	_, seq := h.unreachableEvents(0)
+	// node list: every node, with address, identity (the DC's key, the
+	// same on every node), role, lease, last seen and version; dc-2, on
+	// bolt, says it has no nodes to list.
+	ns, err := nodeList(t, follower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := leader.client().Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if n.Identity != st.Identity || n.Address == "" || n.Version == "" || n.LastSeen == nil || n.LeaseRemaining <= 0 || n.PID == 0 {
+			t.Fatalf("node list row %+v (the DC's identity is %s)", n, st.Identity)
+		}
+	}
+	if r := cli(t, h.other.server(), "node", "list"); r.code == 0 || !strings.Contains(r.stderr, "bolt store") {
+		t.Fatalf("node list on a DC on bolt: exit %d, %s", r.code, r.stderr)
+	}
 
 	check := func(what string) {
 		t.Helper()
@@ -302,6 +322,23 @@ func TestHAFailover(t *testing.T) {
 	check("SIGSTOP of the leader")
 	l.start()
 	check("the former leader back")
+
+	// dc-2 knows dc-1 by the address of the node that led at dc add.
+	// With that node down, a change still commits on both DCs: dc-2
+	// reaches dc-1's leader through the nodes it learned.
+	first.kill()
+	h.waitLeader(20 * time.Second)
+	mustCLI(t, h.running()[0].server(), "gip", "add", "api", "203.0.113.11", "--placement", "dc-2:100")
+	eventually(t, 15*time.Second, "gip api on dc-2", func() error {
+		gips, err := h.other.client().ListGIPs(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(gips) != 2 {
+			return fmt.Errorf("dc-2 has %d GIPs", len(gips))
+		}
+		return nil
+	})
 }
 
 // sameConfig compares what every node must read alike (events differ in

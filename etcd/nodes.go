@@ -47,7 +47,9 @@ func (se *Session) Claim(ctx context.Context, info []byte) error {
 		if err != nil {
 			return err
 		}
-		wait = time.Duration(ttl.GrantedTTL)*time.Second + time.Second
+		// A lease revoked meanwhile (evicted) has TTL -1 and no grant:
+		// wait a second, the claim is about to go.
+		wait = time.Duration(max(ttl.GrantedTTL, 0))*time.Second + time.Second
 		return nil
 	})
 	if err != nil {
@@ -214,18 +216,20 @@ func sorted(m map[string]Claim) []Claim {
 	return out
 }
 
-// Evict revokes the lease of claim c, if the claim still holds it: what a
+// EvictLeader revokes the lease of claim c if that lease still holds the
+// DC's leadership (the oldest election key is bound to it): what a
 // follower does when the leader's process is certainly gone (its listener
 // refuses connections), so that the DC need not wait for the lease to
-// expire. Revoking the lease of a live node only makes it lose its claim
-// and leadership (its writes are fenced); it never makes two leaders.
-func (st *Store) Evict(ctx context.Context, c Claim) error {
+// expire. A node that restarted under the same name has a new lease and
+// does not lead, so it is left alone. Revoking the lease of a live leader
+// only ends its term (its writes are fenced); it never makes two leaders.
+func (st *Store) EvictLeader(ctx context.Context, c Claim) error {
 	return st.do(ctx, "evict node "+c.Node, func(ctx context.Context) error {
-		resp, err := st.cli.Get(ctx, st.k.node(c.Node))
+		resp, err := st.cli.Get(ctx, st.k.election()+"/", clientv3.WithFirstCreate()...)
 		if err != nil {
 			return err
 		}
-		if len(resp.Kvs) == 0 || clientv3.LeaseID(resp.Kvs[0].Lease) != c.Lease {
+		if len(resp.Kvs) == 0 || c.Lease == 0 || clientv3.LeaseID(resp.Kvs[0].Lease) != c.Lease {
 			return nil
 		}
 		_, err = st.cli.Revoke(ctx, c.Lease)

@@ -202,6 +202,28 @@ func (n *nodeRuntime) leaderAddr() (name, addr string, claim etcd.Claim) {
 	return n.leader, "", etcd.Claim{}
 }
 
+// waitLeader waits up to d (and ctx) for another node to lead, asking
+// etcd every 50ms; it returns the leader's name and address, or "".
+func (n *nodeRuntime) waitLeader(ctx context.Context, d time.Duration) (string, string) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		if l, _, err := n.st.Leader(ctx); err == nil && l != n.node {
+			n.mu.Lock()
+			n.leader = l
+			n.mu.Unlock()
+			if _, addr, _ := n.leaderAddr(); addr != "" {
+				return l, addr
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", ""
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // nodeAddrs are the federation addresses of the DC's live nodes.
 func (n *nodeRuntime) nodeAddrs() []netip.AddrPort {
 	n.mu.Lock()
@@ -321,7 +343,7 @@ func (n *nodeRuntime) probe(ctx context.Context) bool {
 		n.mu.Unlock()
 		if evict {
 			ectx, cancel := context.WithTimeout(ctx, time.Second)
-			err := n.st.Evict(ectx, claim)
+			err := n.st.EvictLeader(ectx, claim)
 			cancel()
 			n.log.Warn("the leader's federation listener refuses connections: evicted it (revoked its etcd lease) so that a live node leads", "leader", name, "address", addr, "err", err)
 		}
@@ -410,8 +432,17 @@ func (n *nodeRuntime) forwardOp(w http.ResponseWriter, r *http.Request) {
 	}
 	leader, addr, _ := n.leaderAddr()
 	if leader == "" || addr == "" || leader == n.node {
-		n.noLeader(w, r, errors.New("no node leads the DC right now"))
-		return
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			n.noLeader(w, r, errors.New("no node leads the DC right now"))
+			return
+		}
+		// A change waits a little for a leader (a failover, or the DC's
+		// first node still campaigning) rather than failing at once.
+		leader, addr = n.waitLeader(r.Context(), 5*time.Second)
+		if addr == "" {
+			n.noLeader(w, r, errors.New("no node leads the DC right now"))
+			return
+		}
 	}
 	caller, _ := vipsmart.CallerFrom(r.Context())
 	cb, _ := json.Marshal(caller)

@@ -2,13 +2,26 @@ package main
 
 import (
 	"io"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/httpapi"
 )
+
+// oneNode answers GET /v1/nodes on a DC on bolt (one daemon, no nodes to
+// list) with a 404 that says so, and the rest with h.
+func oneNode(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(httpapi.NodesPath, func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, vipsmart.Errorf(vipsmart.ENOTFOUND, "", "this DC runs one daemon on the bolt store (serve --store bolt): node list applies to a DC whose daemons run on etcd (serve --store etcd, docs/ha.md)"))
+	})
+	mux.Handle("/", h)
+	return mux
+}
 
 func newNodeCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{

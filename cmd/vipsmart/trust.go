@@ -192,6 +192,7 @@ func (t *trustServe) serveAll(d *daemon.Daemon, api *httpapi.Server, log *slog.L
 		op = t.node.withNodes(op)
 	} else {
 		fed = httpapi.PeerHandler(d, identity.PeerFingerprint, log)
+		op = oneNode(op)
 	}
 	t.start(op, fed, log, errc)
 }
