@@ -52,6 +52,10 @@ type nodeRuntime struct {
 
 	leading atomic.Bool
 	store   *openedStore
+	// leaderServes is set once this node serves as the leader, through
+	// served (the listeners' switched handler).
+	leaderServes atomic.Bool
+	served       http.Handler
 
 	mu       sync.Mutex
 	claims   []etcd.Claim
@@ -202,12 +206,16 @@ func (n *nodeRuntime) leaderAddr() (name, addr string, claim etcd.Claim) {
 	return n.leader, "", etcd.Claim{}
 }
 
-// waitLeader waits up to d (and ctx) for another node to lead, asking
-// etcd every 50ms; it returns the leader's name and address, or "".
+// waitLeader waits up to d (and ctx) for a node to lead, asking etcd
+// every 50ms; it returns the leader's name and address, this node's name
+// and "" once this node serves as the leader, or "".
 func (n *nodeRuntime) waitLeader(ctx context.Context, d time.Duration) (string, string) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	for {
+		if n.leaderServes.Load() {
+			return n.node, ""
+		}
 		if l, _, err := n.st.Leader(ctx); err == nil && l != n.node {
 			n.mu.Lock()
 			n.leader = l
@@ -439,6 +447,11 @@ func (n *nodeRuntime) forwardOp(w http.ResponseWriter, r *http.Request) {
 		// A change waits a little for a leader (a failover, or the DC's
 		// first node still campaigning) rather than failing at once.
 		leader, addr = n.waitLeader(r.Context(), 5*time.Second)
+		if leader == n.node && addr == "" {
+			// This node won meanwhile and serves as the leader now.
+			n.served.ServeHTTP(w, r)
+			return
+		}
 		if addr == "" {
 			n.noLeader(w, r, errors.New("no node leads the DC right now"))
 			return

@@ -195,6 +195,10 @@ func (t *trustServe) serveAll(d *daemon.Daemon, api *httpapi.Server, log *slog.L
 		op = oneNode(op)
 	}
 	t.start(op, fed, log, errc)
+	if t.node != nil {
+		t.node.served = t.op
+		t.node.leaderServes.Store(true)
+	}
 }
 
 // start serves the operator API op and the federation listener fed; when
