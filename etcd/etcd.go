@@ -27,6 +27,8 @@
 //	P events/<seq, 16 hex>   JSON vipsmart.Event
 //	P election/<lease, hex>  the leader election (concurrency.Election)
 //	P nodes/<node>           a node's claim, bound to its session lease
+//	P identity               JSON SharedIdentity: the DC's key pair, which
+//	                         every node presents (ShareIdentity)
 //
 // The GIP set is the base with the overlay applied: a versioned blob (in
 // chunks) plus per-GIP keys. A name never has both a put and a del key,
@@ -182,7 +184,7 @@ type shared struct {
 // Store is a vipsmart.Store kept in etcd. It is safe for concurrent use.
 type Store struct {
 	*shared
-	fence *Leadership // nil: writes are not fenced
+	fence atomic.Pointer[Leadership] // nil: writes are not fenced
 }
 
 var _ vipsmart.Store = (*Store)(nil)
@@ -324,9 +326,29 @@ func (s *Store) do(ctx context.Context, op string, fn func(ctx context.Context) 
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", op, errClosed)
 	}
+	fence := s.fence.Load()
+	if fence != nil && fence.ended() {
+		return fence.unavailable(op)
+	}
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return s.fail(ctx, op, fn(tctx))
+	if fence != nil {
+		// A term that ends while the call waits (etcd lost its quorum,
+		// so the lease could not be renewed) ends the wait: the node
+		// must not block for the whole request timeout once it knows.
+		go func() {
+			select {
+			case <-fence.done:
+				cancel()
+			case <-tctx.Done():
+			}
+		}()
+	}
+	err := fn(tctx)
+	if err != nil && fence != nil && fence.ended() && ctx.Err() == nil && !errors.Is(err, ErrNotLeader) {
+		return fence.unavailable(op)
+	}
+	return s.fail(ctx, op, err)
 }
 
 // fail maps err for op: a *vipsmart.Error passes unchanged; the caller's
@@ -388,18 +410,19 @@ func unavailable(err error, timeout time.Duration) string {
 // it did not commit because the fence failed, the error is ErrNotLeader.
 // els are run when it does not commit, and their responses come first.
 func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
-	if s.fence != nil {
-		cmps = append(cmps[:len(cmps):len(cmps)], s.fence.cmp())
-		els = append(els[:len(els):len(els)], clientv3.OpGet(s.fence.key))
+	fence := s.fence.Load()
+	if fence != nil {
+		cmps = append(cmps[:len(cmps):len(cmps)], fence.cmp())
+		els = append(els[:len(els):len(els)], clientv3.OpGet(fence.key))
 	}
 	resp, err := s.cli.Txn(ctx).If(cmps...).Then(then...).Else(els...).Commit()
 	if err != nil {
 		return nil, err
 	}
-	if !resp.Succeeded && s.fence != nil {
+	if !resp.Succeeded && fence != nil {
 		kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().Kvs
-		if len(kvs) == 0 || kvs[0].CreateRevision != s.fence.rev {
-			return nil, s.fence.notLeader()
+		if len(kvs) == 0 || kvs[0].CreateRevision != fence.rev {
+			return nil, fence.notLeader()
 		}
 	}
 	return resp, nil

@@ -180,6 +180,27 @@ func (l *Leadership) cmp() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)
 }
 
+// ended reports whether the term has ended as far as this node knows.
+func (l *Leadership) ended() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// unavailable is the error of a call of a fenced store after its term
+// ended: it fails at once, without asking etcd.
+func (l *Leadership) unavailable(op string) error {
+	return &vipsmart.Error{
+		Code: vipsmart.EUNAVAILABLE,
+		Message: fmt.Sprintf("store unavailable: %s: node %s no longer leads DC %s (its etcd lease ended: etcd unreachable or without quorum, or this process was frozen); nothing was changed; retry when a node leads (vipsmart node list)",
+			op, l.se.node, l.se.store.dc),
+		Err: ErrNotLeader,
+	}
+}
+
 // notLeader is the error of a write refused by the fence.
 func (l *Leadership) notLeader() error {
 	l.end()
@@ -196,8 +217,16 @@ func (l *Leadership) notLeader() error {
 // EUNAVAILABLE) and change nothing. Reads are not fenced. The view shares
 // st's connection: closing either closes both.
 func (st *Store) Fenced(l *Leadership) *Store {
-	return &Store{shared: st.shared, fence: l}
+	s := &Store{shared: st.shared}
+	s.fence.Store(l)
+	return s
 }
+
+// Refence makes the writes of st, a store made by Fenced, commit only
+// while l lasts from now on: a node whose term ended because its lease
+// could not be renewed (cut from etcd) and that won a new term once etcd
+// answered again goes on with the same store.
+func (st *Store) Refence(l *Leadership) { st.fence.Store(l) }
 
 // Leader returns the node name of the DC's current leader and the create
 // revision of its election key, or ENOTFOUND if no node leads.

@@ -22,6 +22,8 @@ type Claim struct {
 	Lease clientv3.LeaseID // the node's session lease
 	// TTL is the time left on the lease when it was read (0 if unknown).
 	TTL time.Duration
+	// Granted is the lease's TTL as granted (0 if unknown).
+	Granted time.Duration
 	// Since is the etcd revision at which the node claimed its name.
 	Since int64
 }
@@ -45,7 +47,9 @@ func (se *Session) Claim(ctx context.Context, info []byte) error {
 		if err != nil {
 			return err
 		}
-		wait = time.Duration(ttl.GrantedTTL)*time.Second + time.Second
+		// A lease revoked meanwhile (evicted) has TTL -1 and no grant:
+		// wait a second, the claim is about to go.
+		wait = time.Duration(max(ttl.GrantedTTL, 0))*time.Second + time.Second
 		return nil
 	})
 	if err != nil {
@@ -128,6 +132,7 @@ func (st *Store) Claims(ctx context.Context) ([]Claim, error) {
 				if ttl.TTL > 0 {
 					c.TTL = time.Duration(ttl.TTL) * time.Second
 				}
+				c.Granted = time.Duration(ttl.GrantedTTL) * time.Second
 			}
 			out = append(out, c)
 		}
@@ -209,4 +214,28 @@ func sorted(m map[string]Claim) []Claim {
 	}
 	slices.SortFunc(out, func(a, b Claim) int { return strings.Compare(a.Node, b.Node) })
 	return out
+}
+
+// EvictLeader revokes the lease of claim c if that lease still holds the
+// DC's leadership (the oldest election key is bound to it): what a
+// follower does when the leader's process is certainly gone (its listener
+// refuses connections), so that the DC need not wait for the lease to
+// expire. A node that restarted under the same name has a new lease and
+// does not lead, so it is left alone. Revoking the lease of a live leader
+// only ends its term (its writes are fenced); it never makes two leaders.
+func (st *Store) EvictLeader(ctx context.Context, c Claim) error {
+	return st.do(ctx, "evict node "+c.Node, func(ctx context.Context) error {
+		resp, err := st.cli.Get(ctx, st.k.election()+"/", clientv3.WithFirstCreate()...)
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 0 || c.Lease == 0 || clientv3.LeaseID(resp.Kvs[0].Lease) != c.Lease {
+			return nil
+		}
+		_, err = st.cli.Revoke(ctx, c.Lease)
+		if err != nil && strings.Contains(err.Error(), "requested lease not found") {
+			return nil
+		}
+		return err
+	})
 }

@@ -71,6 +71,9 @@ func (s *Server) caller(r *http.Request, name string) context.Context {
 	if s.peerKey != nil {
 		key = s.peerKey(r.TLS)
 	}
+	if fwd := r.Header.Get(ForwardedPeerKeyHeader); fwd != "" && s.TrustForward != nil && s.TrustForward(key) {
+		key = fwd // a follower node of this DC forwarded it (nodes.go)
+	}
 	return vipsmart.WithCaller(r.Context(), vipsmart.Caller{Via: vipsmart.ViaPeer, Name: name, Identity: key, Addr: r.RemoteAddr})
 }
 
@@ -102,6 +105,8 @@ type PeerClient struct {
 
 	mu      sync.Mutex
 	clients map[string]*http.Client
+	nodes   map[string][]string // by pin: the DC's node addresses (nodes.go)
+	last    map[string]string   // by pin: the address that answered last
 }
 
 // NewPeerClient returns a PeerClient dialing with the TLS configurations
@@ -156,6 +161,28 @@ func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
 		return fmt.Errorf("encoding %s message: %w", m.Type, err)
 	}
 	addr := m.To.AddrPort().String()
+	// The DC may run several nodes (nodes.go): start with the address
+	// that answered last, then the member record's, then the others the
+	// DC named in its answers.
+	tries := p.candidates(m.To.Identity, addr)
+	for i, a := range tries {
+		err = p.send(ctx, m, a, b)
+		if err == nil || isRefusal(err) || ctx.Err() != nil {
+			if err == nil && i > 0 {
+				p.prefer(m.To.Identity, a)
+			}
+			return err
+		}
+	}
+	return err
+}
+
+func isRefusal(err error) bool {
+	var r refusal
+	return errors.As(err, &r)
+}
+
+func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string, b []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PeerPath, bytes.NewReader(b))
 	if err != nil {
 		return err
@@ -167,11 +194,12 @@ func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("%s (%s) cannot be reached: %w", m.To.Name, m.To.AddrPort(), err)
+		return fmt.Errorf("%s (%s) cannot be reached: %w", m.To.Name, addr, err)
 	}
 	defer resp.Body.Close()
+	p.learn(m.To.Identity, resp.Header)
 	if resp.StatusCode != http.StatusAccepted {
-		err := fmt.Errorf("%s (%s) refused a %s message: %w", m.To.Name, m.To.AddrPort(), m.Type, decodeError(resp))
+		err := fmt.Errorf("%s (%s) refused a %s message: %w", m.To.Name, addr, m.Type, decodeError(resp))
 		if resp.StatusCode < 500 {
 			return refusal{err}
 		}

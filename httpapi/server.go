@@ -47,7 +47,11 @@ type Server struct {
 	// PeerLimits and OperatorLimits override DefaultPeerLimits and
 	// DefaultOperatorLimits (limits.go).
 	PeerLimits, OperatorLimits *Limits
-	peerKey                    func(*tls.ConnectionState) string
+	// TrustForward, if set, says whether a peer connection presenting
+	// key is a node of this DC, whose ForwardedPeerKeyHeader is believed
+	// (nodes.go).
+	TrustForward func(key string) bool
+	peerKey      func(*tls.ConnectionState) string
 }
 
 // route is a handler per method for one path pattern; other methods get a

@@ -141,7 +141,7 @@ every other command is a client of a daemon's operator API.`,
 	pf.BoolVar(&g.noRetry, "no-retry", false, "fail at once when the federation is busy instead of retrying until --timeout (env VIPSMART_NO_RETRY)")
 	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g),
 		newStoreCmd(g), newBackupCmd(g), newRestoreCmd(g))
-	root.AddCommand(newVersionCmd(g), newUICmd(g), newBGPCmd(g), newTokenCmd(g))
+	root.AddCommand(newVersionCmd(g), newUICmd(g), newBGPCmd(g), newTokenCmd(g), newNodeCmd(g))
 	g.completions(root)
 	return root
 }

@@ -236,6 +236,11 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	defer store.close()
+	if store.etcd != nil {
+		if err := shareIdentity(ctx, o, self, store.etcd); err != nil {
+			return err
+		}
+	}
 	// The DC's key is made after the store is opened (a fresh data
 	// directory holds neither yet; a key beside a missing store is
 	// evidence of a lost one).
@@ -245,6 +250,19 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	}
 	self.Identity = ts.id.Fingerprint()
 	peers := httpapi.NewPeerClient(ts.id.PeerClientConfig)
+	srvErr := make(chan error, 3)
+	if store.etcd != nil {
+		// A node of a DC on etcd follows until it leads (node.go).
+		nctx, cancelNode := context.WithCancel(ctx)
+		defer cancelNode()
+		led, err := followThenLead(nctx, log, o, self, store, ts, peers, srvErr)
+		if err != nil || !led {
+			sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
+			ts.shutdown(sctx)
+			cancel()
+			return err
+		}
+	}
 	if o.rebuild.enabled() {
 		// Before the daemon serves: the others never see it behind.
 		if err := o.rebuild.run(ctx, log, store.bolt, self, peers); err != nil {
@@ -280,7 +298,6 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	ops.d = d
-	srvErr := make(chan error, 3)
 	ts.serveAll(d, &httpapi.Server{Service: d, Trust: d, Backup: store.backup(), Logger: log, Ops: ops.api()}, log, srvErr)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
@@ -299,6 +316,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 
 	var runErr error
 	ranOut := false
+	lost, regained := store.lost, make(chan error, 1)
 wait:
 	for {
 		select {
@@ -314,10 +332,19 @@ wait:
 			ranOut = true
 			log.Error("stopping: the daemon failed", "err", runErr)
 			break wait
-		case <-store.lost:
-			runErr = fmt.Errorf("node %s lost the leadership of DC %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader writes", o.store.node, self.Name, etcdLeaseTTL)
-			log.Error("stopping: leadership lost", "err", runErr)
-			break wait
+		case <-lost:
+			// A DC on etcd: this node's lease ended (node.go, regain).
+			lost = nil
+			log.Warn("the etcd lease of this node ended (etcd unreachable, or this process frozen): it keeps announcing, answering heartbeats and reads from memory and refuses changes until it leads again or another node does", "node", o.store.node, "lease_ttl", o.store.leaseTTL)
+			go func() { regained <- ts.node.regain(runCtx, store) }()
+		case err := <-regained:
+			if err != nil {
+				runErr = err
+				log.Error("stopping: leadership lost", "err", runErr)
+				break wait
+			}
+			lost = store.lost
+			log.Info("leading the DC again", "dc", self.Name, "node", o.store.node)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)

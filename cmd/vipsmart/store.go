@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,12 +23,19 @@ import (
 	"github.com/vipsmart/vipsmart/bolt"
 	"github.com/vipsmart/vipsmart/etcd"
 	"github.com/vipsmart/vipsmart/httpapi"
+	"github.com/vipsmart/vipsmart/identity"
 )
 
-// etcdLeaseTTL is the lease of a node's etcd session: how long after a
-// node stops renewing it (crash, freeze, cut from etcd) its claim and its
-// leadership end and another node may lead.
-const etcdLeaseTTL = 5 * time.Second
+// defaultLeaseTTL is the default lease of a node's etcd session
+// (--etcd-lease-ttl): how long after a node stops renewing it (freeze,
+// host down, cut from etcd) its claim and its leadership end and another
+// node may lead. The etcd client gives a lease up when no renewal was
+// answered for its TTL, so the TTL must outlast an election of etcd's own
+// leader (about 1-2 s at etcd's default 1 s election timeout, plus the
+// client's reconnection): with 2 s, killing the etcd member a leader
+// talks to was seen to end its lease. A leader killed on a live host goes
+// faster whatever the TTL: its followers evict it (node.go).
+const defaultLeaseTTL = 4 * time.Second
 
 // storeOptions are the store flags of `vipsmart serve`.
 type storeOptions struct {
@@ -37,6 +46,7 @@ type storeOptions struct {
 	ca        string
 	prefix    string
 	node      string
+	leaseTTL  time.Duration
 }
 
 func (o *storeOptions) flags(f *pflag.FlagSet) {
@@ -47,13 +57,14 @@ func (o *storeOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&o.ca, "etcd-ca", "", "etcd: CA file (PEM) to verify the etcd servers (default: the system's CAs)")
 	f.StringVar(&o.prefix, "etcd-prefix", "", "etcd: key prefix of this DC's state (default /vipsmart/<--name>/)")
 	f.StringVar(&o.node, "node", "", "this node's name within its DC (default: the host name)")
+	f.DurationVar(&o.leaseTTL, "etcd-lease-ttl", defaultLeaseTTL, "etcd: lease of this node's session: a leader that stops renewing it (frozen, host down, cut from etcd) is replaced after this long (whole seconds, at least 2s)")
 }
 
 // validate checks the store flags against each other (changed says which
 // flags were given) and fills in the node name's default. It changes
 // nothing outside o.
 func (o *storeOptions) validate(changed func(flag string) bool) error {
-	etcdFlags := []string{"etcd-endpoints", "etcd-cert", "etcd-key", "etcd-ca", "etcd-prefix"}
+	etcdFlags := []string{"etcd-endpoints", "etcd-cert", "etcd-key", "etcd-ca", "etcd-prefix", "etcd-lease-ttl"}
 	switch o.kind {
 	case "bolt":
 		for _, f := range etcdFlags {
@@ -102,6 +113,9 @@ func (o *storeOptions) validate(changed func(flag string) bool) error {
 	if o.prefix != "" && (len(o.prefix) < 3 || !strings.HasPrefix(o.prefix, "/") || !strings.HasSuffix(o.prefix, "/") || strings.ContainsFunc(o.prefix, func(r rune) bool { return r <= ' ' || r == 0x7f })) {
 		return usageError{fmt.Errorf("--etcd-prefix %q must start and end with / and name something below the root, without spaces: e.g. /vipsmart/dc-1/", o.prefix)}
 	}
+	if o.leaseTTL < 2*time.Second || o.leaseTTL > time.Minute || o.leaseTTL%time.Second != 0 {
+		return usageError{fmt.Errorf("--etcd-lease-ttl %s must be whole seconds between 2s and 1m (etcd grants leases in seconds, at least about 2s at its default election timeout)", o.leaseTTL)}
+	}
 	if o.node == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
@@ -139,15 +153,19 @@ type openedStore struct {
 	bolt *bolt.Store
 	// where describes the store for the log.
 	where string
+	// etcd and session are the etcd store and this node's session (nil
+	// for bolt); Store is nil until the node leads (lead).
+	etcd    *etcd.Store
+	mu      sync.Mutex
+	session *etcd.Session
 	// close releases everything (etcd: resigns by revoking the session,
 	// so that a standby node takes over at once).
 	close func()
 }
 
-// openStore opens the store the flags ask for. With etcd it claims the
-// node name, then waits until this node leads the DC (another live node
-// may lead: this one is then a standby), and returns the store fenced by
-// that leadership.
+// openStore opens the store the flags ask for. With etcd it starts the
+// node's session and claims the node name; the node then follows until it
+// leads (nodeRuntime.follow, then lead).
 func openStore(ctx context.Context, log *slog.Logger, o *serveOptions, self vipsmart.DC) (*openedStore, error) {
 	if o.store.kind != "etcd" {
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
@@ -185,7 +203,7 @@ func openStore(ctx context.Context, log *slog.Logger, o *serveOptions, self vips
 	// revoking this node's lease on the way out.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	se, err := store.NewSession(ctx, so.node, etcdLeaseTTL)
+	se, err := store.NewSession(ctx, so.node, so.leaseTTL)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("node %s: %w", so.node, err)
@@ -199,23 +217,80 @@ func openStore(ctx context.Context, log *slog.Logger, o *serveOptions, self vips
 	if err := se.Claim(ctx, info); err != nil {
 		return fail(fmt.Errorf("node %s of DC %s: %w", so.node, self.Name, err))
 	}
-	if leader, _, err := store.Leader(ctx); err == nil && leader != so.node {
-		log.Info("standby: waiting for the leadership of the DC", "dc", self.Name, "node", so.node, "leader", leader)
+	opened := &openedStore{
+		etcd:    store,
+		session: se,
+		where:   "etcd " + strings.Join(so.endpoints, ",") + " " + so.prefix + " node " + so.node,
 	}
-	lead, err := se.Campaign(ctx)
+	opened.close = func() {
+		opened.mu.Lock()
+		se := opened.session
+		opened.mu.Unlock()
+		_ = se.Close()
+		_ = store.Close()
+	}
+	return opened, nil
+}
+
+// setSession replaces the node's session (after the old one's lease
+// ended).
+func (s *openedStore) setSession(se *etcd.Session) {
+	s.mu.Lock()
+	s.session = se
+	s.mu.Unlock()
+}
+
+// lead makes s the store of this node as the DC's leader: every write
+// fenced by l. A node that leads again (after its lease ended) keeps the
+// store and moves the fence to its new term.
+func (s *openedStore) lead(l *etcd.Leadership) {
+	if f, ok := s.Store.(*etcd.Store); ok {
+		f.Refence(l)
+	} else {
+		s.Store = s.etcd.Fenced(l)
+	}
+	s.lost = l.Done()
+}
+
+// shareIdentity makes this node present the DC's one key (docs/ha.md):
+// the first node of the DC stores the key of its --data-dir (generated if
+// there is none) in etcd; every other node writes the stored pair into its
+// own --data-dir before the identity is loaded. With --tls-cert, the
+// operator gives every node the same files, and nothing is shared.
+func shareIdentity(ctx context.Context, o *serveOptions, self vipsmart.DC, st *etcd.Store) error {
+	if o.trust.tlsCert != "" {
+		return nil
+	}
+	opts := identity.Options{Dir: o.dataDir, Name: self.Name, Addrs: addrsOf(self, o.trust.apiListen)}
+	if _, err := identity.Load(opts); err != nil { // generates a pair if there is none
+		return err
+	}
+	certPath, keyPath := filepath.Join(o.dataDir, identity.CertFile), filepath.Join(o.dataDir, identity.KeyFile)
+	cert, err := os.ReadFile(certPath)
 	if err != nil {
-		return fail(fmt.Errorf("node %s campaigning for the leadership of DC %s: %w", so.node, self.Name, err))
+		return err
 	}
-	log.Info("leading the DC", "dc", self.Name, "node", so.node, "election_key", lead.Key())
-	return &openedStore{
-		Store: store.Fenced(lead),
-		lost:  lead.Done(),
-		where: "etcd " + strings.Join(so.endpoints, ",") + " " + so.prefix + " node " + so.node,
-		close: func() {
-			_ = se.Close()
-			_ = store.Close()
-		},
-	}, nil
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		return err
+	}
+	got, err := st.ShareIdentity(ctx, etcd.SharedIdentity{Cert: cert, Key: key})
+	if err != nil {
+		return fmt.Errorf("sharing the DC's key through etcd: %w", err)
+	}
+	if bytes.Equal(got.Cert, cert) && bytes.Equal(got.Key, key) {
+		return nil
+	}
+	if err := os.WriteFile(keyPath+".tmp", got.Key, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(certPath+".tmp", got.Cert, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(keyPath+".tmp", keyPath); err != nil {
+		return err
+	}
+	return os.Rename(certPath+".tmp", certPath)
 }
 
 // backup is what serves GET /v1/backup: the bolt store's snapshots; nil
@@ -233,4 +308,8 @@ type nodeInfo struct {
 	DC      string `json:"dc"`
 	Address string `json:"address"`
 	PID     int    `json:"pid"`
+	// Identity is the fingerprint of the key the node presents (the
+	// DC's), Version its build.
+	Identity string `json:"identity,omitempty"`
+	Version  string `json:"version,omitempty"`
 }

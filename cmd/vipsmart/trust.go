@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -116,6 +117,10 @@ type trustServe struct {
 	api     net.Listener
 	servers []*http.Server
 	refuse  func(remote, who, key, why string)
+	// node is set on a node of a DC on etcd (node.go); op and fedH are
+	// the handlers served, switched when a follower becomes the leader.
+	node     *nodeRuntime
+	op, fedH *switchHandler
 }
 
 func setupTrust(o *serveOptions, self vipsmart.DC, log *slog.Logger) (*trustServe, error) {
@@ -180,12 +185,37 @@ func (t *trustServe) close() {
 // with the daemon d; errors go to errc.
 func (t *trustServe) serveAll(d *daemon.Daemon, api *httpapi.Server, log *slog.Logger, errc chan<- error) {
 	t.refuse = d.PeerRefused
+	op := api.Handler()
+	var fed http.Handler
+	if t.node != nil { // a node of a DC on etcd, now its leader (node.go)
+		fed = t.node.leaderFed(d, op, log)
+		op = t.node.withNodes(op)
+	} else {
+		fed = httpapi.PeerHandler(d, identity.PeerFingerprint, log)
+		op = oneNode(op)
+	}
+	t.start(op, fed, log, errc)
+	if t.node != nil {
+		t.node.served = t.op
+		t.node.leaderServes.Store(true)
+	}
+}
+
+// start serves the operator API op and the federation listener fed; when
+// they are served already (a follower node that now leads), it switches
+// to op and fed.
+func (t *trustServe) start(op, fedH http.Handler, log *slog.Logger, errc chan<- error) {
+	if t.servers != nil {
+		t.op.set(op)
+		t.fedH.set(fedH)
+		return
+	}
+	t.op, t.fedH = newSwitch(op), newSwitch(fedH)
 	// The handshake errors of crypto/tls are refusals already recorded
 	// (rate-limited) by the daemon: keep them out of the log.
 	quiet := stdlog.New(slogWriter{log}, "", 0)
-	op := api.Handler()
-	fed := &http.Server{Handler: httpapi.PeerHandler(d, identity.PeerFingerprint, log), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
-	sock := &http.Server{Handler: op, ReadHeaderTimeout: 5 * time.Second, ConnContext: httpapi.SocketCaller}
+	fed := &http.Server{Handler: t.fedH, ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
+	sock := &http.Server{Handler: t.op, ReadHeaderTimeout: 5 * time.Second, ConnContext: httpapi.SocketCaller}
 	httpapi.Harden(fed)
 	httpapi.Harden(sock)
 	t.servers = []*http.Server{fed, sock}
@@ -198,11 +228,26 @@ func (t *trustServe) serveAll(d *daemon.Daemon, api *httpapi.Server, log *slog.L
 		if len(t.tokens.ListAPI()) == 0 {
 			log.Warn("--api-listen is on but there is no API token yet: every request is refused until one is made (vipsmart token create NAME --role admin|read on this host)")
 		}
-		api := &http.Server{Handler: httpapi.RequireToken(t.tokens, func(remote, who, why string) { d.PeerRefused(remote, who, "", why) }, op), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
+		api := &http.Server{Handler: httpapi.RequireToken(t.tokens, func(remote, who, why string) { t.refuse(remote, who, "", why) }, t.op), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
 		httpapi.Harden(api)
 		t.servers = append(t.servers, api)
 		go func() { errc <- api.Serve(t.api) }()
 	}
+}
+
+// switchHandler serves with the handler set last.
+type switchHandler struct{ h atomic.Pointer[http.Handler] }
+
+func newSwitch(h http.Handler) *switchHandler {
+	s := &switchHandler{}
+	s.set(h)
+	return s
+}
+
+func (s *switchHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
 }
 
 func (t *trustServe) shutdown(ctx context.Context) {
