@@ -64,7 +64,7 @@ const annRetryEvery = time.Second
 // event at error level (once per distinct failure), its end one at info;
 // what failed shows in status (Announced, state failed).
 func (d *Daemon) announce(gs []vipsmart.GIP, view vipsmart.HealthView, holdDown bool) {
-	want := d.desired(gs, view, holdDown)
+	want := d.withInherited(d.desired(gs, view, holdDown), gs, holdDown)
 	if d.lastAnnErr == "" && d.lastDesired != nil && slices.Equal(want, d.lastDesired) {
 		return
 	}
@@ -72,6 +72,7 @@ func (d *Daemon) announce(gs []vipsmart.GIP, view vipsmart.HealthView, holdDown 
 	defer cancel()
 	err := d.cfg.Announcer.Set(ctx, want)
 	d.lastDesired = want
+	d.publish(want)
 	msg := ""
 	if err != nil {
 		msg = err.Error()

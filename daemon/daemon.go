@@ -58,6 +58,11 @@ type Config struct {
 	// GIP placement, for a better placement whose VIP's health is not
 	// known yet (default 10s; see gips.go).
 	ActivationWait time.Duration
+	// Inherited is what this process already announced when the daemon
+	// starts (a node of a DC on etcd that followed the DC's leader and
+	// mirrored its set, handover.go): kept announced until the daemon
+	// knows better, at most ActivationWait. Nil for a daemon of its own.
+	Inherited []vipsmart.Announcement
 	// Fault, for tests only, makes the daemon crash at a chosen point of
 	// the protocol (see Fault). Nil in production.
 	Fault *Fault
@@ -97,6 +102,8 @@ type Daemon struct {
 	lastReport    federationReport
 	lastActiveKey string
 	lastDesired   []vipsmart.Announcement
+	pub           published // handover.go
+	inheritUntil  time.Time
 	// wasUnreachable are the members seen unreachable at the last
 	// evaluation.
 	wasUnreachable map[string]bool
@@ -207,6 +214,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		misses = federation.DefaultHeartbeatMisses
 	}
 	d.holdDownUntil = cfg.Now().Add(hb * time.Duration(misses+1))
+	d.inheritUntil = cfg.Now().Add(d.cfg.ActivationWait)
 	for _, v := range vl {
 		d.vips[v.Name] = v
 	}

@@ -276,7 +276,7 @@ func (d *Daemon) gipEvents(msgs []string, what string) {
 func (d *Daemon) activeKey() string {
 	var b strings.Builder
 	now := d.cfg.Now()
-	fmt.Fprintf(&b, "%d/%d/%t", d.node.GIPVersion(), d.healthVersion, now.Before(d.holdDownUntil))
+	fmt.Fprintf(&b, "%d/%d/%t/%t", d.node.GIPVersion(), d.healthVersion, now.Before(d.holdDownUntil), d.inheriting(now))
 	for _, m := range d.node.DCs(now) {
 		fmt.Fprintf(&b, "|%s:%t:%v:%v:%v", m.Name, m.Reachable, m.VIPsDown, m.Holding, m.VIPsUnknown)
 	}

@@ -64,6 +64,10 @@ type nodeRuntime struct {
 	refused  int
 	report   *federation.Report
 	record   []byte
+
+	// mirror announces the leader's set on this node while it follows
+	// (nodeannounce.go); nil without an announcer a follower runs.
+	mirror *mirror
 }
 
 // nodeOpPrefix is where a leader serves the operator API forwarded by its
@@ -332,6 +336,9 @@ func (n *nodeRuntime) probe(ctx context.Context) bool {
 		defer resp.Body.Close()
 		var r federation.Report
 		if resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&r) == nil {
+			if n.mirror != nil {
+				n.mirror.want(resp.Header.Get(announceGenHeader), addr)
+			}
 			n.mu.Lock()
 			n.report, n.leaderUp, n.refused = &r, true, 0
 			n.mu.Unlock()
@@ -567,8 +574,10 @@ func (n *nodeRuntime) leaderFed(d *daemon.Daemon, op http.Handler, log *slog.Log
 			httpapi.WriteError(w, err)
 			return
 		}
+		w.Header().Set(announceGenHeader, leaderSet(d).Generation)
 		httpapi.WriteJSON(w, http.StatusOK, rep)
 	})
+	mux.HandleFunc("GET "+nodeAnnouncePath, n.serveAnnouncements(d))
 	mux.HandleFunc(nodeOpPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		if !own(identity.PeerFingerprint(r.TLS)) {
 			httpapi.WriteError(w, vipsmart.Errorf(vipsmart.EFORBIDDEN, "", "only the nodes of DC %s may forward operator requests to it", n.self.Name))
@@ -590,27 +599,37 @@ func (n *nodeRuntime) leaderFed(d *daemon.Daemon, op http.Handler, log *slog.Log
 
 // followThenLead runs this node as a follower of its DC until it wins
 // the leadership (then store is fenced by it and led is true) or a
-// signal ends the wait (led false, nil error: a clean stop).
-func followThenLead(ctx context.Context, log *slog.Logger, o *serveOptions, self vipsmart.DC, store *openedStore, ts *trustServe, peers *httpapi.PeerClient, errc chan error) (led bool, err error) {
+// signal ends the wait (led false, nil error: a clean stop). While it
+// follows, fann (if not nil) announces the leader's set; on winning,
+// inherited is the set it last announced, which the daemon keeps until it
+// knows better.
+func followThenLead(ctx context.Context, log *slog.Logger, o *serveOptions, self vipsmart.DC, store *openedStore, ts *trustServe, peers *httpapi.PeerClient, errc chan error, fann vipsmart.Announcer) (led bool, inherited []vipsmart.Announcement, err error) {
 	nr := newNodeRuntime(log, o, self, store, ts.id, peers)
 	ts.node = nr
 	if err := store.session.Claim(ctx, nr.claimInfo()); err != nil {
-		return false, fmt.Errorf("node %s of DC %s: %w", nr.node, self.Name, err)
+		return false, nil, fmt.Errorf("node %s of DC %s: %w", nr.node, self.Name, err)
+	}
+	if fann != nil {
+		nr.mirror = newMirror(log, fann, nr.fetchAnnouncements)
+		nr.mirror.start(ctx)
 	}
 	nr.start(ctx)
 	sctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	lead, err := nr.follow(sctx, ts, errc)
+	if nr.mirror != nil {
+		inherited = nr.mirror.stop()
+	}
 	if err != nil {
 		if sctx.Err() != nil && ctx.Err() == nil {
 			log.Info("stopped while following", "node", nr.node)
-			return false, nil
+			return false, nil, nil
 		}
-		return false, err
+		return false, nil, err
 	}
 	store.lead(lead)
-	log.Info("leading the DC", "dc", self.Name, "node", nr.node, "election_key", lead.Key())
-	return true, nil
+	log.Info("leading the DC", "dc", self.Name, "node", nr.node, "election_key", lead.Key(), "inherited_announcements", len(inherited))
+	return true, inherited, nil
 }
 
 // regain is what a leader does once its lease ended (it was cut from

@@ -251,14 +251,25 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	self.Identity = ts.id.Fingerprint()
 	peers := httpapi.NewPeerClient(ts.id.PeerClientConfig)
 	srvErr := make(chan error, 3)
+	var ann vipsmart.Announcer
+	var inherited []vipsmart.Announcement
 	if store.etcd != nil {
-		// A node of a DC on etcd follows until it leads (node.go).
+		// A node of a DC on etcd follows until it leads (node.go),
+		// announcing the leader's set meanwhile (nodeannounce.go).
+		if ann, err = o.ann.build(ctx, log); err != nil {
+			ts.close()
+			return err
+		}
 		nctx, cancelNode := context.WithCancel(ctx)
 		defer cancelNode()
-		led, err := followThenLead(nctx, log, o, self, store, ts, peers, srvErr)
+		var led bool
+		led, inherited, err = followThenLead(nctx, log, o, self, store, ts, peers, srvErr, followerAnnouncer(ann))
 		if err != nil || !led {
 			sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
 			ts.shutdown(sctx)
+			if cerr := ann.Close(sctx); cerr != nil {
+				log.Error("withdrawing announcements", "err", cerr)
+			}
 			cancel()
 			return err
 		}
@@ -271,10 +282,11 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		}
 	}
 	o.fed.OpIDs = opIDs(self.Name)
-	ann, err := o.ann.build(ctx, log)
-	if err != nil {
-		ts.close()
-		return err
+	if ann == nil {
+		if ann, err = o.ann.build(ctx, log); err != nil {
+			ts.close()
+			return err
+		}
 	}
 	ops := newServeOps(o, log)
 	if err := ops.registerAnnouncers(); err != nil {
@@ -285,7 +297,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		ts.close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg, ActivationWait: o.actWait, Keys: ts.id, Tokens: ts.tokens}
+	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg, ActivationWait: o.actWait, Keys: ts.id, Tokens: ts.tokens, Inherited: inherited}
 	if cfg.Fault, err = testFault(log); err != nil {
 		ts.close()
 		return usageError{err}
