@@ -33,6 +33,14 @@ func (d *Daemon) Announcements() (uint64, []vipsmart.Announcement) {
 	return d.pub.gen, slices.Clone(d.pub.set)
 }
 
+// AnnouncementsGeneration is the generation Announcements would return,
+// without copying the set.
+func (d *Daemon) AnnouncementsGeneration() uint64 {
+	d.pub.mu.Lock()
+	defer d.pub.mu.Unlock()
+	return d.pub.gen
+}
+
 func (d *Daemon) publish(set []vipsmart.Announcement) {
 	d.pub.mu.Lock()
 	defer d.pub.mu.Unlock()

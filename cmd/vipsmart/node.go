@@ -574,7 +574,7 @@ func (n *nodeRuntime) leaderFed(d *daemon.Daemon, op http.Handler, log *slog.Log
 			httpapi.WriteError(w, err)
 			return
 		}
-		w.Header().Set(announceGenHeader, leaderSet(d).Generation)
+		w.Header().Set(announceGenHeader, leaderGen(d))
 		httpapi.WriteJSON(w, http.StatusOK, rep)
 	})
 	mux.HandleFunc("GET "+nodeAnnouncePath, n.serveAnnouncements(d))
@@ -610,6 +610,11 @@ func followThenLead(ctx context.Context, log *slog.Logger, o *serveOptions, self
 		return false, nil, fmt.Errorf("node %s of DC %s: %w", nr.node, self.Name, err)
 	}
 	if fann != nil {
+		if w, ok := fann.(vipsmart.Watcher); ok {
+			// Session changes are logged by the announcer; the event log
+			// is the leader's, which gets them once this node leads.
+			w.Watch(func(string, string) {})
+		}
 		nr.mirror = newMirror(log, fann, nr.fetchAnnouncements)
 		nr.mirror.start(ctx)
 	}

@@ -69,6 +69,16 @@ func leaderSet(d *daemon.Daemon) announceSet {
 	return announceSet{Generation: runID + "-" + strconv.FormatUint(gen, 10), Announcements: set}
 }
 
+// leaderGen is the generation of the leader daemon's set, as leaderSet
+// names it, without copying the set (for every report).
+func leaderGen(d *daemon.Daemon) string {
+	gen := d.AnnouncementsGeneration()
+	if gen == 0 {
+		return ""
+	}
+	return runID + "-" + strconv.FormatUint(gen, 10)
+}
+
 // serveAnnouncements is the leader's nodeAnnouncePath.
 func (n *nodeRuntime) serveAnnouncements(d *daemon.Daemon) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
