@@ -81,7 +81,9 @@ func vias(ps []bgpPath) ([]string, error) {
 // placement. kill -9 of a follower removes only its path; restarted, it
 // announces again; kill -9 of the leader removes only its path while the
 // other nodes' paths stay in the router throughout (sampled continuously)
-// and one of them leads on. dc-2 never takes the GIP.
+// and one of them leads on; SIGTERM of a follower withdraws its path. A
+// GIP added and removed through followers comes and goes on every node.
+// dc-2 never takes the GIP.
 func TestHABGPEveryNodeAnnounces(t *testing.T) {
 	need(t, "bird")
 	etcdBin := etcdtest.Need(t)
@@ -159,6 +161,28 @@ func TestHABGPEveryNodeAnnounces(t *testing.T) {
 	took := waitPaths("every node announces the GIP", 30*time.Second, all)
 	t.Logf("all three nodes' paths at the router %v after gip add", took)
 
+	// A change through a follower: every node announces the new GIP, then
+	// withdraws it when it is removed.
+	g2 := "203.0.113.7/32"
+	nodes[1].cli("gip", "add", "g2", "203.0.113.7", "--placement", "dc-1:200", "--placement", "dc-2:100")
+	eventually(t, 15*time.Second, "every node announces g2", func() error {
+		ps, err := rt.paths(g2)
+		if err != nil {
+			return err
+		}
+		if v, err := vias(ps); err != nil || !slices.Equal(v, all) {
+			return fmt.Errorf("paths of %s via %v (%v), want %v", g2, v, err, all)
+		}
+		return nil
+	})
+	nodes[2].cli("gip", "remove", "g2")
+	eventually(t, 15*time.Second, "every node withdraws g2", func() error {
+		if ps, err := rt.paths(g2); err != nil || len(ps) != 0 {
+			return fmt.Errorf("paths of %s: %v (%v)", g2, ps, err)
+		}
+		return nil
+	})
+
 	// sample reads the router's paths every few milliseconds from kill on:
 	// the paths of keep must be there at every sample; it returns when
 	// the paths are exactly keep and until() holds, and reports the
@@ -228,4 +252,17 @@ func TestHABGPEveryNodeAnnounces(t *testing.T) {
 	if ev := dc2.cli("events"); strings.Contains(ev, "g1 "+gip+" active here") || strings.Contains(ev, "dc-1 is unreachable") {
 		t.Fatalf("dc-2 took the GIP or lost dc-1:\n%s", ev)
 	}
+
+	// SIGTERM of a follower: it withdraws its routes; the leader's stay.
+	rest := []string{dcIP(2), dcIP(3)}
+	var term *dc
+	for i, n := range nodes[1:] {
+		if "n"+strconv.Itoa(i+2) != newLeader {
+			term, rest = n, slices.DeleteFunc(rest, func(ip string) bool { return ip == n.ip })
+		}
+	}
+	if err := term.p.term(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitPaths("the stopped follower's path withdrawn", 10*time.Second, rest)
 }
