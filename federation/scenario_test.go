@@ -24,6 +24,8 @@ type cluster struct {
 	results map[string]Result
 	events  []vipsmart.Event
 	drop    func(m Message) bool
+	cuts    map[[2]string]bool // links cut (both directions)
+	seen    map[skey]string    // invariant 2: the first state persisted at each (fed, epoch)
 }
 
 func scDC(name string) vipsmart.DC {
@@ -37,7 +39,7 @@ func scConfig(name string) Config {
 }
 
 func newCluster(t *testing.T, n int) *cluster {
-	c := &cluster{t: t, now: simEpoch, nodes: map[string]*Node{}, rec: map[string][]byte{}, gips: map[string]map[string]vipsmart.GIP{}, results: map[string]Result{}}
+	c := &cluster{t: t, now: simEpoch, nodes: map[string]*Node{}, rec: map[string][]byte{}, gips: map[string]map[string]vipsmart.GIP{}, results: map[string]Result{}, cuts: map[[2]string]bool{}, seen: map[skey]string{}}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("dc-%d", i)
 		c.names = append(c.names, name)
@@ -78,6 +80,7 @@ func (c *cluster) flush() {
 				for _, k := range u.DeleteGIPs {
 					delete(c.gips[name], k)
 				}
+				c.checkState(name)
 			}
 			for _, m := range rd.Messages {
 				b, err := json.Marshal(m)
@@ -106,13 +109,47 @@ func (c *cluster) deliver(max int) {
 		m := c.queue[0]
 		c.queue = c.queue[1:]
 		n := c.nodes[c.byAddr(m.To)]
-		if n == nil || (c.drop != nil && c.drop(m)) {
+		if n == nil || (c.drop != nil && c.drop(m)) || c.isCut(m.From.Name, c.byAddr(m.To)) {
 			continue
 		}
 		if err := n.Step(c.now, m); err != nil {
 			c.t.Fatalf("Step(%s %s->%s): %v", m.Type, m.From.Name, m.To.Name, err)
 		}
 		c.flush()
+	}
+}
+
+// cut cuts the links between a and each of others (both directions);
+// heal restores them.
+func (c *cluster) cut(a string, others ...string) {
+	for _, b := range others {
+		c.cuts[[2]string{a, b}], c.cuts[[2]string{b, a}] = true, true
+	}
+}
+
+func (c *cluster) heal(a string, others ...string) {
+	for _, b := range others {
+		delete(c.cuts, [2]string{a, b})
+		delete(c.cuts, [2]string{b, a})
+	}
+}
+
+func (c *cluster) isCut(a, b string) bool { return c.cuts[[2]string{a, b}] }
+
+// checkState checks invariant 2 on what name just persisted: the first
+// state seen at a (federation, epoch) is the only one.
+func (c *cluster) checkState(name string) {
+	c.t.Helper()
+	n := c.nodes[name]
+	if n == nil || !n.h.memberish() {
+		return
+	}
+	k := skey{n.h.FedID, n.h.Epoch}
+	_, str := stateHash(&n.h, n.gips)
+	if old, ok := c.seen[k]; !ok {
+		c.seen[k] = str
+	} else if old != str {
+		c.t.Fatalf("invariant 2 broken: two states at %s: %s holds %q, first seen %q", k, name, str, old)
 	}
 }
 
