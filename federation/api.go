@@ -53,6 +53,9 @@ type Proposal struct {
 	DC    vipsmart.DC
 	Name  string
 	Force bool
+	// Names are further DCs a forced RemoveDC removes in the same change
+	// (Name and Names together; order and duplicates do not matter).
+	Names []string
 	GIP   vipsmart.GIP
 	// Update makes PutGIP change an existing GIP (ENOTFOUND if there is
 	// none); without it PutGIP creates one (ECONFLICT if the name exists).
@@ -103,6 +106,9 @@ const (
 	MsgHeartbeatResp MsgType = "heartbeat-resp" // answer to a heartbeat (any status)
 	MsgFetchState    MsgType = "fetch-state"    // ask a DC for its whole state
 	MsgState         MsgType = "state"          // the whole state of a member
+	MsgAbortResp     MsgType = "abort-resp"     // participant -> coordinator: the abort arrived
+	MsgProbe         MsgType = "probe"          // forced-removal coordinator -> candidate of a change in doubt
+	MsgProbeResp     MsgType = "probe-resp"     // candidate -> coordinator: it does not hold that change (ok), or it does
 )
 
 // Change is the change an operation makes. It travels in Lock, Prepare and
@@ -112,6 +118,9 @@ type Change struct {
 	DC    *vipsmart.DC  `json:"dc,omitempty"`   // AddDC: the candidate
 	Name  string        `json:"name,omitempty"` // RemoveDC/Leave: the DC that goes; DeleteGIP: the GIP
 	Force bool          `json:"force,omitempty"`
+	// Names is set on a forced RemoveDC of several DCs: all of them,
+	// sorted (Name is the first).
+	Names []string `json:"names,omitempty"`
 	GIP   *vipsmart.GIP `json:"gip,omitempty"` // PutGIP
 	// Founder is set on an AddDC whose coordinator was standalone: the
 	// coordinator that declares the federation.
@@ -131,6 +140,13 @@ type Decision struct {
 	OpID        string `json:"op_id"`
 	Coordinator string `json:"coordinator"`
 	Change      Change `json:"change"`
+	// Tomb marks a tombstone (the decision by which a DC left the
+	// federation), and Members are then the members after it (none when
+	// the federation dissolved). A DC of that federation that is behind it
+	// and cannot reach a member to catch up from learns from it whether it
+	// is still listed.
+	Tomb    bool          `json:"tomb,omitempty"`
+	Members []vipsmart.DC `json:"members,omitempty"`
 }
 
 // State is the whole state of a federation member.
@@ -143,6 +159,10 @@ type State struct {
 	// Founding is the decision that re-founded the federation under this
 	// id, if it was (a forced removal in a federation of two).
 	Founding *Decision `json:"founding,omitempty"`
+	// Quorum is set after a forced removal of several DCs: the members
+	// before it. Until an ordinary change commits, the next forced removal
+	// needs more than half of them too (see docs/federation.md).
+	Quorum []string `json:"quorum,omitempty"`
 }
 
 // Doubt is what a member remembers when a lock it granted expired without a
@@ -154,6 +174,10 @@ type Doubt struct {
 	OpID        string `json:"op_id"`
 	Coordinator string `json:"coordinator"`
 	Change      Change `json:"change"`
+	// Seq is the coordinator's operation sequence number of OpID: the
+	// doubt is resolved when the coordinator is heard, below ToEpoch,
+	// after that operation ended.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Message is one protocol message between two daemons. It is JSON
@@ -181,6 +205,13 @@ type Message struct {
 	SenderFed   string `json:"sender_fed,omitempty"`
 	// Report is the sender's health report (heartbeats and their answers).
 	Report *Report `json:"report,omitempty"`
+	// Seq is the sequence number of the last operation the sender started
+	// as a coordinator, and Running says it is still running it. A DC that
+	// hears a coordinator past an operation knows that operation ended:
+	// it refuses a late lock of it, and releases its lock or drops its
+	// doubt if the coordinator is still below the operation's epoch.
+	Seq     uint64 `json:"seq,omitempty"`
+	Running bool   `json:"running,omitempty"`
 	// Responses: OK, or the refusal.
 	OK     bool               `json:"ok,omitempty"`
 	Code   vipsmart.ErrorCode `json:"code,omitempty"`

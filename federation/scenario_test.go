@@ -423,7 +423,7 @@ func TestCandidateReviewRefuses(t *testing.T) {
 	}
 	wantErr(t, c.nodes["dc-2"].LocalChangeAllowed(), vipsmart.ESTATE, "dc-2 is candidate-review by operation "+id)
 	_, err = c.propose("dc-2", Proposal{Kind: PutGIP, GIP: vipsmart.GIP{Name: "h", Address: netip.MustParseAddr("192.0.2.2")}})
-	wantErr(t, err, vipsmart.EBUSY, "federation busy, retry: dc-2 is locked by operation "+id+" (candidate-review, 10s left)")
+	wantErr(t, err, vipsmart.EBUSY, "federation busy, retry: dc-2 is locked by operation "+id+" of dc-1 (put GIP g, candidate-review): it ends when dc-1 commits or aborts it, at the latest in 10s")
 	// A lock of another operation is refused; its coordinator gets EBUSY.
 	c.drop = nil
 	c.nodes["dc-2"].h.Lock.Deadline = c.now.Add(10 * time.Second) // unchanged; just explicit
@@ -724,6 +724,9 @@ func TestForceRemoveInFederationOfTwoRefounds(t *testing.T) {
 	c.federate(2)
 	old := c.h("dc-1").FedID
 	c.crash("dc-2")
+	_, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-2", Force: true})
+	wantErr(t, err, vipsmart.ESTATE, "dc-2 is reachable (heard 100ms ago): --force is only for a member that cannot be reached; remove it with a plain dc remove dc-2")
+	c.run(time.Second)
 	id, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-2", Force: true})
 	if err != nil {
 		t.Fatal(err)
@@ -900,7 +903,8 @@ func TestMessageJSONRoundTrip(t *testing.T) {
 	d := scDC("dc-2")
 	m := Message{Type: MsgPrepare, From: scDC("dc-1"), To: d, FedID: "f-1", Epoch: 4, OpID: "dc-1-3", ToEpoch: 5,
 		Change: &Change{Kind: AddDC, DC: &d}, State: &State{FedID: "f-1", Epoch: 5, Members: []vipsmart.DC{scDC("dc-1"), d}, GIPs: []vipsmart.GIP{g}},
-		Doubts: []Doubt{{FedID: "f-1", Epoch: 4, ToEpoch: 5, OpID: "dc-3-1", Coordinator: "dc-3"}}}
+		Doubts: []Doubt{{FedID: "f-1", Epoch: 4, ToEpoch: 5, OpID: "dc-3-1", Coordinator: "dc-3", Change: Change{Kind: RemoveDC, Name: "dc-1", Force: true, Names: []string{"dc-1", "dc-4"}}, Seq: 1}},
+		Seq: 3, Running: true}
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
