@@ -114,13 +114,13 @@ const (
 // Change is the change an operation makes. It travels in Lock, Prepare and
 // Commit messages and is kept in every DC's last Decision.
 type Change struct {
-	Kind  ProposalKind  `json:"kind"`
-	DC    *vipsmart.DC  `json:"dc,omitempty"`   // AddDC: the candidate
-	Name  string        `json:"name,omitempty"` // RemoveDC/Leave: the DC that goes; DeleteGIP: the GIP
-	Force bool          `json:"force,omitempty"`
+	Kind  ProposalKind `json:"kind"`
+	DC    *vipsmart.DC `json:"dc,omitempty"`   // AddDC: the candidate
+	Name  string       `json:"name,omitempty"` // RemoveDC/Leave: the DC that goes; DeleteGIP: the GIP
+	Force bool         `json:"force,omitempty"`
 	// Names is set on a forced RemoveDC of several DCs: all of them,
 	// sorted (Name is the first).
-	Names []string `json:"names,omitempty"`
+	Names []string      `json:"names,omitempty"`
 	GIP   *vipsmart.GIP `json:"gip,omitempty"` // PutGIP
 	// Founder is set on an AddDC whose coordinator was standalone: the
 	// coordinator that declares the federation.

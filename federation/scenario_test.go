@@ -904,7 +904,7 @@ func TestMessageJSONRoundTrip(t *testing.T) {
 	m := Message{Type: MsgPrepare, From: scDC("dc-1"), To: d, FedID: "f-1", Epoch: 4, OpID: "dc-1-3", ToEpoch: 5,
 		Change: &Change{Kind: AddDC, DC: &d}, State: &State{FedID: "f-1", Epoch: 5, Members: []vipsmart.DC{scDC("dc-1"), d}, GIPs: []vipsmart.GIP{g}},
 		Doubts: []Doubt{{FedID: "f-1", Epoch: 4, ToEpoch: 5, OpID: "dc-3-1", Coordinator: "dc-3", Change: Change{Kind: RemoveDC, Name: "dc-1", Force: true, Names: []string{"dc-1", "dc-4"}}, Seq: 1}},
-		Seq: 3, Running: true}
+		Seq:    3, Running: true}
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
