@@ -1,7 +1,9 @@
 package federation
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,14 +57,19 @@ func TestForcedRemovalsOnBothSidesOfAPartition(t *testing.T) {
 	c.drop = nil
 	c.cut(B, M)
 	c.run(11 * time.Second)
-	t.Logf("B's forced removal of A: %v", c.results[fb].Err)
+	// M took part in A's removal of B, which may have committed: it takes
+	// no part in an operation of B.
+	wantErr(t, c.results[fb].Err, vipsmart.ESTATE, "dc-3 (127.0.0.3:9613) refused the lock: it took part in operation "+fa+" of dc-1, which force-removed dc-2 and may have committed at epoch "+fmt.Sprint(E+1))
 
 	c.heal(A, M)
 	c.run(time.Second)
 	id, err := c.propose(A, Proposal{Kind: PutGIP, GIP: gipNamed("g", 1)})
-	if err == nil {
-		c.settle()
-		t.Logf("A's GIP put: %v", c.results[id].Err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
 	}
 	c.run(time.Second)
 
@@ -82,6 +89,9 @@ func TestForcedRemovalsOnBothSidesOfAPartition(t *testing.T) {
 	c.converged(with, M)
 	if c.status(fenced) != vipsmart.StatusStandalone {
 		t.Fatalf("%s is %s, want standalone (fenced out)", fenced, c.status(fenced))
+	}
+	if with != A || len(c.gips[M]) != 1 {
+		t.Fatalf("M is with %s holding %d GIPs, want with A and the GIP A put", with, len(c.gips[M]))
 	}
 }
 
@@ -132,6 +142,11 @@ func TestDoubtsAreNotForgotten(t *testing.T) {
 	}
 	if got := c.h("dc-1").Epoch; got != E+2 {
 		t.Fatalf("the forced removal of %s committed at %d, want %d (past the epoch of its lone change)", X, got, E+2)
+	}
+	for _, n := range []string{"dc-1", "dc-2"} {
+		if d := c.h(n).Doubts; len(d) != 0 {
+			t.Fatalf("%s keeps doubts %+v past the epoch they are about", n, d)
+		}
 	}
 	c.restart(X)
 	c.run(2 * time.Second)
@@ -225,4 +240,327 @@ func TestAbortsAreResent(t *testing.T) {
 	if c.status("dc-2") != vipsmart.StatusMember || len(c.h("dc-2").Doubts) != 0 {
 		t.Fatalf("dc-2 is %s with doubts %+v one second after the operation failed: the abort was not resent", c.status("dc-2"), c.h("dc-2").Doubts)
 	}
+}
+
+// TestForcedRemovalOfSeveralDCs: 2 of 5 DCs dead. Both are removed in one
+// forced removal, committed among the 3 survivors; an ordinary change
+// then works at once; the dead ones come back fenced out, standalone, and
+// can be added again. The refusals: a forced removal that would leave
+// half of the members or fewer, a reachable DC, and a second forced
+// removal right after one of several DCs (the quorum) until an ordinary
+// change commits.
+func TestForcedRemovalOfSeveralDCs(t *testing.T) {
+	c := newCluster(t, 5)
+	c.federate(5)
+	E := c.h("dc-1").Epoch
+	c.crash("dc-4")
+	c.crash("dc-5")
+	_, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-4", Names: []string{"dc-5"}, Force: true})
+	wantErr(t, err, vipsmart.ESTATE, "dc-4 is reachable (heard 100ms ago): --force is only for a member that cannot be reached; remove it with a plain dc remove dc-4")
+	c.run(time.Second)
+	_, err = c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-4", Names: []string{"dc-5", "dc-3"}, Force: true})
+	wantErr(t, err, vipsmart.ESTATE, "dc-3 is reachable")
+	_, err = c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-4", Names: []string{"dc-5"}})
+	wantErr(t, err, vipsmart.EINVALID, "a plain removal takes one DC")
+	c.crash("dc-3")
+	c.run(time.Second)
+	_, err = c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-3", Names: []string{"dc-4", "dc-5"}, Force: true})
+	wantErr(t, err, vipsmart.ESTATE, "a forced removal needs more than half of the members to stay and take part: removing dc-3, dc-4, dc-5 leaves 2 of 5")
+	c.restart("dc-3")
+	c.run(time.Second)
+	// A name that is neither a member nor the candidate of an add in
+	// doubt is refused once the members' doubts are in.
+	id, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-4", Names: []string{"dc-5", "dc-9"}, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	wantErr(t, c.result(id), vipsmart.ENOTFOUND, "dc-9 is not a member of federation", "nor the candidate of an add in doubt of a DC this removal removes")
+	c.run(time.Second)
+
+	id, err = c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-5", Names: []string{"dc-4", "dc-5"}, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.run(time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	h := c.h("dc-2")
+	if h.Epoch != E+1 || h.Last.OpID != id || len(h.Last.Change.Names) != 2 || strings.Join(h.Quorum, ",") != "dc-1,dc-2,dc-3,dc-4,dc-5" {
+		t.Fatalf("dc-2 at %d, last %+v, quorum %v", h.Epoch, h.Last, h.Quorum)
+	}
+	// A third DC dies before any ordinary change: forcing it out would
+	// leave 2 of the 5 DCs the last forced removal started from.
+	c.crash("dc-3")
+	c.run(time.Second)
+	_, err = c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-3", Force: true})
+	wantErr(t, err, vipsmart.ESTATE, "a forced removal needs more than half of the 5 DCs that were members before the last forced removal of several DCs (dc-1, dc-2, dc-3, dc-4, dc-5) until an ordinary change commits: only 2 of them would take part")
+	c.restart("dc-3")
+	c.run(time.Second)
+	// An ordinary change commits at once among the survivors, and resets
+	// the quorum.
+	id, err = c.propose("dc-3", Proposal{Kind: PutGIP, GIP: vipsmart.GIP{Name: "www", Address: netip.MustParseAddr("192.0.2.10"), Mode: vipsmart.ModeFailover, Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 200}, {DC: "dc-2", Priority: 100}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.run(time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	if q := c.h("dc-1").Quorum; q != nil {
+		t.Fatalf("quorum %v after an ordinary change", q)
+	}
+	// The dead ones come back: fenced out, standalone, no objects.
+	c.restart("dc-4")
+	c.restart("dc-5")
+	c.run(2 * time.Second)
+	for _, n := range []string{"dc-4", "dc-5"} {
+		if c.status(n) != vipsmart.StatusStandalone || len(c.h(n).Members) != 0 || len(c.gips[n]) != 0 || c.h(n).Epoch < E+1 {
+			t.Fatalf("%s is %s at %d with %d members", n, c.status(n), c.h(n).Epoch, len(c.h(n).Members))
+		}
+		if !hasEvent(c.events, n, "fenced out of federation") {
+			t.Fatalf("no fencing event for %s", n)
+		}
+	}
+	c.converged("dc-1", "dc-2", "dc-3")
+	// And they can be added back.
+	for _, n := range []string{"dc-4", "dc-5"} {
+		if err := c.add("dc-2", n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.run(time.Second)
+	c.converged("dc-1", "dc-2", "dc-3", "dc-4", "dc-5")
+}
+
+// TestLateLockAfterAbortIsRefused is issue 15's finding 5: the lock of an
+// operation that already failed arrives after its abort (a DC cut off, a
+// slow link). The DC knows the operation ended and refuses it; it never
+// goes to candidate-review for it.
+func TestLateLockAfterAbortIsRefused(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	c.crash("dc-3")
+	c.run(time.Second)
+	var late []Message
+	c.drop = func(m Message) bool {
+		if m.Type == MsgLock && m.To.Name == "dc-2" {
+			late = append(late, m) // held back
+			return true
+		}
+		return false
+	}
+	id, err := c.propose("dc-1", Proposal{Kind: PutGIP, GIP: gipNamed("g", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	c.nodes["dc-1"].ReportUnreachable(c.now, "dc-3", "connection refused")
+	c.flush()
+	c.settle() // the abort reaches dc-2
+	wantErr(t, c.result(id), vipsmart.EUNAVAILABLE)
+	c.drop = nil
+	if len(late) == 0 {
+		t.Fatal("no lock held back")
+	}
+	n := c.nodes["dc-2"]
+	if err := n.Step(c.now, late[0]); err != nil {
+		t.Fatal(err)
+	}
+	rd := n.Ready()
+	n.Advance(rd)
+	if n.h.Status != vipsmart.StatusMember || n.h.Lock != nil {
+		t.Fatalf("dc-2 is %s after a late lock of a failed operation", n.h.Status)
+	}
+	if len(rd.Messages) != 1 || rd.Messages[0].OK || !strings.Contains(rd.Messages[0].Reason, "knows that operation "+id+" of dc-1 has ended (it heard dc-1 past it): a late lock is refused") {
+		t.Fatalf("late lock answered %+v", rd.Messages)
+	}
+}
+
+// TestBusyMessageSaysWhatHoldsTheLock is issue 15's finding 4 (the server
+// side): a busy refusal names the operation, its coordinator and change,
+// and the latest time it ends; once that operation aborts, the next
+// operation goes through at once (no stale "time left").
+func TestBusyMessageSaysWhatHoldsTheLock(t *testing.T) {
+	c := newCluster(t, 4)
+	c.federate(3)
+	var id1 string
+	c.drop = func(m Message) bool { return m.Type == MsgLockResp && m.OpID == id1 }
+	id1, err := c.propose("dc-1", Proposal{Kind: PutGIP, GIP: gipNamed("a", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	c.now = c.now.Add(1500 * time.Millisecond)
+	id2, err := c.propose("dc-3", Proposal{Kind: PutGIP, GIP: gipNamed("b", 2)})
+	wantErr(t, err, vipsmart.EBUSY, "federation busy, retry: dc-3 is locked by operation "+id1+" of dc-1 (put GIP a, candidate-review): it ends when dc-1 commits or aborts it, at the latest in 8.5s")
+	_, err = c.propose("dc-1", Proposal{Kind: PutGIP, GIP: gipNamed("b", 2)})
+	wantErr(t, err, vipsmart.EBUSY, "federation busy, retry: operation "+id1+" of this DC (dc-1) is still running")
+	// dc-1's operation times out and aborts: dc-3's change goes through.
+	c.run(2 * time.Second)
+	wantErr(t, c.result(id1), vipsmart.ETIMEOUT)
+	id2, err = c.propose("dc-3", Proposal{Kind: PutGIP, GIP: gipNamed("b", 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id2); err != nil {
+		t.Fatal(err)
+	}
+	// A lock refused by a DC that coordinates an operation says so.
+	var id3 string
+	c.drop = func(m Message) bool { return m.Type == MsgLock && m.OpID == id3 } // dc-1 waits in its lock phase
+	id3, err = c.propose("dc-1", Proposal{Kind: PutGIP, GIP: gipNamed("c", 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	id4, err := c.propose("dc-2", Proposal{Kind: PutGIP, GIP: gipNamed("d", 4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	wantErr(t, c.result(id4), vipsmart.EBUSY, "federation busy, retry: dc-1 is coordinating operation "+id3+" (put GIP c, in the lock phase): it ends when that commits or fails, at the latest in 10s")
+}
+
+// TestDeadlinesAcrossClockJumps is issue 15's finding 6: a temporary
+// status persisted with its deadline never lasts longer than what was
+// left of it, whatever the clock did while the daemon was down; a forward
+// jump ends it early (it is a lease).
+func TestDeadlinesAcrossClockJumps(t *testing.T) {
+	for _, jump := range []time.Duration{-time.Hour, -3 * time.Second, 0, time.Hour} {
+		t.Run(jump.String(), func(t *testing.T) {
+			c := newCluster(t, 3)
+			c.federate(3)
+			c.drop = func(m Message) bool { return m.From.Name == "dc-1" && m.Type != MsgLock }
+			if _, err := c.propose("dc-1", Proposal{Kind: PutGIP, GIP: gipNamed("g", 1)}); err != nil {
+				t.Fatal(err)
+			}
+			c.settle()
+			c.crash("dc-1")
+			if c.status("dc-2") != vipsmart.StatusCandidateReview {
+				t.Fatalf("dc-2 is %s", c.status("dc-2"))
+			}
+			deadline := c.h("dc-2").Lock.Deadline // 10s from now
+			c.run(4 * time.Second)
+			c.crash("dc-2")
+			// dc-2 is down for 2s while its clock is stepped by jump.
+			c.now = c.now.Add(2*time.Second + jump)
+			c.restart("dc-2")
+			st := c.nodes["dc-2"].Status(c.now)
+			var most time.Duration // the most it may have left
+			switch {
+			case jump < 0:
+				most = 6*time.Second + savePeriod // what was left at the last save
+			case jump == 0:
+				most = deadline.Sub(c.now) // 4s: the clock is right
+			}
+			if most <= 0 {
+				if st.Status != vipsmart.StatusMember {
+					t.Fatalf("restarted %s although the clock passed the deadline", st.Status)
+				}
+				return
+			}
+			if st.Status != vipsmart.StatusCandidateReview || st.TimeLeft == nil || time.Duration(*st.TimeLeft) > most {
+				t.Fatalf("restarted %s with %v left, want at most %s", st.Status, time.Duration(*st.TimeLeft), most)
+			}
+			c.now = c.now.Add(most)
+			c.nodes["dc-2"].Tick(c.now)
+			c.flush()
+			if c.status("dc-2") != vipsmart.StatusMember {
+				t.Fatalf("dc-2 is %s %s after the restart (clock %s): the deadline stretched", c.status("dc-2"), most, jump)
+			}
+		})
+	}
+}
+
+// TestForcedRemovalAsksTheCandidate: the candidate of the removed DC's
+// add in doubt is reachable and holds the add: the forced removal fails
+// (nothing changes), the members catch up from the candidate, and the
+// retried removal keeps the add.
+func TestForcedRemovalAsksTheCandidate(t *testing.T) {
+	c := newCluster(t, 4)
+	c.federate(3)
+	X, K := "dc-3", "dc-4"
+	c.drop = func(m Message) bool { return m.Type == MsgCommit && m.To.Name != K }
+	id, err := c.propose(X, Proposal{Kind: AddDC, DC: scDC(K)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.drop = func(m Message) bool { return m.Type == MsgHeartbeat && m.From.Name == K } // the survivors do not learn it from K's heartbeats
+	c.crash(X)
+	c.run(11 * time.Second)
+	e := c.h("dc-1").Epoch
+	fid, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: X, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	wantErr(t, c.result(fid), vipsmart.EBUSY, "federation busy, retry: dc-4 holds federation", "past the epoch "+fmt.Sprint(e)+" of operation "+id+" of dc-3 that the other members missed: they catch up from it")
+	// The candidate's answer is ahead: dc-1 caught up from it at once.
+	if c.h("dc-1").Epoch != e+1 || c.status("dc-1") != vipsmart.StatusMember {
+		t.Fatalf("dc-1 is %s@%d after the candidate's answer, want member@%d", c.status("dc-1"), c.h("dc-1").Epoch, e+1)
+	}
+	c.drop = nil
+	c.run(time.Second)
+	fid, err = c.propose("dc-1", Proposal{Kind: RemoveDC, Name: X, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(fid); err != nil {
+		t.Fatal(err)
+	}
+	c.run(time.Second)
+	c.converged("dc-1", "dc-2", K)
+	// An unreachable candidate: the message says what to do.
+	c2 := newCluster(t, 4)
+	c2.federate(3)
+	c2.drop = func(m Message) bool { return m.Type == MsgCommit && m.To.Name != K }
+	id, _ = c2.propose(X, Proposal{Kind: AddDC, DC: scDC(K)})
+	c2.settle()
+	c2.drop = nil
+	c2.crash(X)
+	c2.crash(K)
+	c2.run(11 * time.Second)
+	fid, _ = c2.propose("dc-1", Proposal{Kind: RemoveDC, Name: X, Force: true})
+	c2.settle()
+	c2.run(4 * time.Second)
+	wantErr(t, c2.result(fid), vipsmart.ETIMEOUT, "dc-4 (127.0.0.4:9614), which operation "+id+" of dc-3 may have added (the members are in doubt about it), did not answer within 3s; it may hold that change, which the forced removal would lose. Bring dc-4 back and retry (the members then catch up from it), or, if it is gone for good, remove it as well: dc remove --force dc-3,dc-4")
+	// Removing both: the candidate is not a member here, but the change
+	// in doubt names it.
+	fid, err = c2.propose("dc-1", Proposal{Kind: RemoveDC, Name: X, Names: []string{K}, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.settle()
+	if err := c2.result(fid); err != nil {
+		t.Fatal(err)
+	}
+	c2.run(time.Second)
+	c2.converged("dc-1", "dc-2")
+	if d := c2.h("dc-1").Last; d.ToEpoch != d.FromEpoch+2 || strings.Join(d.Change.Names, ",") != "dc-3,dc-4" {
+		t.Fatalf("the removal of both committed %+v, want past the epoch of the add in doubt", d)
+	}
+	c2.restart(X)
+	c2.restart(K)
+	c2.run(2 * time.Second)
+	if c2.status(X) != vipsmart.StatusStandalone || c2.status(K) != vipsmart.StatusStandalone {
+		t.Fatalf("%s is %s, %s is %s", X, c2.status(X), K, c2.status(K))
+	}
+	c2.converged("dc-1", "dc-2")
+	// A name that is neither a member nor such a candidate.
+	c2.crash("dc-2")
+	c2.run(time.Second)
+	_, err = c2.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-3", Force: true})
+	wantErr(t, err, vipsmart.ENOTFOUND, "dc-3 is not a member of federation")
 }

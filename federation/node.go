@@ -107,6 +107,7 @@ type Node struct {
 	lastHB   time.Time
 	lastFtch map[string]time.Time
 	now      time.Time // the last time the daemon gave
+	saved    time.Time // SavedAt of the last record handed out in Ready
 	lastAbrt time.Time // when the pending aborts were last sent
 
 	// Ready buffers.
@@ -197,12 +198,17 @@ func NewNode(cfg Config, record []byte, gips []vipsmart.GIP, now time.Time) (*No
 	return n, nil
 }
 
+// savePeriod: while it holds a lock, the node persists its record at
+// least this often, so that SavedAt is at most this old.
+const savePeriod = time.Second
+
 // rebase counts the persisted deadlines from now instead of from the
 // time the record was saved when the clock is behind that time (it jumped
 // back while the daemon was down): a temporary status never lasts longer
-// than what was left of it when it was saved. A forward jump cannot be
-// told from downtime: it ends temporary statuses early, which is safe
-// (they are leases; see docs/federation.md).
+// than what was left of it when it was saved (at most savePeriod before
+// the daemon stopped). A forward jump cannot be told from downtime: it
+// ends temporary statuses early, which is safe (they are leases; see
+// docs/federation.md).
 func (n *Node) rebase(now time.Time) {
 	saved := n.h.SavedAt
 	if saved.IsZero() || !now.Before(saved) {
@@ -233,6 +239,7 @@ func (n *Node) Ready() Ready {
 	if n.dirty {
 		h := n.h
 		h.SavedAt = n.now
+		n.saved = n.now
 		u := &vipsmart.FederationUpdate{Record: h.encode()}
 		if n.replace {
 			u.ReplaceGIPs = true
@@ -405,6 +412,9 @@ func (n *Node) lockBlocked(opID, coord string, c Change) string {
 // heartbeats, resends unanswered phase messages and times out phases.
 func (n *Node) Tick(now time.Time) {
 	n.now = now
+	if n.h.Lock != nil && now.Sub(n.saved) >= savePeriod {
+		n.dirty = true // keeps SavedAt fresh: see rebase
+	}
 	n.expire(now)
 	n.resendAborts(now)
 	if o := n.op; o != nil {

@@ -32,7 +32,7 @@ func simConfig(self vipsmart.DC) Config {
 		Self:              self,
 		InviteTTL:         1200 * time.Millisecond,
 		ReviewTTL:         1000 * time.Millisecond,
-		HeartbeatInterval: 150 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond,
 		HeartbeatMisses:   3,
 		PhaseTimeout:      400 * time.Millisecond,
 	}
@@ -736,10 +736,12 @@ func (s *sim) record(d *simDC) {
 	}
 	// Invites: a DC that lets the invite of a federation expire (or
 	// abort) without joining has given that federation up.
+	invited := ""
 	if h.Status == vipsmart.StatusInvited && h.Lock != nil {
-		s.inviteFed[h.Lock.OpID] = h.Lock.FedID
-		d.invited = h.Lock.OpID
-	} else if d.invited != "" {
+		invited = h.Lock.OpID
+		s.inviteFed[invited] = h.Lock.FedID
+	}
+	if d.invited != "" && d.invited != invited {
 		fed := s.inviteFed[d.invited]
 		if !(h.memberish() && h.FedID == fed) {
 			if s.gaveUp[name] == nil {
@@ -747,8 +749,8 @@ func (s *sim) record(d *simDC) {
 			}
 			s.gaveUp[name][fed] = true
 		}
-		d.invited = ""
 	}
+	d.invited = invited
 }
 
 func sortedSkeys(m map[skey]bool) []skey {
