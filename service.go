@@ -18,9 +18,10 @@ type Service interface {
 	// AddDC adds candidate to the federation of the local DC (declaring
 	// one if the local DC is standalone) following the seed's workflow.
 	AddDC(ctx context.Context, candidate DC) (StatusInfo, error)
-	// RemoveDC removes the named member; force removes one that cannot
-	// be reached.
-	RemoveDC(ctx context.Context, name string, force bool) (StatusInfo, error)
+	// RemoveDC removes the named member; force removes members that
+	// cannot be reached, several at once in one change (a plain removal
+	// takes one name).
+	RemoveDC(ctx context.Context, names []string, force bool) (StatusInfo, error)
 	// Leave takes the local DC out of its federation.
 	Leave(ctx context.Context) (StatusInfo, error)
 

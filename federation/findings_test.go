@@ -117,7 +117,11 @@ func TestDoubtsAreNotForgotten(t *testing.T) {
 	c.drop = nil
 	c.run(11 * time.Second) // dc-1 and dc-2 doubt X's change
 
-	c.drop = dropType(MsgAbort)
+	// Between dc-1 and dc-2 only the locks get through (no aborts, no
+	// heartbeats): every failed change leaves a doubt.
+	c.drop = func(m Message) bool {
+		return m.Type == MsgAbort || ((m.Type == MsgHeartbeat || m.Type == MsgHeartbeatResp) && m.To.Name != X)
+	}
 	for i := range 40 {
 		at := []string{"dc-1", "dc-2"}[i%2]
 		id, err := c.propose(at, Proposal{Kind: PutGIP, GIP: gipNamed("g", byte(10+i))})
@@ -564,3 +568,143 @@ func TestForcedRemovalAsksTheCandidate(t *testing.T) {
 	_, err = c2.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-3", Force: true})
 	wantErr(t, err, vipsmart.ENOTFOUND, "dc-3 is not a member of federation")
 }
+
+// TestRemovedDCsLineStaysBelowTheFloor: X commits a GIP change alone (E+1,
+// its commits lost); C force-removes X with M, past X's change (E+2,
+// C's commit to M lost). M doubts both. When X reaches M again, M must not
+// join X's line below E+2 (neither by X's decision nor by X's state):
+// otherwise M forgets its doubt, votes for X's forced removal of C, and
+// X's line reaches E+2 too. stateOnly makes M learn X's line only from a
+// state (the decision is stripped from X's messages).
+func TestRemovedDCsLineStaysBelowTheFloor(t *testing.T) {
+	for _, stateOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("state-only=%v", stateOnly), func(t *testing.T) {
+			c := newCluster(t, 3)
+			c.federate(3)
+			C, M, X := "dc-1", "dc-2", "dc-3"
+			E := c.h(C).Epoch
+			c.drop = dropType(MsgCommit)
+			id, err := c.propose(X, Proposal{Kind: PutGIP, GIP: gipNamed("lone", 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.settle()
+			if err := c.result(id); err != nil {
+				t.Fatal(err)
+			}
+			c.drop = nil
+			c.cut(X, C, M)
+			c.run(11 * time.Second) // C and M doubt X's change
+
+			c.drop = func(m Message) bool { return m.Type == MsgCommit && m.From.Name == C }
+			fid, err := c.propose(C, Proposal{Kind: RemoveDC, Name: X, Force: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.settle()
+			if err := c.result(fid); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.h(C).Epoch; got != E+2 {
+				t.Fatalf("the forced removal committed at %d, want %d", got, E+2)
+			}
+			c.drop = nil
+			c.cut(C, M)
+			c.run(11 * time.Second) // M doubts C's removal of X: its floor is E+2
+			if f := c.nodes[M].floor(); f != E+2 {
+				t.Fatalf("M's floor is %d, want %d", f, E+2)
+			}
+
+			if stateOnly {
+				c.tamper = func(m *Message) {
+					if m.From.Name == X {
+						m.Last = nil
+					}
+				}
+			}
+			c.heal(X, M)
+			c.run(time.Second)
+			if c.h(M).Epoch != E {
+				t.Fatalf("M moved to %d on X's line, below the floor %d", c.h(M).Epoch, E+2)
+			}
+			xid, err := c.propose(X, Proposal{Kind: RemoveDC, Name: C, Force: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.settle()
+			if err := c.result(xid); err == nil || !strings.Contains(err.Error(), M) {
+				t.Fatalf("X's forced removal of C: %v; want M to refuse it", err)
+			}
+
+			c.tamper = nil
+			c.heal(C, X, M)
+			c.run(3 * time.Second)
+			c.converged(C, M)
+			if c.status(X) != vipsmart.StatusStandalone {
+				t.Fatalf("X is %s", c.status(X))
+			}
+		})
+	}
+}
+
+// TestEpochRuleCountsParticipantsDoubts: only a participant doubts the
+// removed DC's lone change (the coordinator's own doubt is gone, as on a
+// DC rebuilt from its peers): the forced removal still skips its epoch.
+func TestEpochRuleCountsParticipantsDoubts(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	E := c.h("dc-1").Epoch
+	c.drop = dropType(MsgCommit)
+	id, err := c.propose("dc-3", Proposal{Kind: PutGIP, GIP: gipNamed("lone", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.crash("dc-3")
+	c.drop = nil
+	c.run(11 * time.Second)
+	c.h("dc-1").Doubts = nil
+	fid, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-3", Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(fid); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.h("dc-1").Epoch; got != E+2 {
+		t.Fatalf("committed at %d, want %d: dc-2's doubt was not counted", got, E+2)
+	}
+}
+
+// TestProbedCandidateRenounces: a candidate that answered a probe (it
+// holds nothing of the add in doubt) never joins through that add later:
+// a late invite of it is refused.
+func TestProbedCandidateRenounces(t *testing.T) {
+	c := newCluster(t, 4)
+	K := c.nodes["dc-4"]
+	d := Doubt{FedID: "f-x", Epoch: 3, ToEpoch: 4, OpID: "dc-3-9", Coordinator: "dc-3", Change: Change{Kind: AddDC, DC: ptr(scDC("dc-4"))}}
+	probe := Message{Type: MsgProbe, From: scDC("dc-1"), To: scDC("dc-4"), FedID: "f-x", Epoch: 3, OpID: "dc-1-5", Doubts: []Doubt{d}, SenderFed: "f-x", SenderEpoch: 3}
+	if err := K.Step(c.now, probe); err != nil {
+		t.Fatal(err)
+	}
+	rd := K.Ready()
+	K.Advance(rd)
+	if len(rd.Messages) != 1 || !rd.Messages[0].OK || rd.Update == nil {
+		t.Fatalf("probe answered %+v (update %v)", rd.Messages, rd.Update != nil)
+	}
+	invite := Message{Type: MsgInvite, From: scDC("dc-3"), To: scDC("dc-4"), FedID: "f-x", Epoch: 3, ToEpoch: 4, OpID: "dc-3-9", Change: &d.Change, SenderFed: "f-x", SenderEpoch: 3, Seq: 9, Running: true}
+	if err := K.Step(c.now, invite); err != nil {
+		t.Fatal(err)
+	}
+	rd = K.Ready()
+	K.Advance(rd)
+	if K.h.Status != vipsmart.StatusStandalone || len(rd.Messages) != 1 || rd.Messages[0].OK || !strings.Contains(rd.Messages[0].Reason, "will not join through it") {
+		t.Fatalf("late invite of a renounced add: %s, answered %+v", K.h.Status, rd.Messages)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

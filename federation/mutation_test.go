@@ -37,6 +37,13 @@ type mutant struct {
 	breaks   string
 }
 
+// equivalent argues, for the mutants no test can kill, why they change
+// nothing observable; they are reported as such if they survive.
+var equivalent = map[string]string{
+	"doubts-outlive-epoch":  "every caller of setEpoch drops the doubts itself as well: applyDecision and adopt clear them, and the fencing paths go through leaveFed, which clears them",
+	"commit-after-deadline": "every call that can reach commitOp (Step, Propose, Tick) first runs expire(now), which fails the operation once its own lock's deadline passed: the check in commitOp never fires",
+}
+
 var mutants = []mutant{
 	{"apply-below-floor", "step.go",
 		"n.h.Epoch != d.FromEpoch || d.ToEpoch < n.floor() {", "n.h.Epoch != d.FromEpoch {",
@@ -138,22 +145,26 @@ func TestMutants(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rows []string
-	killed := 0
+	killed, equiv := 0, 0
 	for i, m := range mutants {
 		if !only.MatchString(m.name) {
 			continue
 		}
 		start := time.Now()
 		by := runMutant(t, root, m)
-		if by != "" {
+		switch {
+		case by != "":
 			killed++
+		case equivalent[m.name] != "":
+			equiv++
+			by = "equivalent: " + equivalent[m.name]
 		}
 		t.Logf("%2d %-26s %-40s %s", i+1, m.name, orSurvived(by), time.Since(start).Round(time.Second))
 		rows = append(rows, fmt.Sprintf("| %d | `%s` (%s) | %s | %s |", i+1, m.name, m.file, m.breaks, orSurvived(by)))
 	}
-	t.Logf("%d of %d mutants killed\n| # | mutant | what it breaks | killed by |\n|---|---|---|---|\n%s", killed, len(rows), strings.Join(rows, "\n"))
-	if killed != len(rows) {
-		t.Errorf("%d mutants survived", len(rows)-killed)
+	t.Logf("%d of %d mutants killed, %d argued equivalent\n| # | mutant | what it breaks | killed by |\n|---|---|---|---|\n%s", killed, len(rows), equiv, strings.Join(rows, "\n"))
+	if killed+equiv != len(rows) {
+		t.Errorf("%d mutants survived", len(rows)-killed-equiv)
 	}
 }
 

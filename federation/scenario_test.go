@@ -24,6 +24,7 @@ type cluster struct {
 	results map[string]Result
 	events  []vipsmart.Event
 	drop    func(m Message) bool
+	tamper  func(m *Message)   // if set, may change a message before it is delivered
 	cuts    map[[2]string]bool // links cut (both directions)
 	seen    map[skey]string    // invariant 2: the first state persisted at each (fed, epoch)
 }
@@ -111,6 +112,9 @@ func (c *cluster) deliver(max int) {
 		n := c.nodes[c.byAddr(m.To)]
 		if n == nil || (c.drop != nil && c.drop(m)) || c.isCut(m.From.Name, c.byAddr(m.To)) {
 			continue
+		}
+		if c.tamper != nil {
+			c.tamper(&m)
 		}
 		if err := n.Step(c.now, m); err != nil {
 			c.t.Fatalf("Step(%s %s->%s): %v", m.Type, m.From.Name, m.To.Name, err)
@@ -693,6 +697,10 @@ func TestForcedRemovalEpochRule(t *testing.T) {
 	if d := c.h("dc-1").Doubts; len(d) != 1 || d[0].OpID != id || d[0].Coordinator != "dc-3" {
 		t.Fatalf("dc-1 doubts %+v", d)
 	}
+	// The doubts survive a restart of every member that holds them.
+	c.restart("dc-1")
+	c.restart("dc-2")
+	c.run(time.Second)
 	c.converged()
 	fid, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-3", Force: true})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -141,13 +142,17 @@ func (c *Client) AddDC(ctx context.Context, d vipsmart.DC) (vipsmart.StatusInfo,
 }
 
 // RemoveDC implements vipsmart.Service.
-func (c *Client) RemoveDC(ctx context.Context, name string, force bool) (vipsmart.StatusInfo, error) {
+func (c *Client) RemoveDC(ctx context.Context, names []string, force bool) (vipsmart.StatusInfo, error) {
 	var st vipsmart.StatusInfo
 	q := url.Values{}
 	if force {
 		q.Set("force", "true")
 	}
-	return st, c.do(ctx, "DELETE", "/v1/dcs/"+url.PathEscape(name), q, nil, &st)
+	esc := make([]string, len(names))
+	for i, name := range names {
+		esc[i] = url.PathEscape(name)
+	}
+	return st, c.do(ctx, "DELETE", "/v1/dcs/"+strings.Join(esc, ","), q, nil, &st)
 }
 
 // Leave implements vipsmart.Service.
