@@ -377,12 +377,16 @@ func (n *Node) blocking() []Doubt {
 	return out
 }
 
-// floor is the lowest epoch this DC may move to: above the target of
-// every forced removal it doubts (0 when it doubts none).
+// floor is the lowest epoch this DC may move to: the target of every
+// forced removal it voted for and does not know the outcome of (it doubts
+// it, or still holds its lock); 0 when there is none.
 func (n *Node) floor() uint64 {
 	var f uint64
 	for _, d := range n.blocking() {
 		f = max(f, d.ToEpoch)
+	}
+	if l := n.h.Lock; l != nil && !l.Own && l.Change.forced() && l.FedID == n.h.FedID && l.Epoch == n.h.Epoch {
+		f = max(f, l.ToEpoch)
 	}
 	return f
 }

@@ -68,6 +68,7 @@ type simDC struct {
 	maxEpoch uint64
 	skew     time.Duration // this DC's clock is the simulation's time plus skew
 	invited  string        // the op of the invite it holds (to see it end)
+	decided  string        // the last operation it committed as coordinator
 	hc       hashCache
 }
 
@@ -353,7 +354,7 @@ func (s *sim) send(m Message) {
 	}
 	copies := 1
 	if s.faults {
-		if s.rng.Float64() < s.loss {
+		if s.rng.Float64() < s.loss || (s.forced && (m.Type == MsgCommit || m.Type == MsgAbort) && s.rng.IntN(10) < 4) {
 			return
 		}
 		if s.rng.Float64() < s.dup {
@@ -732,6 +733,20 @@ func (s *sim) record(d *simDC) {
 				s.stats.refounds++
 			}
 			s.forcedCommit(l)
+		}
+		if l.Coordinator == name && d.decided != l.OpID {
+			// The most dangerous moment: a coordinator is cut off right
+			// after its decision (its commits lost), in the forced-removal
+			// mode every other forced removal and every fourth change.
+			d.decided = l.OpID
+			if s.forced && s.faults && s.rng.IntN(4) < map[bool]int{true: 2, false: 1}[l.Change.Force] {
+				for _, o := range s.dcs {
+					if o != d {
+						s.cut[[2]string{name, o.dc.Name}] = true
+					}
+				}
+				s.tracef("CUT %s off right after committing %s", name, l.OpID)
+			}
 		}
 	}
 	// Invites: a DC that lets the invite of a federation expire (or

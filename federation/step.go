@@ -139,11 +139,18 @@ func (n *Node) observe(now time.Time, m Message) {
 			n.applyDecision(now, *d)
 		case n.refoundedWithout(*d):
 			n.event(now, vipsmart.EventFederation, d.OpID, fmt.Sprintf("fenced out of federation %s: operation %s of %s re-founded it as %s from epoch %d without %s", d.FedID, d.OpID, d.Coordinator, d.Change.NewFedID, d.FromEpoch, n.h.Self.Name))
+			t := *d
+			t.Tomb, t.Members = true, nil
+			if c, ok := findDC(n.h.Members, d.Coordinator); ok {
+				t.Members = []vipsmart.DC{c}
+			}
+			n.tomb(t) // passed on to DCs still in the old federation
 			n.setEpoch(d.ToEpoch)
 			n.leaveFed(now, "fenced out of federation "+d.FedID)
 		case n.aheadTomb(*d):
 			if _, listed := findDC(d.Members, n.h.Self.Name); !listed {
 				n.event(now, vipsmart.EventFederation, d.OpID, fmt.Sprintf("fenced out of federation %s at epoch %d: %s left it by operation %s, and the members after it do not include %s", d.FedID, d.ToEpoch, m.From.Name, d.OpID, n.h.Self.Name))
+				n.tomb(*d) // passed on to DCs still in the old federation
 				n.setEpoch(d.ToEpoch)
 				n.leaveFed(now, "fenced out of federation "+d.FedID)
 				break
@@ -175,13 +182,6 @@ func (n *Node) canApply(d Decision) bool {
 	return l == nil || (l.OpID == d.OpID && !l.Own)
 }
 
-// refoundedWithout reports whether d re-founded this DC's federation
-// without it: a forced removal in a federation of two keeps only its
-// coordinator, so the old federation has no future without it. This DC,
-// behind that re-founding or on a line of the old federation it fenced
-// out, turns standalone; unless the re-founding descends from below the
-// floor of a forced removal this DC doubts (a line that removal fenced
-// out: this DC waits for that removal's line instead).
 // aheadTomb reports whether d is the tombstone of a DC that left this
 // DC's federation at a later epoch than this DC's: the federation went on
 // without this DC hearing of it. Its member list says whether this DC is
@@ -191,9 +191,19 @@ func (n *Node) aheadTomb(d Decision) bool {
 		d.FromEpoch > n.h.Epoch && d.FromEpoch >= n.floor()
 }
 
+// refoundedWithout reports whether d re-founded this DC's federation
+// without it, and this DC is below d's target: a forced removal in a
+// federation of two keeps only its coordinator, so the old federation has
+// no future on d's line without it. This DC, behind that re-founding or on
+// a line of the old federation that d went past (the removed DC's lone
+// commit, which d's epoch rule skipped), turns standalone. It stays when
+// it is at or above d's target (d came from a lower line of an earlier
+// fork, a single state below this DC's line), or when d descends from
+// below the floor of a forced removal it doubts (it waits for that
+// removal's line instead).
 func (n *Node) refoundedWithout(d Decision) bool {
 	return d.Change.NewFedID != "" && n.op == nil && n.h.memberish() && n.h.FedID == d.FedID &&
-		d.Coordinator != n.h.Self.Name && d.FromEpoch >= n.floor()
+		d.Coordinator != n.h.Self.Name && n.h.Epoch < d.ToEpoch && d.FromEpoch >= n.floor()
 }
 
 // candidateOf reports whether this DC is a candidate of federation fed:
