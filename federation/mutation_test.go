@@ -27,7 +27,8 @@ import (
 var (
 	mutate     = flag.Bool("mutate", false, "run the mutation tests (slow: each mutant runs the package's tests)")
 	mutateOnly = flag.String("mutate.only", "", "run only the mutants whose name matches this regexp")
-	mutateSim  = flag.Bool("mutate.sim", false, "run only the simulation on each mutant (does the simulation find it by itself?)")
+	mutateSim   = flag.Bool("mutate.sim", false, "run only the simulation on each mutant (does the simulation find it by itself?)")
+	mutateBuild = flag.Bool("mutate.build", false, "only check that every mutant applies and builds")
 )
 
 type mutant struct {
@@ -80,7 +81,7 @@ var mutants = []mutant{
 		"if l := n.h.Lock; l != nil && !(st.Last != nil && st.Last.OpID == l.OpID && !l.Own) {", "if false {",
 		"a newer state is adopted while another operation's lock is held"},
 	{"apply-while-locked", "step.go",
-		"return l == nil || (l.OpID == d.OpID && !l.Own)", "return true",
+		"return l == nil || (l.OpID == d.OpID && !l.Own)", "return l == nil || l != nil",
 		"a decision is applied while another operation's lock is held"},
 	{"commit-after-deadline", "coord.go",
 		"if !now.Before(n.h.Lock.Deadline) {\n\t\tn.failOp", "if false {\n\t\tn.failOp",
@@ -198,6 +199,14 @@ func runMutant(t *testing.T, root string, m mutant) string {
 		t.Fatal(err)
 	}
 	// The scenario tests first (quick), then the default simulation.
+	if *mutateBuild {
+		cmd := exec.Command("go", "vet", "./federation")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("mutant %s does not build:\n%s", m.name, out)
+		}
+		return "(built)"
+	}
 	runs := []string{"Test[^S]|TestSimulationDeterministic", "TestSimulation$"}
 	if *mutateSim {
 		runs = runs[1:]
@@ -226,6 +235,15 @@ func goTest(t *testing.T, dir, run string) string {
 	}
 	fails := failRE.FindAllStringSubmatch(string(out), -1)
 	if len(fails) == 0 {
+		// A panic outside a test's goroutine (in the simulation's workers)
+		// prints no FAIL line: name the test from the stack.
+		if p := regexp.MustCompile(`(?m)^panic: (.*)$`).FindStringSubmatch(string(out)); p != nil {
+			in := ""
+			if f := regexp.MustCompile(`federation\.(Test\w+|runSim)`).FindStringSubmatch(string(out)); f != nil {
+				in = f[1] + " "
+			}
+			return in + "(panic: " + strings.TrimSuffix(p[1], " [recovered, repanicked]") + ")"
+		}
 		return "go test failed: " + firstLine(string(out))
 	}
 	var names []string
