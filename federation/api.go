@@ -5,6 +5,15 @@
 // (Propose), and after each call drains Ready: it persists Ready.Update,
 // sends Ready.Messages, reports Ready.Results and stores Ready.Events, then
 // calls Advance. See docs/federation.md for the protocol.
+//
+// Invariants (checked by the simulation in the tests, under loss, crashes,
+// restarts, partitions and clock skew): a DC belongs to at most one
+// federation; two members at the same federation id and epoch hold the
+// same member list and GIPs (forced removals included: the forced-removal
+// rule in docs/federation.md keeps two lines of history from sharing an
+// epoch); a DC's epoch never goes down; every temporary status ends by its
+// deadline; once faults stop every member converges; an acknowledged change
+// is lost only if the operator force-removed every DC that held it.
 package federation
 
 import (

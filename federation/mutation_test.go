@@ -25,8 +25,8 @@ import (
 // (-mutate.only REGEXP picks mutants by name). It prints the table kept
 // in docs/federation.md.
 var (
-	mutate     = flag.Bool("mutate", false, "run the mutation tests (slow: each mutant runs the package's tests)")
-	mutateOnly = flag.String("mutate.only", "", "run only the mutants whose name matches this regexp")
+	mutate      = flag.Bool("mutate", false, "run the mutation tests (slow: each mutant runs the package's tests)")
+	mutateOnly  = flag.String("mutate.only", "", "run only the mutants whose name matches this regexp")
 	mutateSim   = flag.Bool("mutate.sim", false, "run only the simulation on each mutant (does the simulation find it by itself?)")
 	mutateBuild = flag.Bool("mutate.build", false, "only check that every mutant applies and builds")
 )
@@ -120,8 +120,14 @@ var mutants = []mutant{
 		"return d.Tomb && n.op == nil", "return false && n.op == nil",
 		"a DC behind a tombstone of its federation neither fences itself nor catches up from the members it names"},
 	{"refounding-ignores-floor", "step.go",
-		"d.Coordinator != n.h.Self.Name && d.FromEpoch >= n.floor()", "d.Coordinator != n.h.Self.Name",
+		"d.Coordinator != n.h.Self.Name && n.h.Epoch < d.ToEpoch && d.FromEpoch >= n.floor()", "d.Coordinator != n.h.Self.Name && n.h.Epoch < d.ToEpoch",
 		"a re-founding below the floor of a doubted forced removal fences the DC"},
+	{"refounding-fences-higher-line", "step.go",
+		"d.Coordinator != n.h.Self.Name && n.h.Epoch < d.ToEpoch && d.FromEpoch >= n.floor()", "d.Coordinator != n.h.Self.Name && d.FromEpoch >= n.floor()",
+		"a re-founding fences a DC that is at or above its target (on a line that went past the state it came from)"},
+	{"floor-ignores-held-lock", "node.go",
+		"if l := n.h.Lock; l != nil && !l.Own && l.Change.forced() && l.FedID == n.h.FedID && l.Epoch == n.h.Epoch {", "if l := n.h.Lock; l != nil && false {",
+		"a DC that holds a forced removal's lock has no floor until the lock expires"},
 	{"no-deadline-rebase", "node.go",
 		"if saved.IsZero() || !now.Before(saved) {", "if true {",
 		"deadlines saved as wall-clock times stretch by a backward clock jump across a restart (issue 15 finding 6)"},
@@ -129,7 +135,7 @@ var mutants = []mutant{
 		"\tn.expire(now)\n\treturn n, nil", "\treturn n, nil",
 		"a deadline that passed while the daemon was down is not applied at start"},
 	{"force-reachable", "coord.go",
-		"if pr := n.peers[name]; pr != nil && now.Sub(pr.lastSeen) <= n.window() {", "if false {",
+		"if pr := n.peers[name]; pr != nil && now.Sub(pr.lastSeen) <= n.window() {", "if pr := n.peers[name]; pr != nil && false {",
 		"a forced removal of a reachable DC is accepted"},
 	{"renounced-invite-accepted", "step.go",
 		"case slices.Contains(n.h.Renounced, m.OpID):", "case false:",
