@@ -221,6 +221,10 @@ type Message struct {
 	// doubt if the coordinator is still below the operation's epoch.
 	Seq     uint64 `json:"seq,omitempty"`
 	Running bool   `json:"running,omitempty"`
+	// Committed is the sequence number of the last operation the sender
+	// committed as a coordinator: an operation it ended with a higher
+	// number did not commit.
+	Committed uint64 `json:"committed,omitempty"`
 	// Responses: OK, or the refusal.
 	OK     bool               `json:"ok,omitempty"`
 	Code   vipsmart.ErrorCode `json:"code,omitempty"`

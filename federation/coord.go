@@ -564,6 +564,7 @@ func (n *Node) commitOp(now time.Time) {
 	}
 	d := n.decision()
 	oldMembers := n.h.Members
+	n.h.Committed = n.h.Counter // the sequence number of this operation (the last one started)
 	n.op = nil
 	n.h.Coord = nil
 	n.h.Lock = nil

@@ -708,3 +708,84 @@ func TestProbedCandidateRenounces(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestHeldForcedRemovalLockIsAFloor: X removes C alone (E+1 = {M, X}, its
+// commits lost); C force-removes X with M, past X's change (E+2), and C's
+// commit to M is lost: M still holds that removal's lock. X, alone with M
+// in its line, re-founds its federation without M (from E+1). M must not
+// be fenced out by that re-founding: it voted for C's removal, whose line
+// is above it; it joins C's line when it hears it.
+func TestHeldForcedRemovalLockIsAFloor(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	C, M, X := "dc-1", "dc-2", "dc-3"
+	E := c.h(C).Epoch
+	c.drop = dropType(MsgCommit)
+	id, err := c.propose(X, Proposal{Kind: RemoveDC, Name: C})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.drop = nil
+	c.cut(X, C, M)
+	c.run(11 * time.Second) // C and M doubt X's removal of C
+
+	c.drop = func(m Message) bool { return m.Type == MsgCommit && m.From.Name == C }
+	fid, err := c.propose(C, Proposal{Kind: RemoveDC, Name: X, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(fid); err != nil {
+		t.Fatal(err)
+	}
+	c.drop = nil
+	c.cut(C, M)
+	if l := c.h(M).Lock; l == nil || l.OpID != fid || l.ToEpoch != E+2 {
+		t.Fatalf("M holds lock %+v, want C's removal at %d", l, E+2)
+	}
+	rid, err := c.propose(X, Proposal{Kind: RemoveDC, Name: M, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(rid); err != nil {
+		t.Fatal(err)
+	}
+	if c.h(X).Founding == nil {
+		t.Fatal("X did not re-found its federation")
+	}
+	c.heal(X, M)
+	c.run(time.Second) // M hears X's re-founding, from below its floor
+	if !c.h(M).memberish() || c.h(M).Epoch != E {
+		t.Fatalf("M is %s at %d: fenced out by a re-founding below the removal it voted for", c.status(M), c.h(M).Epoch)
+	}
+	c.heal(C, M)
+	c.run(2 * time.Second)
+	c.converged(C, M)
+}
+
+// TestDoubtEndsWhenTheCoordinatorSaysItDidNotCommit: a doubt about
+// operation #3 of dc-1 (to epoch 5) ends when dc-1 is heard past it with
+// an older last commit, even though dc-1's epoch went above 5 since (it
+// was fenced out, say); it stays if dc-1's last commit is that operation.
+func TestDoubtEndsWhenTheCoordinatorSaysItDidNotCommit(t *testing.T) {
+	for _, committed := range []uint64{2, 3} {
+		c := newCluster(t, 2)
+		c.federate(2)
+		n := c.nodes["dc-2"]
+		h := &n.h
+		d := Doubt{FedID: h.FedID, Epoch: h.Epoch, ToEpoch: h.Epoch + 1, OpID: "dc-1-3", Coordinator: "dc-1", Change: Change{Kind: DeleteGIP, Name: "g"}, Seq: 3}
+		h.Doubts = []Doubt{d}
+		hb := Message{Type: MsgHeartbeat, From: scDC("dc-1"), To: scDC("dc-2"), SenderEpoch: h.Epoch + 3, Seq: 4, Committed: committed}
+		if err := n.Step(c.now, hb); err != nil {
+			t.Fatal(err)
+		}
+		if kept := len(h.Doubts) == 1; kept != (committed == 3) {
+			t.Fatalf("last commit #%d: doubt kept %v", committed, kept)
+		}
+	}
+}

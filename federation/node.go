@@ -296,7 +296,7 @@ func (n *Node) newMsg(t MsgType, to vipsmart.DC) Message {
 		Type: t, From: n.h.Self, To: to,
 		FedID: n.h.FedID, Epoch: n.h.Epoch,
 		SenderFed: n.h.FedID, SenderEpoch: n.h.Epoch, Status: n.h.Status,
-		Seq: n.h.Counter, Running: n.op != nil,
+		Seq: n.h.Counter, Running: n.op != nil, Committed: n.h.Committed,
 	}
 }
 

@@ -76,7 +76,10 @@ type hardState struct {
 	// departure learns it from them even after the DC joined elsewhere.
 	Tombs   []Decision `json:"tombs,omitempty"`
 	Counter uint64     `json:"counter"` // operations started as a coordinator (their sequence numbers)
-	Coord   *coordRec  `json:"coord,omitempty"`
+	// Committed is the sequence number of the last operation this DC
+	// committed as a coordinator.
+	Committed uint64    `json:"committed,omitempty"`
+	Coord     *coordRec `json:"coord,omitempty"`
 	// Quorum is the state's quorum (see State.Quorum).
 	Quorum []string `json:"quorum,omitempty"`
 	// Aborts are the aborts being resent.

@@ -109,13 +109,14 @@ func (n *Node) heard(now time.Time, m Message) {
 
 // pastOps drops what this DC holds for operations of m's sender that m
 // shows ended without committing: m was sent after the operation ended
-// (its sequence number is past it) while the sender was still below the
+// (its sequence number is past it), and either the last operation the
+// sender committed is an earlier one, or the sender was still below the
 // operation's epoch (committing would have raised it there, and epochs
 // never go down). The lock is released at once and the doubt dropped.
 func (n *Node) pastOps(now time.Time, m Message) {
 	from := m.From.Name
 	gone := func(seq, to uint64) bool {
-		return seq > 0 && (m.Seq > seq || (m.Seq == seq && !m.Running)) && m.SenderEpoch < to
+		return seq > 0 && (m.Seq > seq || (m.Seq == seq && !m.Running)) && (m.Committed < seq || m.SenderEpoch < to)
 	}
 	if l := n.h.Lock; l != nil && !l.Own && l.Coordinator.Name == from && gone(l.Seq, l.ToEpoch) {
 		n.releaseLock(now, fmt.Sprintf("operation %s of %s ended without committing (%s has moved on)", l.OpID, from, from))
