@@ -93,7 +93,7 @@ var mutants = []mutant{
 		"case m.Epoch < n.h.Epoch:", "case false:",
 		"a member grants a lock for an epoch it has passed"},
 	{"release-committed-lock", "step.go",
-		"&& m.SenderEpoch < to", "",
+		"&& (m.Committed < seq || m.SenderEpoch < to)", "",
 		"a lock is released (and a doubt dropped) when the coordinator is heard past the operation, even if it committed it"},
 	{"committed-ignored", "step.go",
 		"(m.Committed < seq || m.SenderEpoch < to)", "m.SenderEpoch < to",
