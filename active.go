@@ -29,7 +29,7 @@ func PlacementHealthy(v HealthView, p Placement) (ok bool, why string) {
 	up, known := v.VIPUp[p.DC][p.VIP]
 	switch {
 	case !known:
-		return false, fmt.Sprintf("VIP %s not reported by %s", p.VIP, p.DC)
+		return false, fmt.Sprintf("health of VIP %s in %s not known yet", p.VIP, p.DC)
 	case !up:
 		return false, fmt.Sprintf("VIP %s down in %s", p.VIP, p.DC)
 	}

@@ -206,9 +206,9 @@ func TestPlacementHealthy(t *testing.T) {
 		{Placement{DC: "dc-1", Priority: 1}, true, ""},
 		{Placement{DC: "dc-1", Priority: 1, VIP: "web"}, true, ""},
 		{Placement{DC: "dc-1", Priority: 1, VIP: "api"}, false, "VIP api down in dc-1"},
-		{Placement{DC: "dc-1", Priority: 1, VIP: "db"}, false, "VIP db not reported by dc-1"},
+		{Placement{DC: "dc-1", Priority: 1, VIP: "db"}, false, "health of VIP db in dc-1 not known yet"},
 		{Placement{DC: "dc-2", Priority: 1}, true, ""},
-		{Placement{DC: "dc-2", Priority: 1, VIP: "web"}, false, "VIP web not reported by dc-2"},
+		{Placement{DC: "dc-2", Priority: 1, VIP: "web"}, false, "health of VIP web in dc-2 not known yet"},
 		{Placement{DC: "dc-3", Priority: 1, VIP: "web"}, false, "dc-3 unreachable"},
 		{Placement{DC: "dc-9", Priority: 1}, false, "dc-9 unreachable"},
 	} {

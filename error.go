@@ -21,6 +21,13 @@ const (
 	EINTERNAL    ErrorCode = "internal"    // a bug or an I/O failure
 )
 
+// The error codes of authentication and authorization (operator API over
+// HTTPS, federation peers).
+const (
+	EUNAUTHORIZED ErrorCode = "unauthorized" // no credentials, or credentials that are not valid
+	EFORBIDDEN    ErrorCode = "forbidden"    // valid credentials that may not do this
+)
+
 // Error is vipsmart's one domain error. Message says what is wrong and, for
 // bad input, how to fix it; Field names the offending input field, if any.
 type Error struct {

@@ -53,7 +53,7 @@ func (g *GIP) Validate() error {
 	if err := ValidateName("name", g.Name); err != nil {
 		return err
 	}
-	if err := ValidateHostAddr("address", g.Address); err != nil {
+	if err := ValidateServiceAddr("address", g.Address); err != nil {
 		return err
 	}
 	switch g.Mode {

@@ -17,7 +17,9 @@ type Service interface {
 	ListDCs(ctx context.Context) ([]DCInfo, error)
 	// AddDC adds candidate to the federation of the local DC (declaring
 	// one if the local DC is standalone) following the seed's workflow.
-	AddDC(ctx context.Context, candidate DC) (StatusInfo, error)
+	// token is a join token made on the candidate (TrustService); it
+	// binds the candidate's key.
+	AddDC(ctx context.Context, candidate DC, token string) (StatusInfo, error)
 	// RemoveDC removes the named member; force removes members that
 	// cannot be reached, several at once in one change (a plain removal
 	// takes one name).

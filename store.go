@@ -56,6 +56,9 @@ type Event struct {
 	Kind    string    `json:"kind"`
 	OpID    string    `json:"op_id,omitempty"`
 	Message string    `json:"message"`
+	// Level is info (the default, left out), warn or error: announcer
+	// failures are warn or error.
+	Level string `json:"level,omitempty"`
 }
 
 // The kinds of events.
@@ -65,4 +68,7 @@ const (
 	EventHealth     = "health"     // a DC or VIP changed health
 	EventGIP        = "gip"        // a GIP became active or inactive here
 	EventVIP        = "vip"        // a VIP was added or removed
+	EventConfig     = "config"     // the configuration was reloaded (SIGHUP)
+	EventAnnounce   = "announce"   // an announcer failed or recovered, a BGP session or BFD went down or up
+	EventSecurity   = "security"   // a peer or client was refused; a token or key changed
 )

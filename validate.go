@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ValidateName checks that s is a DNS label as RFC 1123 defines it, in lower
@@ -16,14 +18,19 @@ func ValidateName(field, s string) error {
 	if len(s) > 63 {
 		return Errorf(EINVALID, field, "%s %q is %d characters long: a DNS label has at most 63", field, clip(s), len(s))
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	if !utf8.ValidString(s) {
+		return Errorf(EINVALID, field, "%s %q is not valid UTF-8 text: a DNS label may hold only a-z, 0-9 and '-'", field, clip(s))
+	}
+	for _, c := range s {
 		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-'
 		if !ok {
-			if c >= 'A' && c <= 'Z' {
+			switch {
+			case c >= 'A' && c <= 'Z':
 				return Errorf(EINVALID, field, "%s %q has upper-case letters: use lower case (a DNS label of a-z, 0-9 and '-')", field, clip(s))
+			case c > unicode.MaxASCII:
+				return Errorf(EINVALID, field, "%s %q has the character %q (U+%04X), which is not ASCII: a DNS label may hold only a-z, 0-9 and '-' (write internationalized names in their xn-- form)", field, clip(s), c, c)
 			}
-			return Errorf(EINVALID, field, "%s %q has the character %q: a DNS label may hold only a-z, 0-9 and '-'", field, clip(s), rune(c))
+			return Errorf(EINVALID, field, "%s %q has the character %q: a DNS label may hold only a-z, 0-9 and '-'", field, clip(s), c)
 		}
 	}
 	if s[0] == '-' || s[len(s)-1] == '-' {
@@ -32,19 +39,30 @@ func ValidateName(field, s string) error {
 	return nil
 }
 
-// clip shortens s for an error message.
+// clip shortens s for an error message (at a character boundary).
 func clip(s string) string {
 	if len(s) > 70 {
-		return s[:67] + "..."
+		cut := 67
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return s[:cut] + "..."
 	}
 	return s
+}
+
+// hasSpaceAround reports whether s starts or ends with white space.
+func hasSpaceAround(s string) bool {
+	return s != strings.TrimSpace(s)
 }
 
 // ParseHostAddr parses s as an IPv4 or IPv6 host address and checks it with
 // ValidateHostAddr. An IPv4-mapped IPv6 address is returned as IPv4.
 func ParseHostAddr(field, s string) (netip.Addr, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
+	if hasSpaceAround(s) && strings.TrimSpace(s) != "" {
+		return netip.Addr{}, Errorf(EINVALID, field, "%s %q has white space before or after the address: remove it", field, clip(s))
+	}
+	if strings.TrimSpace(s) == "" {
 		return netip.Addr{}, Errorf(EINVALID, field, "%s is empty: give an IPv4 or IPv6 address such as 192.0.2.10 or 2001:db8::10", field)
 	}
 	if strings.Contains(s, "/") {
@@ -77,11 +95,30 @@ func ValidateHostAddr(field string, a netip.Addr) error {
 	return nil
 }
 
-// ParsePort parses a TCP port number, 1-65535.
+// ValidateServiceAddr checks an address that a VIP or a GIP is announced
+// on: a host address (ValidateHostAddr) that other hosts can reach, so not
+// a loopback address (127.0.0.0/8, ::1), which never leaves the host it is
+// on. (A DC's own address may be loopback: several DCs on one host, as in
+// tests and the demo.)
+func ValidateServiceAddr(field string, a netip.Addr) error {
+	if err := ValidateHostAddr(field, a); err != nil {
+		return err
+	}
+	if a.Unmap().IsLoopback() {
+		return Errorf(EINVALID, field, "%s %s is a loopback address, which no other host can reach: give an address the service is reached on", field, a)
+	}
+	return nil
+}
+
+// ParsePort parses a TCP port number, 1-65535, written in decimal digits
+// only (no sign, no white space).
 func ParsePort(field, s string) (uint16, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, Errorf(EINVALID, field, "%s %q is not a number: give a port between 1 and 65535, in digits only", field, clip(s))
+	}
+	n, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, Errorf(EINVALID, field, "%s %q is not a number: give a port between 1 and 65535", field, clip(s))
+		return 0, Errorf(EINVALID, field, "%s %s is out of range: give a port between 1 and 65535", field, clip(s))
 	}
 	if n < 1 || n > 65535 {
 		return 0, Errorf(EINVALID, field, "%s %d is out of range: give a port between 1 and 65535", field, n)
@@ -91,7 +128,8 @@ func ParsePort(field, s string) (uint16, error) {
 
 // ParseDCSpec parses the seed's DC syntax NAME,IP,PORT (PORT may be left out
 // and defaults to DefaultPort). IPv6 addresses are written bare:
-// dc-2,2001:db8::2,9610.
+// dc-2,2001:db8::2,9610. White space around the commas is allowed; inside
+// a part it is not.
 func ParseDCSpec(s string) (DC, error) {
 	parts := strings.Split(s, ",")
 	if len(parts) < 2 || len(parts) > 3 {
@@ -109,7 +147,7 @@ func ParseDCSpec(s string) (DC, error) {
 	d.Address = a
 	d.Port = DefaultPort
 	if len(parts) == 3 {
-		p, err := ParsePort("port", parts[2])
+		p, err := ParsePort("port", strings.TrimSpace(parts[2]))
 		if err != nil {
 			return DC{}, err
 		}

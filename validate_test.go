@@ -1,6 +1,10 @@
 package vipsmart
 
-import "testing"
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
 
 func TestParseDCSpec(t *testing.T) {
 	good := map[string]string{
@@ -54,5 +58,30 @@ func TestValidateName(t *testing.T) {
 		if err := ValidateName("name", s); !IsCode(err, EINVALID) {
 			t.Errorf("%q: error = %v; want EINVALID", s, err)
 		}
+	}
+}
+
+func TestInputsOfIssue15AreRefusedClearly(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{func() error { _, err := ParseHostAddr("address", " 192.0.2.1"); return err }(), `address " 192.0.2.1" has white space before or after the address: remove it`},
+		{func() error { _, err := ParseHostAddr("address", "192.0.2.1\t"); return err }(), "white space"},
+		{func() error { _, err := ParseDCSpec("dc-9,127.0.0.1,+19109"); return err }(), `port "+19109" is not a number: give a port between 1 and 65535, in digits only`},
+		{func() error { _, err := ParsePort("port", "99999999999999999999"); return err }(), "out of range"},
+		{ValidateName("name", "wéb"), `has the character 'é' (U+00E9), which is not ASCII`},
+		{ValidateName("name", "w\xffb"), "not valid UTF-8"},
+		{(&VIP{Name: "web", Address: netip.MustParseAddr("127.0.0.1")}).Validate(), "address 127.0.0.1 is a loopback address"},
+		{(&VIP{Name: "web", Address: netip.MustParseAddr("::1")}).Validate(), "loopback"},
+		{(&GIP{Name: "g", Address: netip.MustParseAddr("127.1.2.3"), Mode: ModeFailover}).Validate(), "loopback"},
+	} {
+		if !IsCode(c.err, EINVALID) || !strings.Contains(c.err.Error(), c.want) {
+			t.Errorf("error %v; want EINVALID saying %q", c.err, c.want)
+		}
+	}
+	// A DC may be on loopback (several DCs on one host).
+	if _, err := ParseDCSpec("dc-2,127.0.0.1,9612"); err != nil {
+		t.Errorf("a DC on loopback: %v", err)
 	}
 }

@@ -26,7 +26,7 @@ func (v *VIP) Validate() error {
 	if err := ValidateName("name", v.Name); err != nil {
 		return err
 	}
-	if err := ValidateHostAddr("address", v.Address); err != nil {
+	if err := ValidateServiceAddr("address", v.Address); err != nil {
 		return err
 	}
 	if v.Interface != "" {
@@ -56,6 +56,12 @@ type VIPInfo struct {
 	VIP
 	State     VIPState `json:"state"`
 	LastError string   `json:"last_error,omitempty"`
+	// Announced is how the announcers handle the VIP's address now (empty
+	// while the VIP is not up).
+	Announced []Announced `json:"announced,omitempty"`
+	// Warnings say why an announcer cannot announce the VIP (the netlink
+	// announcer with no interface for it), even before it is up.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // The health check defaults.

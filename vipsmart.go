@@ -19,13 +19,16 @@ import (
 // DefaultPort is the TCP port of a daemon's API when none is given.
 const DefaultPort = 9610
 
-// DC identifies a datacenter's daemon: its unique name in the federation and
-// the address and port of its API. Name is a DNS label; Address is a host
-// address; Port is 1-65535.
+// DC identifies a datacenter's daemon: its unique name in the federation,
+// the address and port of its federation listener, and its identity: the
+// fingerprint of its key (see ValidateIdentity), which every member pins.
+// Name is a DNS label; Address is a host address; Port is 1-65535; Identity
+// is empty only where no key is known yet (a DC typed by an operator).
 type DC struct {
-	Name    string     `json:"name"`
-	Address netip.Addr `json:"address"`
-	Port    uint16     `json:"port"`
+	Name     string     `json:"name"`
+	Address  netip.Addr `json:"address"`
+	Port     uint16     `json:"port"`
+	Identity string     `json:"identity,omitempty"`
 }
 
 // AddrPort returns the DC's API endpoint.
@@ -46,6 +49,9 @@ func (d DC) Validate() error {
 	}
 	if d.Port == 0 {
 		return Errorf(EINVALID, "port", "port must be between 1 and 65535")
+	}
+	if d.Identity != "" {
+		return ValidateIdentity("identity", d.Identity)
 	}
 	return nil
 }
@@ -118,6 +124,7 @@ type StatusInfo struct {
 	Name       string          `json:"name"`
 	Address    netip.Addr      `json:"address"`
 	Port       uint16          `json:"port"`
+	Identity   string          `json:"identity"` // fingerprint of the DC's key, as the members pin it
 	Status     Status          `json:"status"`
 	Epoch      uint64          `json:"epoch"`
 	OpID       string          `json:"op_id,omitempty"`
@@ -126,9 +133,13 @@ type StatusInfo struct {
 	Federation *FederationInfo `json:"federation"`
 	VIPs       int             `json:"vips"`
 	GIPs       int             `json:"gips"`
-	// Announced is what the DC's announcers announce now, where and
-	// since when.
+	// Announced is every address the DC's announcers were handed: where,
+	// since when, and whether it is on the wire (state announced, pending
+	// or failed, with the reason).
 	Announced []Announced `json:"announced"`
+	// BGPPeers are the sessions of the embedded BGP speaker (absent
+	// without the bgp announcer).
+	BGPPeers []BGPPeer `json:"bgp_peers,omitempty"`
 }
 
 // DCInfo is one row of `vipsmart dc list`: a member and what the local DC
@@ -140,8 +151,11 @@ type DCInfo struct {
 	Status    Status     `json:"status,omitempty"`
 	LastEpoch uint64     `json:"last_epoch"`
 	LastSeen  *time.Time `json:"last_seen,omitempty"`
-	// VIPsDown are the DC's VIPs that it last reported down.
-	VIPsDown []string `json:"vips_down,omitempty"`
+	// VIPsDown are the DC's VIPs that it last reported not up (down, or
+	// not checked enough yet); VIPsUnknown those of them whose health is
+	// not known yet (their check has not passed rise or failed fall times).
+	VIPsDown    []string `json:"vips_down,omitempty"`
+	VIPsUnknown []string `json:"vips_unknown,omitempty"`
 	// Holding are the GIPs without preemption the DC last reported being
 	// active for.
 	Holding []string `json:"holding,omitempty"`

@@ -16,7 +16,12 @@ import (
 // entries, bgp announces them with a longer AS path.
 type Multi []vipsmart.Announcer
 
-var _ vipsmart.Announcer = Multi(nil)
+var (
+	_ vipsmart.Announcer   = Multi(nil)
+	_ vipsmart.Preflighter = Multi(nil)
+	_ vipsmart.Watcher     = Multi(nil)
+	_ vipsmart.PeerLister  = Multi(nil)
+)
 
 // Set calls Set on every announcer, going on past failures, and returns
 // their errors joined.
@@ -62,4 +67,36 @@ func (m Multi) Reannounce(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Preflight asks every announcer that can tell and returns their
+// objections joined.
+func (m Multi) Preflight(a vipsmart.Announcement) error {
+	var errs []error
+	for _, x := range m {
+		if p, ok := x.(vipsmart.Preflighter); ok {
+			errs = append(errs, p.Preflight(a))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Watch hands report to every announcer that reports by itself.
+func (m Multi) Watch(report func(level, msg string)) {
+	for _, x := range m {
+		if w, ok := x.(vipsmart.Watcher); ok {
+			w.Watch(report)
+		}
+	}
+}
+
+// BGPPeers returns the BGP sessions of every announcer that has some.
+func (m Multi) BGPPeers() []vipsmart.BGPPeer {
+	var out []vipsmart.BGPPeer
+	for _, x := range m {
+		if p, ok := x.(vipsmart.PeerLister); ok {
+			out = append(out, p.BGPPeers()...)
+		}
+	}
+	return out
 }

@@ -4,13 +4,33 @@
 // The file layout is versioned by the meta bucket's schema_version key
 // (decimal text). Buckets:
 //
-//	meta       schema_version -> "1"
+//	meta       schema_version -> "2"; store_id -> random hex naming this
+//	           store (also in the marker file beside it); digest -> the
+//	           16-byte content checksum (see digest.go)
 //	vips       VIP name -> JSON vipsmart.VIP
 //	vip_addrs  address (netip.Addr.String) -> VIP name, the uniqueness index
 //	federation "record" -> the opaque federation record
 //	gips       GIP name -> JSON vipsmart.GIP
 //	events     big-endian uint64 seq -> JSON vipsmart.Event; the bucket's
 //	           bbolt sequence is the last seq handed out
+//
+// The store refuses what it cannot trust, and says why (*RefusedError):
+//
+//   - Open reads and checks the whole file before bbolt maps it (bbolt
+//     trusts its file and panics or faults on damage): both meta pages,
+//     every page of every tree, the freelist (verify.go), then the content
+//     against its checksum (digest.go), so that a damaged file is refused
+//     rather than misread, and never crashes the process.
+//   - A marker file beside the store (marker.go) remembers which store
+//     lives in the directory and the highest epoch it reached: a missing or
+//     empty store beside it is a lost store, never a silent fresh start; a
+//     different file or an older copy is refused too.
+//   - A panic or memory fault inside bbolt later (the file damaged under a
+//     running store) becomes an error naming the file, and the store
+//     refuses every call after it.
+//
+// Backups are consistent snapshots taken in a read transaction (Backup);
+// Restore and Inspect work offline on files (backup.go).
 package bolt
 
 import (
@@ -20,8 +40,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,8 +57,9 @@ import (
 )
 
 // SchemaVersion is the version of the file layout this package reads and
-// writes. Open refuses a file with a newer version.
-const SchemaVersion = 1
+// writes. Open refuses a file with a newer version and upgrades an older
+// one (version 1 had no store id and no content checksum).
+const SchemaVersion = 2
 
 // The defaults of Options.
 const (
@@ -50,6 +76,8 @@ var (
 	bucketEvents     = []byte("events")
 
 	keySchemaVersion = []byte("schema_version")
+	keyDigest        = []byte("digest")
+	keyStoreID       = []byte("store_id")
 	keyRecord        = []byte("record")
 
 	allBuckets = [][]byte{bucketMeta, bucketVIPs, bucketVIPAddrs, bucketFederation, bucketGIPs, bucketEvents}
@@ -71,72 +99,313 @@ type Options struct {
 	// measure the protocol apart from the disk in benchmarks; never use it
 	// in production.
 	UnsafeNoSync bool
+	// Describe decodes the federation record (opaque to the store) into
+	// what the marker keeps: the DC, its federation and epoch. Without it
+	// the store cannot tell an old copy of itself (Behind) and the marker
+	// names no DC.
+	Describe func(record []byte) (RecordInfo, error)
+	// Evidence names other files (relative to the store's directory, or
+	// absolute) whose presence shows that the directory held a store
+	// before, such as the DC's identity key. They must be created after
+	// Open, never before it on a fresh directory.
+	Evidence []string
+	// Rebuild accepts a missing or empty store (or one without a
+	// federation record) despite the evidence of an earlier one: the
+	// caller is about to rebuild the state from the federation. The
+	// marker keeps the earlier DC, federation and epoch, marked as a
+	// rebuild in progress, until a record at least that far is saved.
+	Rebuild bool
+	// Logger receives warnings (a marker that could not be written); nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = DefaultMaxEvents
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Store is a vipsmart.Store kept in one bbolt file. It is safe for
 // concurrent use; writes are serialized by bbolt, so check-then-write
 // methods (CreateVIP) are atomic.
+//
+// Invariants: every write keeps the content checksum (meta/digest) equal to
+// the digest of the content, in the same transaction; a panic or memory
+// fault inside bbolt never leaves a method: it becomes a *RefusedError of
+// kind Damaged, and every later call fails with it.
 type Store struct {
 	db        *bbolt.DB
 	path      string
 	maxEvents int
+	opts      Options
+	storeID   string
 	closed    atomic.Bool
+	broken    atomic.Pointer[RefusedError]
+
+	// The marker: the latest content (marker), whether it is newer than
+	// the file (dirty), and the goroutine that writes it (kick, done).
+	mu          sync.Mutex
+	marker      *Marker
+	markerDirty bool
+	previous    *Marker
+	kick        chan struct{}
+	done        chan struct{}
 }
 
 var _ vipsmart.Store = (*Store)(nil)
 
-// Open opens (creating if missing) the store file at path. It takes an
+// Open opens the store file at path, creating it if it is missing and the
+// data directory shows no earlier store. Before bbolt maps the file it
+// checks all of it (see Inspect): a damaged file is refused with a
+// *RefusedError naming the damage. A missing or empty file beside a marker
+// or other evidence (Options.Evidence) is refused as Lost (unless
+// Options.Rebuild); a file that is not the store the marker names is
+// Replaced; one older than the marker's epoch is Behind. It takes an
 // exclusive lock on the file, failing after opts.Timeout if another process
 // (another vipsmart daemon on the same data directory) holds it. A new file
-// gets schema version SchemaVersion; a file with a newer version is refused
-// and left untouched.
-func Open(path string, opts Options) (*Store, error) {
-	if opts.MaxEvents <= 0 {
-		opts.MaxEvents = DefaultMaxEvents
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.UnsafeNoSync})
-	if err != nil {
+// gets schema version SchemaVersion; an older one is upgraded; a newer one
+// is refused and left untouched.
+func Open(path string, opts Options) (s *Store, err error) {
+	opts.defaults()
+	markerPath := path + MarkerSuffix
+	mk, mkErr := readMarker(markerPath)
+	found := evidence(path, mk, mkErr, opts.Evidence)
+	in, err := inspectFile(path, opts)
+	fresh := false
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errEmpty):
+		fresh = true
+		if len(found) > 0 && !opts.Rebuild {
+			problem := "the file is missing"
+			if errors.Is(err, errEmpty) {
+				problem = "the file is empty (0 bytes)"
+			}
+			return nil, &RefusedError{Kind: Lost, Path: path, Problem: problem, Found: found, Marker: mk}
+		}
+	case err != nil:
+		var re *RefusedError
+		if errors.As(err, &re) {
+			re.Found, re.Marker = found, mk
+			return nil, re
+		}
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open store %s: data directory %s is in use by another vipsmart process (file lock not acquired within %s): %w",
-				path, filepath.Dir(path), opts.Timeout, err)
+			return nil, err
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if in != nil {
+		if re := judge(path, in, mk, found, opts); re != nil {
+			return nil, re
+		}
+	}
+	db, err := openBolt(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	s = &Store{db: db, path: path, maxEvents: opts.MaxEvents, opts: opts, previous: mk}
+	defer func() {
 		if err != nil {
-			return err
+			_ = db.Close()
 		}
-		if v := meta.Get(keySchemaVersion); v != nil {
-			n, err := strconv.Atoi(string(v))
-			if err != nil || n < 1 {
-				return fmt.Errorf("schema version %q is not a positive integer: the file is corrupt or not a vipsmart store", v)
-			}
-			if n > SchemaVersion {
-				return fmt.Errorf("schema version %d is newer than version %d, the newest this vipsmart supports: upgrade vipsmart", n, SchemaVersion)
-			}
-		} else if err := meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion))); err != nil {
-			return err
+	}()
+	if err := s.initialize(in); err != nil {
+		return nil, err
+	}
+	s.syncMarker(in, mk, mkErr, fresh)
+	s.kick, s.done = make(chan struct{}, 1), make(chan struct{})
+	go s.markerWriter(s.kick)
+	return s, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// evidence lists what in the store's directory shows an earlier store.
+func evidence(path string, mk *Marker, mkErr error, extra []string) []string {
+	var out []string
+	markerPath := path + MarkerSuffix
+	switch {
+	case mk != nil:
+		out = append(out, fmt.Sprintf("the marker %s says %s", markerPath, mk.describe()))
+	case mkErr != nil:
+		out = append(out, fmt.Sprintf("the marker %s is present but unreadable (%v)", markerPath, mkErr))
+	}
+	for _, e := range extra {
+		p := e
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(path), e)
 		}
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, fmt.Sprintf("%s is present", p))
+		}
+	}
+	return out
+}
+
+// openBolt opens the (already inspected) file with bbolt, turning a panic
+// into a refusal.
+func openBolt(path string, opts Options) (db *bbolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, &RefusedError{Kind: Damaged, Path: path, Problem: fmt.Sprintf("bbolt failed to open it: %v: the file is damaged", r)}
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.UnsafeNoSync})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, inUse(path, opts.Timeout)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// initialize gives a new file its buckets, schema version, store id and
+// checksum, and upgrades a version 1 file.
+func (s *Store) initialize(in *Inspection) (err error) {
+	if in != nil && in.Schema == SchemaVersion {
+		s.storeID = in.StoreID
+		return nil
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.guard("initialize", &err)
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		return nil
+		meta := tx.Bucket(bucketMeta)
+		s.storeID = newStoreID()
+		if err := meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+			return err
+		}
+		if err := meta.Put(keyStoreID, []byte(s.storeID)); err != nil {
+			return err
+		}
+		d, err := computeDigest(tx)
+		if err != nil {
+			return err
+		}
+		return meta.Put(keyDigest, d[:])
 	})
 	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return fmt.Errorf("open store %s: %w", s.path, err)
 	}
-	return &Store{db: db, path: path, maxEvents: opts.MaxEvents}, nil
+	return nil
+}
+
+// syncMarker writes the marker after Open: a new one for a new store, the
+// store's description if it changed.
+func (s *Store) syncMarker(in *Inspection, mk *Marker, mkErr error, fresh bool) {
+	now := time.Now().UTC()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case mk != nil && mk.StoreID == s.storeID:
+		s.marker = mk
+	case fresh && s.opts.Rebuild && mk != nil:
+		s.marker = &Marker{StoreID: s.storeID, Created: now, Updated: now, DC: mk.DC, Federation: mk.Federation, Epoch: mk.Epoch, Rebuild: true}
+		s.writeMarker()
+	default:
+		if mkErr != nil {
+			s.opts.Logger.Warn("the store's marker was unreadable: writing a new one", "marker", s.path+MarkerSuffix, "err", mkErr)
+		}
+		s.marker = &Marker{StoreID: s.storeID, Created: now, Updated: now}
+		if mk == nil || mk.StoreID != s.storeID || fresh {
+			s.writeMarker()
+		}
+	}
+	if in != nil && in.Record != nil {
+		s.noteRecordLocked(*in.Record)
+	}
+	if s.markerDirty {
+		s.markerDirty = false
+		s.writeMarker()
+	}
+}
+
+func (s *Store) writeMarker() { s.writeMarkerCopy(*s.marker) }
+
+func (s *Store) writeMarkerCopy(m Marker) {
+	if err := writeMarker(s.path+MarkerSuffix, &m); err != nil {
+		s.opts.Logger.Warn("could not write the store's marker: a lost store would not be recognized as lost", "marker", s.path+MarkerSuffix, "err", err)
+	}
+}
+
+// markerWriter writes the marker whenever a save changed it, off the
+// commit path: the marker only has to be a lower bound of the store's
+// epoch (a crash before it is written leaves it behind the store, which
+// Open accepts), so a commit never waits for it.
+func (s *Store) markerWriter(kick <-chan struct{}) {
+	defer close(s.done)
+	for range kick {
+		s.flushMarker()
+	}
+	s.flushMarker()
+}
+
+func (s *Store) flushMarker() {
+	s.mu.Lock()
+	if !s.markerDirty || s.marker == nil {
+		s.mu.Unlock()
+		return
+	}
+	m := *s.marker
+	s.markerDirty = false
+	s.mu.Unlock()
+	s.writeMarkerCopy(m)
+}
+
+// noteRecordLocked updates the marker for a record now stored.
+func (s *Store) noteRecordLocked(ri RecordInfo) {
+	m := s.marker
+	if m == nil {
+		return
+	}
+	pending := m.Rebuild && ri.Epoch < m.Epoch
+	if ri.DC == m.DC && ri.Federation == m.Federation && ri.Epoch <= m.Epoch && pending == m.Rebuild {
+		return
+	}
+	m.DC, m.Federation, m.Rebuild = ri.DC, ri.Federation, pending
+	m.Epoch = max(m.Epoch, ri.Epoch)
+	m.Updated = time.Now().UTC()
+	s.markerDirty = true
+	if s.kick != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default: // a write is already due
+		}
+	}
 }
 
 // Path returns the file the store was opened on.
 func (s *Store) Path() string { return s.path }
+
+// StoreID returns the id of the store (kept in the file and its marker).
+func (s *Store) StoreID() string { return s.storeID }
+
+// Previous returns the marker Open found beside the file (nil if none):
+// after a rebuild it holds the DC, federation and epoch of the lost store.
+func (s *Store) Previous() *Marker {
+	if s.previous == nil {
+		return nil
+	}
+	m := *s.previous
+	return &m
+}
 
 // Close releases the file and its lock. Every call after the first,
 // including Close, fails.
@@ -144,13 +413,19 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return fmt.Errorf("close store %s: %w", s.path, errClosed)
 	}
+	s.mu.Lock()
+	close(s.kick) // noteRecordLocked sends only under s.mu, and not after this
+	s.kick = nil
+	s.mu.Unlock()
+	<-s.done
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}
 	return nil
 }
 
-// begin checks that a method may run: ctx is live and s is open.
+// begin checks that a method may run: ctx is live, s is open and not found
+// damaged.
 func (s *Store) begin(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -158,24 +433,51 @@ func (s *Store) begin(ctx context.Context, op string) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", op, errClosed)
 	}
+	if e := s.broken.Load(); e != nil {
+		return e
+	}
 	return nil
 }
 
+// guard turns a panic inside bbolt into a refusal that names the file; the
+// store refuses every later call with it.
+func (s *Store) guard(op string, errp *error) {
+	if r := recover(); r != nil {
+		e := &RefusedError{Kind: Damaged, Path: s.path, Problem: fmt.Sprintf("%s failed inside bbolt (%v): the file is damaged; stop the daemon and run vipsmart store check", op, r)}
+		s.broken.Store(e)
+		*errp = e
+	}
+}
+
 // view runs fn in a read transaction, wrapping a non-domain error with op.
-func (s *Store) view(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) (err error) {
 	if err := s.begin(ctx, op); err != nil {
 		return err
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.guard(op, &err)
 	return wrap(op, s.db.View(fn))
 }
 
 // update runs fn in a write transaction committed with fsync, wrapping a
-// non-domain error with op.
-func (s *Store) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
+// non-domain error with op. fn writes through w, which keeps the content
+// checksum.
+func (s *Store) update(ctx context.Context, op string, fn func(w *writer) error) (err error) {
 	if err := s.begin(ctx, op); err != nil {
 		return err
 	}
-	return wrap(op, s.db.Update(fn))
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.guard(op, &err)
+	return wrap(op, s.db.Update(func(tx *bbolt.Tx) error {
+		w, err := newWriter(tx)
+		if err != nil {
+			return err
+		}
+		if err := fn(w); err != nil {
+			return err
+		}
+		return w.commit()
+	}))
 }
 
 // wrap returns a *vipsmart.Error unchanged (its message names the thing
@@ -270,12 +572,12 @@ func (s *Store) CreateVIP(ctx context.Context, v vipsmart.VIP) error {
 		return fmt.Errorf("create VIP %s: encode: %w", v.Name, err)
 	}
 	name, addr := []byte(v.Name), []byte(v.Address.String())
-	return s.update(ctx, "create VIP "+v.Name, func(tx *bbolt.Tx) error {
-		vips, err := bucket(tx, bucketVIPs)
+	return s.update(ctx, "create VIP "+v.Name, func(w *writer) error {
+		vips, err := bucket(w.tx, bucketVIPs)
 		if err != nil {
 			return err
 		}
-		addrs, err := bucket(tx, bucketVIPAddrs)
+		addrs, err := bucket(w.tx, bucketVIPAddrs)
 		if err != nil {
 			return err
 		}
@@ -285,22 +587,22 @@ func (s *Store) CreateVIP(ctx context.Context, v vipsmart.VIP) error {
 		if owner := addrs.Get(addr); owner != nil {
 			return vipsmart.Errorf(vipsmart.ECONFLICT, "address", "address %s is already used by VIP %s", v.Address, owner)
 		}
-		if err := vips.Put(name, data); err != nil {
+		if err := w.put(bucketVIPs, name, data); err != nil {
 			return err
 		}
-		return addrs.Put(addr, name)
+		return w.put(bucketVIPAddrs, addr, name)
 	})
 }
 
 // DeleteVIP removes the named VIP and frees its address, or fails with
 // ENOTFOUND.
 func (s *Store) DeleteVIP(ctx context.Context, name string) error {
-	return s.update(ctx, "delete VIP "+name, func(tx *bbolt.Tx) error {
-		vips, err := bucket(tx, bucketVIPs)
+	return s.update(ctx, "delete VIP "+name, func(w *writer) error {
+		vips, err := bucket(w.tx, bucketVIPs)
 		if err != nil {
 			return err
 		}
-		addrs, err := bucket(tx, bucketVIPAddrs)
+		addrs, err := bucket(w.tx, bucketVIPAddrs)
 		if err != nil {
 			return err
 		}
@@ -315,11 +617,11 @@ func (s *Store) DeleteVIP(ctx context.Context, name string) error {
 		addr := []byte(vip.Address.String())
 		// Free the address only if the index points at this VIP.
 		if owner := addrs.Get(addr); bytes.Equal(owner, []byte(name)) {
-			if err := addrs.Delete(addr); err != nil {
+			if err := w.del(bucketVIPAddrs, addr); err != nil {
 				return err
 			}
 		}
-		return vips.Delete([]byte(name))
+		return w.del(bucketVIPs, []byte(name))
 	})
 }
 
@@ -376,45 +678,49 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 		}
 		put = append(put, [2][]byte{[]byte(g.Name), data})
 	}
-	return s.update(ctx, "save federation", func(tx *bbolt.Tx) error {
-		fed, err := bucket(tx, bucketFederation)
+	var info *RecordInfo
+	if s.opts.Describe != nil && len(u.Record) > 0 {
+		ri, err := s.opts.Describe(u.Record)
 		if err != nil {
-			return err
+			return fmt.Errorf("save federation: the record does not decode: %w", err)
 		}
+		info = &ri
+	}
+	err := s.update(ctx, "save federation", func(w *writer) error {
+		var err error
 		if len(u.Record) == 0 {
-			err = fed.Delete(keyRecord)
+			err = w.del(bucketFederation, keyRecord)
 		} else {
-			err = fed.Put(keyRecord, bytes.Clone(u.Record))
+			err = w.put(bucketFederation, keyRecord, bytes.Clone(u.Record))
 		}
 		if err != nil {
 			return err
 		}
 		if u.ReplaceGIPs {
-			if err := tx.DeleteBucket(bucketGIPs); err != nil {
+			if err := w.clear(bucketGIPs); err != nil {
 				return err
 			}
-			if _, err := tx.CreateBucket(bucketGIPs); err != nil {
-				return err
-			}
-		}
-		gips, err := bucket(tx, bucketGIPs)
-		if err != nil {
-			return err
 		}
 		for _, kv := range put {
-			if err := gips.Put(kv[0], kv[1]); err != nil {
+			if err := w.put(bucketGIPs, kv[0], kv[1]); err != nil {
 				return fmt.Errorf("put GIP %s: %w", kv[0], err)
 			}
 		}
 		if !u.ReplaceGIPs {
 			for _, name := range u.DeleteGIPs {
-				if err := gips.Delete([]byte(name)); err != nil {
+				if err := w.del(bucketGIPs, []byte(name)); err != nil {
 					return fmt.Errorf("delete GIP %s: %w", name, err)
 				}
 			}
 		}
 		return nil
 	})
+	if err == nil && info != nil {
+		s.mu.Lock()
+		s.noteRecordLocked(*info)
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // AppendEvents stores events in one transaction, giving each the next
@@ -424,17 +730,17 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 func (s *Store) AppendEvents(ctx context.Context, events []vipsmart.Event) ([]vipsmart.Event, error) {
 	out := make([]vipsmart.Event, len(events))
 	copy(out, events)
-	err := s.update(ctx, "append events", func(tx *bbolt.Tx) error {
+	err := s.update(ctx, "append events", func(w *writer) error {
 		if len(out) == 0 {
 			return nil
 		}
-		b, err := bucket(tx, bucketEvents)
+		b, err := bucket(w.tx, bucketEvents)
 		if err != nil {
 			return err
 		}
 		var last uint64
 		for i := range out {
-			seq, err := b.NextSequence()
+			seq, err := w.nextSequence(bucketEvents)
 			if err != nil {
 				return err
 			}
@@ -443,7 +749,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []vipsmart.Event) ([]vi
 			if err != nil {
 				return fmt.Errorf("encode event: %w", err)
 			}
-			if err := b.Put(seqKey(seq), data); err != nil {
+			if err := w.put(bucketEvents, seqKey(seq), data); err != nil {
 				return err
 			}
 			last = seq
@@ -455,7 +761,8 @@ func (s *Store) AppendEvents(ctx context.Context, events []vipsmart.Event) ([]vi
 		}
 		keepFrom := last - uint64(s.maxEvents) + 1
 		c := b.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < keepFrom; k, _ = c.First() {
+		for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) < keepFrom; k, v = c.First() {
+			w.d.xor(entryHash(bucketEvents, k, v))
 			if err := c.Delete(); err != nil {
 				return err
 			}

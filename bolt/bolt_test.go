@@ -88,22 +88,22 @@ func writeSchema(t *testing.T, path, version string) {
 	}
 }
 
-func TestFreshFileGetsSchemaVersion1(t *testing.T) {
+func TestFreshFileGetsSchemaVersion2(t *testing.T) {
 	path := filepath.Join(t.TempDir(), fileName)
 	s := mustOpen(t, path, Options{})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if v := readSchema(t, path); v != "1" {
-		t.Fatalf("schema_version = %q, want %q", v, "1")
+	if v := readSchema(t, path); v != "2" {
+		t.Fatalf("schema_version = %q, want %q", v, "2")
 	}
-	// Reopening a version 1 file works and keeps the version.
+	// Reopening a version 2 file works and keeps the version.
 	s = mustOpen(t, path, Options{})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if v := readSchema(t, path); v != "1" {
-		t.Fatalf("schema_version after reopen = %q, want %q", v, "1")
+	if v := readSchema(t, path); v != "2" {
+		t.Fatalf("schema_version after reopen = %q, want %q", v, "2")
 	}
 }
 
@@ -116,22 +116,22 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	writeSchema(t, path, "2")
+	writeSchema(t, path, "3")
 
 	s2, err := Open(path, Options{})
 	if err == nil {
 		s2.Close()
-		t.Fatal("Open of a schema version 2 file succeeded")
+		t.Fatal("Open of a schema version 3 file succeeded")
 	}
 	msg := err.Error()
-	for _, want := range []string{path, "schema version 2", "version 1", "upgrade vipsmart"} {
+	for _, want := range []string{path, "schema version 3", "version 2", "upgrade vipsmart"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
 	}
 	// The refused file is untouched and not left locked.
-	if v := readSchema(t, path); v != "2" {
-		t.Errorf("schema_version after the refused Open = %q, want %q", v, "2")
+	if v := readSchema(t, path); v != "3" {
+		t.Errorf("schema_version after the refused Open = %q, want %q", v, "3")
 	}
 }
 

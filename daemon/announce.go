@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -53,9 +55,14 @@ func (d *Daemon) gipInterface(g vipsmart.GIP) string {
 	return ""
 }
 
+// annRetryEvery is how often a failed Set is retried.
+const annRetryEvery = time.Second
+
 // announce hands the announcer the desired set when it changed (or when the
 // last Set failed, to retry). Announcers are declarative, so a repeated set
-// would be harmless; skipping it just saves the work.
+// would be harmless; skipping it just saves the work. A failure is an
+// event at error level (once per distinct failure), its end one at info;
+// what failed shows in status (Announced, state failed).
 func (d *Daemon) announce(gs []vipsmart.GIP, view vipsmart.HealthView, holdDown bool) {
 	want := d.desired(gs, view, holdDown)
 	if d.lastAnnErr == "" && d.lastDesired != nil && slices.Equal(want, d.lastDesired) {
@@ -71,15 +78,94 @@ func (d *Daemon) announce(gs []vipsmart.GIP, view vipsmart.HealthView, holdDown 
 	}
 	if msg != d.lastAnnErr {
 		if err != nil {
-			d.event(vipsmart.EventHealth, "announcing failed: "+msg)
+			d.eventAt(vipsmart.EventAnnounce, vipsmart.LevelError, "announcing failed: "+msg)
 		} else {
-			d.event(vipsmart.EventHealth, "announcing works again")
+			d.eventAt(vipsmart.EventAnnounce, vipsmart.LevelInfo, "announcing works again")
 		}
 	}
 	if err != nil {
-		d.lastActiveKey = "" // retry at the next tick
+		d.annRetryAt = d.cfg.Now().Add(annRetryEvery)
 	}
 	d.lastAnnErr = msg
+}
+
+// annRetryDue reports whether a failed Set is due for a retry.
+func (d *Daemon) annRetryDue() bool {
+	return d.lastAnnErr != "" && !d.cfg.Now().Before(d.annRetryAt)
+}
+
+// reportQueue carries the announcer's reports (vipsmart.Watcher) to the
+// loop without ever blocking the announcer.
+type reportQueue struct {
+	mu     sync.Mutex
+	items  [][2]string
+	notify chan struct{}
+}
+
+func newReportQueue() *reportQueue { return &reportQueue{notify: make(chan struct{}, 1)} }
+
+func (q *reportQueue) push(level, msg string) {
+	q.mu.Lock()
+	q.items = append(q.items, [2]string{level, msg})
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (q *reportQueue) drain() [][2]string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.items
+	q.items = nil
+	return out
+}
+
+// onAnnouncerReports records the announcer's reports as events, on the
+// loop, in one store write.
+func (d *Daemon) onAnnouncerReports() {
+	rs := d.reports.drain()
+	if len(rs) == 0 {
+		return
+	}
+	now := d.cfg.Now()
+	evs := make([]vipsmart.Event, 0, len(rs))
+	for _, r := range rs {
+		level := r[0]
+		if level == vipsmart.LevelInfo {
+			level = ""
+		}
+		evs = append(evs, vipsmart.Event{Time: now, DC: d.cfg.Self.Name, Kind: vipsmart.EventAnnounce, Message: r[1], Level: level})
+	}
+	d.appendEvents(context.Background(), evs)
+}
+
+// announcedByAddr indexes what the announcers report by address.
+func announcedByAddr(as []vipsmart.Announced) map[netip.Addr][]vipsmart.Announced {
+	m := make(map[netip.Addr][]vipsmart.Announced, len(as))
+	for _, a := range as {
+		m[a.Addr] = append(m[a.Addr], a)
+	}
+	return m
+}
+
+// preflightCache remembers, within one read, which VIP interfaces the
+// announcer accepts, so that listing 10,000 VIPs asks once per interface.
+type preflightCache map[string]bool
+
+// preflight asks the announcer whether it could announce v (nil if it
+// cannot tell).
+func (d *Daemon) preflight(v vipsmart.VIP, pf preflightCache) error {
+	p, ok := d.cfg.Announcer.(vipsmart.Preflighter)
+	if !ok || pf[v.Interface] {
+		return nil
+	}
+	err := p.Preflight(vipsmart.Announcement{Addr: v.Address, Kind: vipsmart.AnnounceVIP, Name: v.Name, Interface: v.Interface})
+	if err == nil {
+		pf[v.Interface] = true
+	}
+	return err
 }
 
 // withdrawAll withdraws everything at shutdown (graceful: before the

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/announce/none"
 	"github.com/vipsmart/vipsmart/federation"
@@ -52,9 +54,21 @@ type Config struct {
 	// Announcer makes the desired addresses real; default state only
 	// (announce/none).
 	Announcer vipsmart.Announcer
+	// ActivationWait bounds how long this DC waits, before it activates a
+	// GIP placement, for a better placement whose VIP's health is not
+	// known yet (default 10s; see gips.go).
+	ActivationWait time.Duration
 	// Fault, for tests only, makes the daemon crash at a chosen point of
 	// the protocol (see Fault). Nil in production.
 	Fault *Fault
+	// Metrics, if set, receives the daemon's Prometheus series
+	// (metrics.go; docs/metrics.md).
+	Metrics prometheus.Registerer
+	// Keys is the DC's key (Self.Identity is its fingerprint); nil: no
+	// rotation. Tokens keeps the join and API tokens; nil: invites are
+	// refused.
+	Keys   Keyring
+	Tokens Tokens
 }
 
 // Daemon is one DC's running daemon.
@@ -87,13 +101,24 @@ type Daemon struct {
 	// evaluation.
 	wasUnreachable map[string]bool
 	lastAnnErr     string
+	annRetryAt     time.Time
 	healthVersion  uint64
+	// reports carries the announcer's own reports (BGP sessions) to the
+	// loop; waitSince is when this DC began to hold back its activation
+	// of each GIP for a better placement's unknown VIP health.
+	reports   *reportQueue
+	waitSince map[string]time.Time
 
 	mu     sync.Mutex
 	peers  map[string]*peerQueue
 	closed bool
 
+	refusals refusalLimiter
+
 	stopped chan struct{} // closed when Run returns
+
+	metrics *metrics     // nil without Config.Metrics
+	ticker  *time.Ticker // the loop's clock (Run); Reload resets it
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.
@@ -126,6 +151,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading federation state: %w", err)
 	}
+	if cfg.Keys != nil {
+		cfg.Self.Identity = cfg.Keys.Fingerprint()
+		cfg.Federation.Self = cfg.Self
+	}
 	node, err := federation.NewNode(cfg.Federation, rec, gips, cfg.Now())
 	if err != nil {
 		return nil, fmt.Errorf("restoring federation state: %w", err)
@@ -146,6 +175,11 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		holding:   map[string][]string{},
 		reported:  map[string]bool{},
 		conflicts: map[string]bool{},
+		reports:   newReportQueue(),
+		waitSince: map[string]time.Time{},
+	}
+	if d.cfg.ActivationWait <= 0 {
+		d.cfg.ActivationWait = DefaultActivationWait
 	}
 	if cfg.Prober == nil {
 		cfg.Prober = health.NetProber{}
@@ -154,6 +188,13 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Announcer == nil {
 		cfg.Announcer = none.New(none.WithClock(cfg.Now))
 		d.cfg.Announcer = cfg.Announcer
+	}
+	if d.metrics, err = newMetrics(cfg.Metrics, d); err != nil {
+		return nil, fmt.Errorf("registering the daemon's metrics: %w", err)
+	}
+	d.cfg.Store = d.metrics.store(d.cfg.Store, cfg.Now)
+	if w, ok := cfg.Announcer.(vipsmart.Watcher); ok {
+		w.Watch(d.reports.push)
 	}
 	d.checker = health.NewChecker(cfg.Prober, d.health.push, cfg.Logger)
 	fc := cfg.Federation
@@ -168,6 +209,18 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	for _, v := range vl {
 		d.vips[v.Name] = v
 	}
+	if changed, err := d.reconcileKeys(); err != nil {
+		return nil, fmt.Errorf("installing the key of a committed rotation: %w", err)
+	} else if changed {
+		// The rotation committed before the daemon stopped: restart the
+		// node with the installed key.
+		d.cfg.Self.Identity = cfg.Keys.Fingerprint()
+		d.cfg.Federation.Self = d.cfg.Self
+		if d.node, err = federation.NewNode(d.cfg.Federation, rec, gips, cfg.Now()); err != nil {
+			return nil, fmt.Errorf("restoring federation state: %w", err)
+		}
+	}
+	d.consumeJoinTokens(ctx)
 	d.node.SetLocalVIPs(d.vipAddrs())
 	d.setChecks()
 	d.node.SetLocalReport(d.localReport())
@@ -177,8 +230,8 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 // Run drives the daemon until ctx is done. It returns nil on a clean stop
 // and an error if the store failed (the daemon cannot go on safely then).
 func (d *Daemon) Run(ctx context.Context) error {
-	t := time.NewTicker(d.cfg.TickInterval)
-	defer t.Stop()
+	d.ticker = time.NewTicker(d.cfg.TickInterval)
+	defer d.ticker.Stop()
 	defer close(d.stopped)
 	defer d.withdrawAll()
 	defer d.stopPeers()
@@ -190,11 +243,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-d.ticker.C:
 			d.node.Tick(d.cfg.Now())
 			d.updateActive()
 		case <-d.health.notify:
 			d.onHealthChanges()
+		case <-d.reports.notify:
+			d.onAnnouncerReports()
 		case f := <-d.reqs:
 			f()
 		}
@@ -216,6 +271,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			if err := d.cfg.Store.SaveFederation(context.WithoutCancel(ctx), *rd.Update); err != nil {
 				return fmt.Errorf("persisting federation state: %w", err)
 			}
+			d.afterPersist(ctx)
 		}
 		if len(rd.Events) > 0 {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
@@ -246,17 +302,37 @@ func (d *Daemon) processReady(ctx context.Context) error {
 
 func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
 	for _, e := range evs {
-		d.log.Info(e.Message, "kind", e.Kind, "op", e.OpID)
+		d.log.Log(ctx, logLevel(e.Level), e.Message, "kind", e.Kind, "op", e.OpID)
 	}
 	if _, err := d.cfg.Store.AppendEvents(ctx, evs); err != nil {
 		d.log.Error("storing events", "err", err)
 		return
 	}
+	d.metrics.eventsAppended(evs)
 }
 
 // event records one daemon-level event (VIP changes) from the loop.
 func (d *Daemon) event(kind, msg string) {
-	d.appendEvents(context.Background(), []vipsmart.Event{{Time: d.cfg.Now(), DC: d.cfg.Self.Name, Kind: kind, Message: msg}})
+	d.eventAt(kind, "", msg)
+}
+
+// eventAt records one daemon-level event at level (vipsmart.LevelWarn,
+// LevelError; "" for info).
+func (d *Daemon) eventAt(kind, level, msg string) {
+	if level == vipsmart.LevelInfo {
+		level = ""
+	}
+	d.appendEvents(context.Background(), []vipsmart.Event{{Time: d.cfg.Now(), DC: d.cfg.Self.Name, Kind: kind, Message: msg, Level: level}})
+}
+
+func logLevel(level string) slog.Level {
+	switch level {
+	case vipsmart.LevelWarn:
+		return slog.LevelWarn
+	case vipsmart.LevelError:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // call runs f on the loop goroutine and returns its error. Once f is
@@ -305,22 +381,32 @@ func (d *Daemon) vipsChanged() {
 	d.updateActive()
 }
 
-// Deliver hands a message from a peer to the node. It validates the message
-// first: a malformed one is refused with EINVALID and changes nothing.
-func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
-	if err := m.Validate(); err != nil {
-		return err
-	}
-	return d.call(ctx, func() error { return d.node.Step(d.cfg.Now(), m) })
-}
-
 // propose starts a federation operation and waits for its result.
 func (d *Daemon) propose(ctx context.Context, p federation.Proposal) error {
+	p.By = askedBy(ctx)
+	return d.proposeWith(ctx, func() (federation.Proposal, error) { return p, nil }, nil)
+}
+
+// proposeWith is propose with the proposal made on the loop by mk (which
+// may refuse it); refused, if set, runs on the loop when the node refuses
+// the proposal at once. Its outcome and duration go to the metrics.
+func (d *Daemon) proposeWith(ctx context.Context, mk func() (federation.Proposal, error), refused func()) (err error) {
+	var p federation.Proposal
+	start := d.cfg.Now()
+	defer func() { d.metrics.operation(p, start, d.cfg.Now, &err) }()
 	ch := make(chan error, 1)
 	var opID string
-	err := d.call(ctx, func() error {
+	err = d.call(ctx, func() error {
+		var err error
+		p, err = mk()
+		if err != nil {
+			return err
+		}
 		id, err := d.node.Propose(d.cfg.Now(), p)
 		if err != nil {
+			if refused != nil {
+				refused()
+			}
 			return err
 		}
 		opID = id
@@ -345,14 +431,26 @@ func (d *Daemon) Status(ctx context.Context) (vipsmart.StatusInfo, error) {
 	var st vipsmart.StatusInfo
 	err := d.call(ctx, func() error {
 		st = d.node.Status(d.cfg.Now())
+		st.Identity = d.node.Self().Identity
 		st.VIPs = len(d.vips)
-		st.Announced = d.cfg.Announcer.Announced()
-		if st.Announced == nil {
-			st.Announced = []vipsmart.Announced{}
-		}
 		return nil
 	})
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	// The announcer is safe for concurrent use: read it off the loop
+	// (BGPPeers asks the speaker).
+	st.Announced = d.cfg.Announcer.Announced()
+	if st.Announced == nil {
+		st.Announced = []vipsmart.Announced{}
+	}
+	if pl, ok := d.cfg.Announcer.(vipsmart.PeerLister); ok {
+		st.BGPPeers = pl.BGPPeers()
+		if st.BGPPeers == nil {
+			st.BGPPeers = []vipsmart.BGPPeer{}
+		}
+	}
+	return st, nil
 }
 
 // ListVIPs implements vipsmart.Service.
@@ -360,8 +458,10 @@ func (d *Daemon) ListVIPs(ctx context.Context) ([]vipsmart.VIPInfo, error) {
 	var out []vipsmart.VIPInfo
 	err := d.call(ctx, func() error {
 		out = make([]vipsmart.VIPInfo, 0, len(d.vips))
+		anns := announcedByAddr(d.cfg.Announcer.Announced())
+		pf := preflightCache{}
 		for _, v := range d.vips {
-			out = append(out, d.vipInfo(v))
+			out = append(out, d.vipInfo(v, anns, pf))
 		}
 		return nil
 	})
@@ -369,9 +469,18 @@ func (d *Daemon) ListVIPs(ctx context.Context) ([]vipsmart.VIPInfo, error) {
 	return out, err
 }
 
-func (d *Daemon) vipInfo(v vipsmart.VIP) vipsmart.VIPInfo {
+func (d *Daemon) vipInfo(v vipsmart.VIP, anns map[netip.Addr][]vipsmart.Announced, pf preflightCache) vipsmart.VIPInfo {
 	st, lastErr := d.vipState(v.Name)
-	return vipsmart.VIPInfo{VIP: v, State: st, LastError: lastErr}
+	vi := vipsmart.VIPInfo{VIP: v, State: st, LastError: lastErr}
+	for _, a := range anns[v.Address] {
+		if a.Kind == vipsmart.AnnounceVIP && a.Name == v.Name {
+			vi.Announced = append(vi.Announced, a)
+		}
+	}
+	if err := d.preflight(v, pf); err != nil {
+		vi.Warnings = append(vi.Warnings, err.Error())
+	}
+	return vi
 }
 
 // GetVIP implements vipsmart.Service.
@@ -382,7 +491,7 @@ func (d *Daemon) GetVIP(ctx context.Context, name string) (vipsmart.VIPInfo, err
 		if !ok {
 			return vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "VIP %s does not exist: see `vipsmart vip list`", name)
 		}
-		out = d.vipInfo(v)
+		out = d.vipInfo(v, announcedByAddr(d.cfg.Announcer.Announced()), preflightCache{})
 		return nil
 	})
 	return out, err
@@ -408,7 +517,10 @@ func (d *Daemon) AddVIP(ctx context.Context, v vipsmart.VIP) (vipsmart.VIP, erro
 		}
 		d.vips[v.Name] = v
 		d.vipsChanged()
-		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s added", v.Name, v.Address))
+		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s added%s", v.Name, v.Address, byNote(ctx)))
+		if err := d.preflight(v, preflightCache{}); err != nil {
+			d.eventAt(vipsmart.EventAnnounce, vipsmart.LevelWarn, fmt.Sprintf("VIP %s %s cannot be announced: %v", v.Name, v.Address, err))
+		}
 		return nil
 	})
 	return v, err
@@ -436,7 +548,7 @@ func (d *Daemon) RemoveVIP(ctx context.Context, name string) error {
 		v := d.vips[name]
 		delete(d.vips, name)
 		d.vipsChanged()
-		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s removed", name, v.Address))
+		d.event(vipsmart.EventVIP, fmt.Sprintf("VIP %s %s removed%s", name, v.Address, byNote(ctx)))
 		return nil
 	})
 }
@@ -451,12 +563,17 @@ func (d *Daemon) ListDCs(ctx context.Context) ([]vipsmart.DCInfo, error) {
 	return out, err
 }
 
-// AddDC implements vipsmart.Service.
-func (d *Daemon) AddDC(ctx context.Context, c vipsmart.DC) (vipsmart.StatusInfo, error) {
+// AddDC implements vipsmart.Service. tok is the candidate's join token:
+// it binds the candidate's key, which the coordinator then pins.
+func (d *Daemon) AddDC(ctx context.Context, c vipsmart.DC, tok string) (vipsmart.StatusInfo, error) {
 	if err := c.Validate(); err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
-	if err := d.propose(ctx, federation.Proposal{Kind: federation.AddDC, DC: c}); err != nil {
+	c, err := checkJoinToken(c, tok, d.cfg.Now())
+	if err != nil {
+		return vipsmart.StatusInfo{}, err
+	}
+	if err := d.propose(ctx, federation.Proposal{Kind: federation.AddDC, DC: c, Token: tok}); err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
 	return d.Status(context.WithoutCancel(ctx))

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/federation"
@@ -13,20 +14,27 @@ import (
 
 // healthView is the local DC's view of health: which members it can reach
 // and which VIPs are up. Its own VIPs come from its checks; another DC's
-// VIPs named by placements are up unless that DC reported them down.
+// VIPs named by placements are up unless that DC reported them down, and
+// left out (neither up nor down) while it reports their health not known
+// yet.
 func (d *Daemon) healthView(gs []vipsmart.GIP) vipsmart.HealthView {
 	now := d.cfg.Now()
 	self := d.cfg.Self.Name
 	v := vipsmart.HealthView{Reachable: map[string]bool{self: true}, VIPUp: map[string]map[string]bool{}}
 	down := map[string]map[string]bool{}
+	unknown := map[string]map[string]bool{}
 	for _, m := range d.node.DCs(now) {
 		if m.Self {
 			continue
 		}
 		v.Reachable[m.Name] = m.Reachable
 		down[m.Name] = map[string]bool{}
+		unknown[m.Name] = map[string]bool{}
 		for _, n := range m.VIPsDown {
 			down[m.Name][n] = true
+		}
+		for _, n := range m.VIPsUnknown {
+			unknown[m.Name][n] = true
 		}
 		d.holding[m.Name] = m.Holding
 	}
@@ -43,6 +51,9 @@ func (d *Daemon) healthView(gs []vipsmart.GIP) vipsmart.HealthView {
 			}
 			if v.VIPUp[p.DC] == nil {
 				v.VIPUp[p.DC] = map[string]bool{}
+			}
+			if unknown[p.DC][p.VIP] {
+				continue // not known yet: neither up nor down
 			}
 			v.VIPUp[p.DC][p.VIP] = !down[p.DC][p.VIP]
 		}
@@ -76,29 +87,59 @@ func (d *Daemon) computeActive(gs []vipsmart.GIP) (map[string][]string, vipsmart
 	return out, view
 }
 
+// DefaultActivationWait is the default of Config.ActivationWait.
+const DefaultActivationWait = 10 * time.Second
+
 // updateActive recomputes the active placements of every GIP and records an
 // event each time this DC becomes active or inactive for one. During the
 // start-up hold-down (one detection window) this DC claims nothing: it has
 // not heard from the others yet.
+//
+// No flapping on add or restart: this DC does not become active for a
+// failover GIP while a better placement's DC is reachable but the health of
+// its backing VIP is not known yet (its check has not passed rise or failed
+// fall times: a GIP just added, a DC just restarted). It waits until that
+// health is known, at most Config.ActivationWait, so that a GIP added
+// across three DCs whose checks come up in any order activates once, on
+// the best placement, instead of on each DC in turn. Unreachable DCs and
+// VIPs known to be down never make it wait: failover is not slowed.
 func (d *Daemon) updateActive() {
 	key := d.activeKey()
-	if key == d.lastActiveKey {
+	if key == d.lastActiveKey && !d.annRetryDue() {
 		return
 	}
 	d.lastActiveKey = key
 	gs := d.node.GIPs()
 	act, view := d.computeActive(gs)
 	self := d.cfg.Self.Name
-	holdDown := d.cfg.Now().Before(d.holdDownUntil)
+	nowT := d.cfg.Now()
+	holdDown := nowT.Before(d.holdDownUntil)
+	unknown := d.unknownVIPs()
 	reported := map[string]bool{}
 	conflicts := map[string]bool{}
-	var up, down []string
+	waiting := map[string]time.Time{}
+	var up, down, waits []string
 	for _, g := range gs {
 		now := act[g.Name]
 		if holdDown {
 			now = slices.DeleteFunc(slices.Clone(now), func(s string) bool { return s == self })
 		}
 		was := slices.Contains(d.active[g.Name], self)
+		if !was && slices.Contains(now, self) && g.Mode != vipsmart.ModeAnycast {
+			if what := unknownBetter(g, self, view, unknown); what != "" {
+				since, ok := d.waitSince[g.Name]
+				if !ok {
+					since = nowT
+					waits = append(waits, fmt.Sprintf("GIP %s %s waits up to %s before activating here: the health of %s is not known yet", g.Name, g.Address, d.cfg.ActivationWait, what))
+				}
+				if nowT.Sub(since) < d.cfg.ActivationWait {
+					waiting[g.Name] = since
+					now = slices.DeleteFunc(slices.Clone(now), func(s string) bool { return s == self })
+				} else {
+					d.eventAt(vipsmart.EventGIP, vipsmart.LevelWarn, fmt.Sprintf("GIP %s %s: the health of %s is still not known after %s: activating here", g.Name, g.Address, what, d.cfg.ActivationWait))
+				}
+			}
+		}
 		is := slices.Contains(now, self)
 		if was != is {
 			if is {
@@ -107,6 +148,7 @@ func (d *Daemon) updateActive() {
 				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
 			}
 		}
+		d.metrics.activeChanged(g, d.active[g.Name], now, view)
 		d.active[g.Name] = now
 		if is && g.Mode != vipsmart.ModeAnycast {
 			if !g.Preempt || !topRanked(g, self) {
@@ -127,6 +169,8 @@ func (d *Daemon) updateActive() {
 			delete(d.active, name)
 		}
 	}
+	d.waitSince = waiting
+	d.gipEvents(waits, "waiting")
 	d.gipEvents(up, "active")
 	d.gipEvents(down, "inactive")
 	d.reported = reported
@@ -139,10 +183,44 @@ func (d *Daemon) updateActive() {
 	}
 	d.conflicts = conflicts
 	d.reannounceOnReturn(view, newConflict)
-	if r := d.localReport(); !slices.Equal(r.Holding, d.lastReport.Holding) || !slices.Equal(r.VIPsDown, d.lastReport.VIPsDown) {
+	if r := d.localReport(); !slices.Equal(r.Holding, d.lastReport.Holding) || !slices.Equal(r.VIPsDown, d.lastReport.VIPsDown) || !slices.Equal(r.VIPsUnknown, d.lastReport.VIPsUnknown) {
 		d.lastReport = r
 		d.node.SetLocalReport(r)
 	}
+}
+
+// unknownVIPs are, for each reachable member, the VIPs it reports whose
+// health is not known yet.
+func (d *Daemon) unknownVIPs() map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, m := range d.node.DCs(d.cfg.Now()) {
+		if m.Self || !m.Reachable || len(m.VIPsUnknown) == 0 {
+			continue
+		}
+		out[m.Name] = map[string]bool{}
+		for _, v := range m.VIPsUnknown {
+			out[m.Name][v] = true
+		}
+	}
+	return out
+}
+
+// unknownBetter names the backing VIP of a placement of g that ranks
+// before self's (higher priority, then the DC name that sorts first) whose
+// DC is reachable and whose health is not known yet ("VIP web in dc-1"),
+// or returns "".
+func unknownBetter(g vipsmart.GIP, self string, view vipsmart.HealthView, unknown map[string]map[string]bool) string {
+	ps := slices.Clone(g.Placements)
+	vipsmart.SortPlacements(ps)
+	for _, p := range ps {
+		if p.DC == self {
+			return ""
+		}
+		if p.VIP != "" && view.Reachable[p.DC] && unknown[p.DC][p.VIP] {
+			return "VIP " + p.VIP + " in " + p.DC
+		}
+	}
+	return ""
 }
 
 // topRanked reports whether dc holds g's best-ranked placement.
@@ -196,10 +274,18 @@ func (d *Daemon) gipEvents(msgs []string, what string) {
 // the hold-down. updateActive recomputes only when it changes.
 func (d *Daemon) activeKey() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d/%d/%t", d.node.GIPVersion(), d.healthVersion, d.cfg.Now().Before(d.holdDownUntil))
-	for _, m := range d.node.DCs(d.cfg.Now()) {
-		fmt.Fprintf(&b, "|%s:%t:%v:%v", m.Name, m.Reachable, m.VIPsDown, m.Holding)
+	now := d.cfg.Now()
+	fmt.Fprintf(&b, "%d/%d/%t", d.node.GIPVersion(), d.healthVersion, now.Before(d.holdDownUntil))
+	for _, m := range d.node.DCs(now) {
+		fmt.Fprintf(&b, "|%s:%t:%v:%v:%v", m.Name, m.Reachable, m.VIPsDown, m.Holding, m.VIPsUnknown)
 	}
+	expired := 0
+	for _, since := range d.waitSince {
+		if now.Sub(since) >= d.cfg.ActivationWait {
+			expired++
+		}
+	}
+	fmt.Fprintf(&b, "|waits:%d/%d", len(d.waitSince), expired)
 	return b.String()
 }
 

@@ -91,14 +91,19 @@ func (d *Daemon) setChecks() {
 func (d *Daemon) localReport() federationReport {
 	var r federationReport
 	for name := range d.vips {
-		if st, _ := d.vipState(name); st != vipsmart.VIPUp {
+		st, _ := d.vipState(name)
+		if st != vipsmart.VIPUp {
 			r.VIPsDown = append(r.VIPsDown, name)
+		}
+		if st == vipsmart.VIPUnknown {
+			r.VIPsUnknown = append(r.VIPsUnknown, name)
 		}
 	}
 	for g := range d.reported {
 		r.Holding = append(r.Holding, g)
 	}
 	slices.Sort(r.VIPsDown)
+	slices.Sort(r.VIPsUnknown)
 	slices.Sort(r.Holding)
 	return r
 }

@@ -85,8 +85,12 @@ func (d *Daemon) runPeer(ctx context.Context, q *peerQueue) {
 		case m := <-q.ch:
 			idle.Reset(peerIdle)
 			sctx, cancel := context.WithTimeout(ctx, d.cfg.SendTimeout)
+			start := time.Now()
 			err := d.cfg.Transport.Send(sctx, m)
 			cancel()
+			if err == nil && m.Type == federation.MsgHeartbeat {
+				d.metrics.heartbeat(m.To.Name, time.Since(start))
+			}
 			if err == nil || ctx.Err() != nil {
 				continue
 			}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -29,16 +28,20 @@ func BenchmarkGIPAdd(b *testing.B) {
 			c := ds[0].client()
 			ctx := context.Background()
 			var lat []time.Duration
+			var cpu time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				g := vipsmart.GIP{Name: "bench", Address: netip.MustParseAddr("203.0.113.7"), Mode: vipsmart.ModeFailover, Preempt: true,
 					Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 200}, {DC: ds[n-1].name, Priority: 100}}}
+				cpu0 := daemonCPU(b, ds)
 				start := time.Now()
 				if _, err := c.AddGIP(ctx, g); err != nil {
 					b.Fatalf("gip add: %v", err)
 				}
 				lat = append(lat, time.Since(start))
 				b.StopTimer()
+				time.Sleep(cpuWindow)
+				cpu += daemonCPU(b, ds) - cpu0
 				waitSettled(b, ds)
 				if err := c.RemoveGIP(ctx, "bench"); err != nil {
 					b.Fatalf("gip remove: %v", err)
@@ -48,6 +51,7 @@ func BenchmarkGIPAdd(b *testing.B) {
 			}
 			b.StopTimer()
 			reportLatencies(b, lat)
+			reportCPU(b, cpu, b.N)
 		})
 	}
 }
@@ -121,8 +125,9 @@ func BenchmarkScale(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			cand := startDaemon(b, fmt.Sprintf("cand-%d", i), benchFlags()...)
 			cc := cand.client()
+			tok := apiJoinToken(b, cand)
 			start := time.Now()
-			if _, err := c.AddDC(ctx, dcOf(cand)); err != nil {
+			if _, err := c.AddDC(ctx, dcOf(cand), tok); err != nil {
 				b.Fatalf("dc add: %v", err)
 			}
 			for {
@@ -211,7 +216,7 @@ func BenchmarkFailover(b *testing.B) {
 		b.Fatal(err)
 	}
 	activeIs := func(d *daemon, want string) bool {
-		resp, err := http.Get("http://" + d.addr() + "/v1/gips/www")
+		resp, err := d.http().Get(d.url("/v1/gips/www"))
 		if err != nil {
 			return false
 		}

@@ -39,14 +39,22 @@ func BenchmarkDCAdd(b *testing.B) {
 			cc := cand.client()
 			ctx := context.Background()
 			var lat []time.Duration
+			var cpu time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				tok := apiJoinToken(b, cand) // a join token works once
+				b.StartTimer()
+				all := append(ds[:n:n], cand)
+				cpu0 := daemonCPU(b, all)
 				start := time.Now()
-				if _, err := coord.AddDC(ctx, dcOf(cand)); err != nil {
+				if _, err := coord.AddDC(ctx, dcOf(cand), tok); err != nil {
 					b.Fatalf("dc add: %v", err)
 				}
 				lat = append(lat, time.Since(start))
 				b.StopTimer()
+				time.Sleep(cpuWindow)
+				cpu += daemonCPU(b, all) - cpu0
 				waitSettled(b, append(ds[:n:n], cand))
 				if _, err := cc.Leave(ctx); err != nil {
 					b.Fatalf("dc leave: %v", err)
@@ -56,6 +64,7 @@ func BenchmarkDCAdd(b *testing.B) {
 			}
 			b.StopTimer()
 			reportLatencies(b, lat)
+			reportCPU(b, cpu, b.N)
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,9 +18,10 @@ import (
 // environment, which beats the file; unknown keys are refused.
 func TestServeFromEnvAndConfigFile(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	d := newDaemon(t, "from-env")
+	port := d.port
 	conf := filepath.Join(dir, "vipsmart.yaml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("name: from-file\nlisten: 127.0.0.1:%d\ndata-dir: %s\nlog-format: text\n", port, filepath.Join(dir, "data"))), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("name: from-file\nlisten: 127.0.0.1:%d\ndata-dir: %s\nsocket: %s\nlog-format: text\n", port, filepath.Join(dir, "data"), d.sock)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
@@ -32,16 +32,16 @@ func TestServeFromEnvAndConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := d.server()
 	eventually(t, 10*time.Second, "daemon from env and config answers", func() error {
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := d.http().Get(d.url("/healthz"))
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
 		return nil
 	})
-	st := status(t, &daemon{port: port})
+	st := status(t, d)
 	if st.Name != "from-env" {
 		t.Fatalf("name %q: the environment must beat the config file", st.Name)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,7 @@ type daemon struct {
 	name    string
 	port    int
 	dataDir string
+	sock    string // its operator socket (--socket)
 	extra   []string
 	env     []string
 	cmd     *exec.Cmd
@@ -77,20 +79,33 @@ type daemon struct {
 // addr is d's federation address (IP:PORT of --listen).
 func (d *daemon) addr() string { return "127.0.0.1:" + strconv.Itoa(d.port) }
 
-// server is what the CLI's --server takes to reach d's operator API.
-// Tests reach the operator API only through server and client, so that
-// the transport of the operator API is decided here alone.
-func (d *daemon) server() string { return d.addr() }
+// server is what the CLI's --server takes to reach d's operator API: the
+// path of its socket. Tests reach the operator API only through server and
+// client, so that the transport of the operator API is decided here alone.
+func (d *daemon) server() string { return d.sock }
 
-// client is a vipsmart.Service over d's operator API.
+// client is a vipsmart.Service (and TrustService) over d's operator API.
 func (d *daemon) client() *httpapi.Client { return httpapi.NewClient(d.server()) }
+
+// http is a plain HTTP client of d's operator API (over its socket), for
+// tests that send requests the CLI would not; url names a path on it.
+func (d *daemon) http() *http.Client { return d.client().HTTP }
+
+func (d *daemon) url(path string) string { return "http://vipsmart" + path }
 
 // spec is the DC's NAME,IP,PORT.
 func (d *daemon) spec() string { return d.name + ",127.0.0.1," + strconv.Itoa(d.port) }
 
-// newDaemon prepares (but does not start) a daemon with its own data dir.
+// newDaemon prepares (but does not start) a daemon with its own data dir
+// and its own socket (in a short temporary directory: a socket path has
+// at most 107 bytes, and test names make t.TempDir long).
 func newDaemon(t testing.TB, name string, extra ...string) *daemon {
-	return &daemon{t: t, name: name, port: freePort(t), dataDir: filepath.Join(t.TempDir(), name), extra: extra}
+	sd, err := os.MkdirTemp("", "vs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sd) })
+	return &daemon{t: t, name: name, port: freePort(t), dataDir: filepath.Join(t.TempDir(), name), sock: filepath.Join(sd, name+".sock"), extra: extra}
 }
 
 // startDaemon starts a fresh daemon and waits until it answers.
@@ -111,10 +126,17 @@ func (s syncBuf) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+// serveArgs are the arguments of d's `vipsmart serve`. No --log-level:
+// info is the default, and a test may set it in a config file (a
+// command-line flag would win over it).
+func (d *daemon) serveArgs() []string {
+	return append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--socket", d.sock}, d.extra...)
+}
+
 // start runs the process and waits for /healthz.
 func (d *daemon) start() {
 	d.t.Helper()
-	args := append([]string{"serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--log-level", "info"}, d.extra...)
+	args := d.serveArgs()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), d.env...)
 	d.logs = &bytes.Buffer{}
@@ -136,13 +158,14 @@ func (d *daemon) start() {
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
+	hc := d.http()
 	for time.Now().Before(deadline) {
 		select {
 		case <-d.done:
 			d.t.Fatalf("daemon %s exited at start:\n%s", d.name, d.Logs())
 		default:
 		}
-		resp, err := http.Get("http://" + d.addr() + "/healthz")
+		resp, err := hc.Get(d.url("/healthz"))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -212,11 +235,28 @@ func cli(t testing.TB, server string, args ...string) result {
 	return result{so.String(), se.String(), code}
 }
 
-// dcAdd runs `vipsmart dc add` of cand on coord, as an operator would
-// (extra flags are appended).
+// dcAdd runs `vipsmart dc add` of cand on coord, as an operator would: it
+// makes a join token on cand (`vipsmart dc join-token`) and passes it with
+// --token, unless extra (appended) has a --token of its own. If cand
+// refuses to make a token (it is a member already), that refusal is the
+// result.
 func dcAdd(t testing.TB, coord, cand *daemon, extra ...string) result {
 	t.Helper()
-	return cli(t, coord.server(), append([]string{"dc", "add", cand.spec()}, extra...)...)
+	args := []string{"dc", "add", cand.spec()}
+	if !slices.Contains(extra, "--token") {
+		r := cli(t, cand.server(), "dc", "join-token")
+		if r.code != 0 {
+			return r
+		}
+		args = append(args, "--token", strings.TrimSpace(r.stdout))
+	}
+	return cli(t, coord.server(), append(args, extra...)...)
+}
+
+// joinToken makes a join token on d with `vipsmart dc join-token`.
+func joinToken(t testing.TB, d *daemon, extra ...string) string {
+	t.Helper()
+	return strings.TrimSpace(mustCLI(t, d.server(), append([]string{"dc", "join-token"}, extra...)...))
 }
 
 // mustDCAdd is dcAdd that fails the test unless it exits 0.
@@ -274,11 +314,22 @@ func startFederation(t testing.TB, n int, extra ...string) []*daemon {
 	}
 	c := ds[0].client()
 	for _, d := range ds[1:] {
-		if _, err := c.AddDC(context.Background(), dcOf(d)); err != nil {
+		if _, err := c.AddDC(context.Background(), dcOf(d), apiJoinToken(t, d)); err != nil {
 			t.Fatalf("federating %s: %v", d.name, err)
 		}
 	}
 	return ds
+}
+
+// apiJoinToken makes a join token on d through its API (as
+// startFederation's pipeline would).
+func apiJoinToken(t testing.TB, d *daemon) string {
+	t.Helper()
+	jt, err := d.client().CreateJoinToken(context.Background(), 10*time.Minute)
+	if err != nil {
+		t.Fatalf("join token of %s: %v", d.name, err)
+	}
+	return jt.Token
 }
 
 func dcOf(d *daemon) vipsmart.DC {

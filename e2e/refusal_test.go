@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vipsmart/vipsmart/token"
 )
 
 // TestFederationRefusalsThroughCLI checks the seed's refusals as an operator
@@ -19,13 +21,16 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 	mustDCAdd(t, d1, d2)
 	before := expectFederation(t, []*daemon{d1, d2}, []*daemon{d3})
 
-	// A candidate nobody answers for.
-	r := cli(t, d1.server(), "dc", "add", fmt.Sprintf("dc-9,127.0.0.1,%d", freePort(t)))
+	// A candidate nobody answers for (it made its token, then went).
+	d9 := startDaemon(t, "dc-9", timers...)
+	tok9 := joinToken(t, d9)
+	d9.kill()
+	r := dcAdd(t, d1, d9, "--token", tok9)
 	if r.code != 1 || !strings.Contains(r.stderr, "dc-9") {
 		t.Fatalf("add of an unreachable candidate: exit %d, stderr %q", r.code, r.stderr)
 	}
-	// A candidate under another name.
-	r = cli(t, d1.server(), "dc", "add", fmt.Sprintf("dc-x,127.0.0.1,%d", d3.port))
+	// A candidate under another name than its token's.
+	r = cli(t, d1.server(), "dc", "add", fmt.Sprintf("dc-x,127.0.0.1,%d", d3.port), "--token", joinToken(t, d3))
 	if r.code != 2 || !strings.Contains(r.stderr, "dc-3") || !strings.Contains(r.stderr, "dc-x") {
 		t.Fatalf("add under a wrong name: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -84,9 +89,11 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 		{d2, []string{"vip", "add", "web", "192.0.2.77"}, "candidate-review"},
 		{d2, []string{"gip", "add", "www", "203.0.113.1", "--placement", "dc-2:100"}, "dc-2"},
 		{d2, []string{"dc", "leave"}, "dc-2"},
-		{d3, []string{"dc", "add", d1.spec()}, "invited"},
+		{d3, []string{"dc", "add", d1.spec(), "--token", formalJoinToken(t, "dc-1")}, "invited"},
 	} {
-		r := cli(t, c.d.server(), c.args...)
+		// --no-retry: these are the refusals themselves (the CLI would
+		// otherwise retry the busy ones until the locks expire).
+		r := cli(t, c.d.server(), append(c.args, "--no-retry")...)
 		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%s: vipsmart %s: exit %d, stderr %q; want exit 1 mentioning %q", c.d.name, strings.Join(c.args, " "), r.code, r.stderr, c.want)
 		}
@@ -102,4 +109,16 @@ func TestFederationRefusalsThroughCLI(t *testing.T) {
 	d1.start()
 	expectFederation(t, []*daemon{d1, d2}, []*daemon{d3})
 	t.Logf("reverted %s after the coordinator returned", time.Since(start).Round(time.Millisecond))
+}
+
+// formalJoinToken is a well-formed join token for name (with a made-up
+// key and secret): enough to get past dc add's checks of the token itself
+// to the refusal under test.
+func formalJoinToken(t testing.TB, name string) string {
+	t.Helper()
+	j, err := token.NewJoin(name, "sha256:"+strings.Repeat("ab", 32), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j.String()
 }

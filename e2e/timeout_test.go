@@ -29,7 +29,7 @@ func TestCLITimeoutNamesTheOperation(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	r := cli(t, d.server(), "--timeout", "1s", "dc", "add", fmt.Sprintf("dc-2,127.0.0.1,%d", l.Addr().(*net.TCPAddr).Port))
+	r := cli(t, d.server(), "--timeout", "1s", "dc", "add", fmt.Sprintf("dc-2,127.0.0.1,%d", l.Addr().(*net.TCPAddr).Port), "--token", formalJoinToken(t, "dc-2"))
 	if r.code != 1 || !strings.Contains(r.stderr, "is still running") || !strings.Contains(r.stderr, "dc-1-") {
 		t.Fatalf("exit %d after %s, stderr %q; want exit 1 naming the running operation", r.code, time.Since(start), r.stderr)
 	}

@@ -108,11 +108,12 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 }
 
 // snapshot is everything an operator can read; bad input must not change it.
-func snapshot(t *testing.T, server string) string {
+func snapshot(t testing.TB, d *daemon) string {
 	t.Helper()
+	server := d.server()
 	var b strings.Builder
 	for _, p := range []string{"/v1/vips", "/v1/dcs", "/v1/gips", "/v1/events"} {
-		resp, err := http.Get("http://" + server + p)
+		resp, err := d.http().Get(d.url(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +158,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "udp://10.0.0.1:53"}, 2, "scheme"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1"}, 2, "no port"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1:70000"}, 2, "out of range"},
-		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1:80", "--check-rise", "-1"}, 2, "check.rise"},
+		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1:80", "--check-rise", "-1"}, 2, "--check-rise -1 is out of range"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check", "tcp://10.0.0.1:80", "--check-interval", "1s", "--check-timeout", "2s"}, 2, "shorter than"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--check-interval", "1s"}, 2, "need --check"},
 		{[]string{"vip", "add", "web", "192.0.2.2", "--interface", "much-too-long-name0"}, 2, "at most 15"},
@@ -169,14 +170,24 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{[]string{"dc", "add", "dc-2"}, 2, "not NAME,IP,PORT"},
 		{[]string{"dc", "add", "dc_2,127.0.0.1,9610"}, 2, "may hold only"},
 		{[]string{"dc", "add", "dc-2,localhost,9610"}, 2, "not an IP address"},
+		{[]string{"dc", "add", "dc-2,127.0.0.1,9610"}, 2, "needs a join token made on dc-2"},
+		{[]string{"dc", "add", "dc-2,127.0.0.1,9610", "--token", "vsjoin1_AAAA"}, 2, "truncated"},
 		{[]string{"dc", "remove", "Dc-2"}, 2, "upper-case"},
 		{[]string{"status", "--output", "yaml"}, 2, "unknown"},
 		{[]string{"status", "extra"}, 2, "takes 0 argument"},
 		{[]string{"events", "--limit", "0"}, 2, "--limit 0 is out of range"},
+		// Issue 15, finding 7.
+		{[]string{"vip", "add", "web", " 192.0.2.2"}, 2, `ADDRESS " 192.0.2.2" has white space before or after the address: remove it`},
+		{[]string{"vip", "add", "web", "127.0.0.1"}, 2, "ADDRESS 127.0.0.1 is a loopback address, which no other host can reach"},
+		{[]string{"vip", "add", "web", "::1"}, 2, "ADDRESS ::1 is a loopback address"},
+		{[]string{"gip", "add", "g", "127.0.0.2", "--placement", "dc-1:100"}, 2, "ADDRESS 127.0.0.2 is a loopback address"},
+		{[]string{"dc", "add", "dc-9,127.0.0.1,+19109"}, 2, `port "+19109" is not a number: give a port between 1 and 65535, in digits only`},
+		{[]string{"vip", "add", "wéb", "192.0.2.2"}, 2, `NAME "wéb" has the character 'é' (U+00E9), which is not ASCII`},
+		{[]string{"status", "--timeout", "48h"}, 2, "--timeout is 48h0m0s, out of range: give a duration from 100ms to 24h0m0s"},
 	}
 	for _, c := range cliCases {
 		t.Run("cli "+strings.Join(c.args, " "), func(t *testing.T) {
-			before := snapshot(t, s)
+			before := snapshot(t, d)
 			r := cli(t, s, c.args...)
 			if r.code != c.code {
 				t.Errorf("exit status %d; want %d (stderr: %s)", r.code, c.code, r.stderr)
@@ -184,7 +195,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			if !strings.Contains(r.stderr, c.msg) {
 				t.Errorf("stderr %q does not say %q", r.stderr, c.msg)
 			}
-			if after := snapshot(t, s); after != before {
+			if after := snapshot(t, d); after != before {
 				t.Errorf("state changed:\nbefore %s\nafter  %s", before, after)
 			}
 		})
@@ -221,20 +232,26 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"events bad after", "GET", "/v1/events?after=-1", "", ``, 400, "sequence number"},
 		{"events bad limit", "GET", "/v1/events?limit=0", "", ``, 400, "limit"},
 		{"no such endpoint", "GET", "/v1/nope", "", ``, 404, "no such endpoint"},
-		{"peer garbage", "POST", "/v1/peer/message", "application/json", `{"type":"bogus"}`, 400, ""},
-		{"peer unknown field", "POST", "/v1/peer/message", "application/json", `{"type":"heartbeat","evil":true}`, 400, `unknown field "evil"`},
+		{"no peer route on the operator API", "POST", "/v1/peer/message", "application/json", `{"type":"heartbeat"}`, 404, "no such endpoint"},
+		// Issue 15, finding 7.
+		{"address with a leading space", "POST", "/v1/vips", "application/json", `{"name":"web","address":" 192.0.2.2"}`, 400, "has white space before or after the address: remove it"},
+		{"loopback VIP", "POST", "/v1/vips", "application/json", `{"name":"web","address":"127.0.0.1"}`, 400, "is a loopback address"},
+		{"non-ASCII name", "POST", "/v1/vips", "application/json", `{"name":"wéb","address":"192.0.2.2"}`, 400, "'é' (U+00E9), which is not ASCII"},
+		{"fractional number", "POST", "/v1/dcs", "application/json", `{"name":"dc-2","address":"127.0.0.1","port":1.5}`, 400, `field "port" must be a whole number written in digits (no fraction or exponent), not 1.5`},
+		{"dot-dot path", "DELETE", "/v1/vips/..", "", ``, 400, `has an empty, "." or ".." segment`},
+		{"dot path", "DELETE", "/v1/vips/.", "", ``, 400, `".." segment`},
 	}
 	for _, c := range apiCases {
 		t.Run("api "+c.name, func(t *testing.T) {
-			before := snapshot(t, s)
-			req, err := http.NewRequest(c.method, "http://"+s+c.path, strings.NewReader(c.body))
+			before := snapshot(t, d)
+			req, err := http.NewRequest(c.method, d.url(c.path), strings.NewReader(c.body))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if c.ctype != "" {
 				req.Header.Set("Content-Type", c.ctype)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := d.http().Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,7 +272,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			if !strings.Contains(eb.Error.Message, c.msg) {
 				t.Errorf("message %q does not say %q", eb.Error.Message, c.msg)
 			}
-			if after := snapshot(t, s); after != before {
+			if after := snapshot(t, d); after != before {
 				t.Errorf("state changed:\nbefore %s\nafter  %s", before, after)
 			}
 		})

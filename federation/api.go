@@ -17,6 +17,7 @@
 package federation
 
 import (
+	"slices"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -52,6 +53,9 @@ const (
 	Leave     ProposalKind = "leave"
 	PutGIP    ProposalKind = "put-gip"
 	DeleteGIP ProposalKind = "delete-gip"
+	// RotateIdentity commits a new key fingerprint of the coordinator
+	// (Proposal.DC: the coordinator with its new Identity).
+	RotateIdentity ProposalKind = "rotate-identity"
 )
 
 // Proposal is an operator change. DC is the candidate of AddDC; Name is the
@@ -69,6 +73,11 @@ type Proposal struct {
 	// Update makes PutGIP change an existing GIP (ENOTFOUND if there is
 	// none); without it PutGIP creates one (ECONFLICT if the name exists).
 	Update bool
+	// By names who asked (for the event log of every member).
+	By string
+	// Token is AddDC's join token, made on the candidate: the invite
+	// carries it to the candidate (and nowhere else).
+	Token string
 }
 
 // Report is what a DC tells the other members in its heartbeats besides
@@ -77,6 +86,15 @@ type Proposal struct {
 type Report struct {
 	VIPsDown []string `json:"vips_down,omitempty"`
 	Holding  []string `json:"holding,omitempty"`
+	// VIPsUnknown are the VIPs of VIPsDown whose health is not known yet
+	// (their check has not passed rise or failed fall times): a DC with a
+	// lower placement waits for them before it activates a GIP.
+	VIPsUnknown []string `json:"vips_unknown,omitempty"`
+}
+
+// clone returns a deep copy of r.
+func (r Report) clone() Report {
+	return Report{VIPsDown: slices.Clone(r.VIPsDown), Holding: slices.Clone(r.Holding), VIPsUnknown: slices.Clone(r.VIPsUnknown)}
 }
 
 // Result is the outcome of a proposal accepted by Propose. Err is nil on
@@ -137,6 +155,8 @@ type Change struct {
 	// NewFedID is set when the change re-founds the federation under a new
 	// id (a forced removal in a federation of two; see docs).
 	NewFedID string `json:"new_fed_id,omitempty"`
+	// By names who asked for the change (the event log shows it).
+	By string `json:"by,omitempty"`
 }
 
 // Decision is a committed change: the federation FedID went from FromEpoch
@@ -156,6 +176,12 @@ type Decision struct {
 	// is still listed.
 	Tomb    bool          `json:"tomb,omitempty"`
 	Members []vipsmart.DC `json:"members,omitempty"`
+	// Seq is the coordinator's sequence number of the operation. With
+	// FromEpoch it tells of the coordinator's earlier operations: one it
+	// ran before (a lower number) with a target above FromEpoch did not
+	// commit (the coordinator was still at FromEpoch after it, and epochs
+	// never go down).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // State is the whole state of a federation member.
@@ -172,6 +198,10 @@ type State struct {
 	// before it. Until an ordinary change commits, the next forced removal
 	// needs more than half of them too (see docs/federation.md).
 	Quorum []string `json:"quorum,omitempty"`
+	// Seq is set only in the state a member hands to a DC rebuilding its
+	// lost store (RebuildState): the last operation sequence number the
+	// member heard from that DC.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Doubt is what a member remembers when a lock it granted expired without a
@@ -225,6 +255,11 @@ type Message struct {
 	// committed as a coordinator: an operation it ended with a higher
 	// number did not commit.
 	Committed uint64 `json:"committed,omitempty"`
+	// Token is the join token of an invite (see Proposal.Token); Members
+	// are the members of the federation an invite is for, with their keys,
+	// so that the candidate knows whom to believe.
+	Token   string        `json:"token,omitempty"`
+	Members []vipsmart.DC `json:"members,omitempty"`
 	// Responses: OK, or the refusal.
 	OK     bool               `json:"ok,omitempty"`
 	Code   vipsmart.ErrorCode `json:"code,omitempty"`

@@ -26,8 +26,8 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 		}
 		return "", vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: %s %s", self.Name, n.lockDesc(now))
 	}
-	c := Change{Kind: p.Kind}
-	o := &op{fedID: n.h.FedID, from: n.h.Epoch, acked: map[string]bool{}}
+	c := Change{Kind: p.Kind, By: p.By}
+	o := &op{fedID: n.h.FedID, from: n.h.Epoch, acked: map[string]bool{}, token: p.Token}
 	switch p.Kind {
 	case AddDC:
 		d := p.DC
@@ -113,6 +113,21 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 			return "", vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "GIP %s does not exist", p.Name)
 		}
 		c.Name = p.Name
+	case RotateIdentity:
+		if err := n.needMember("rotate its key"); err != nil {
+			return "", err
+		}
+		d := p.DC
+		if d.Name != self.Name {
+			return "", vipsmart.Errorf(vipsmart.EINVALID, "name", "a DC rotates only its own key (%s, not %s)", self.Name, d.Name)
+		}
+		if err := vipsmart.ValidateIdentity("identity", d.Identity); err != nil {
+			return "", err
+		}
+		if me, _ := findDC(n.h.Members, self.Name); me.Identity == d.Identity {
+			return "", vipsmart.Errorf(vipsmart.EINVALID, "identity", "key %s is already %s's committed key", d.Identity, self.Name)
+		}
+		c.DC = &d
 	default:
 		return "", vipsmart.Errorf(vipsmart.EINVALID, "kind", "unknown proposal %q", p.Kind)
 	}
@@ -275,6 +290,11 @@ func names(ds []vipsmart.DC) string {
 }
 
 func describe(c Change) string {
+	if c.By != "" {
+		by := c.By
+		c.By = ""
+		return describe(c) + " (asked by " + by + ")"
+	}
 	switch c.Kind {
 	case AddDC:
 		s := "add " + c.DC.String()
@@ -293,6 +313,8 @@ func describe(c Change) string {
 		return "put GIP " + c.GIP.Name
 	case DeleteGIP:
 		return "delete GIP " + c.Name
+	case RotateIdentity:
+		return "rotate the key of " + c.DC.Name + " to " + vipsmart.ShortIdentity(c.DC.Identity)
 	}
 	return string(c.Kind)
 }
@@ -350,6 +372,11 @@ func (n *Node) sendPhase(now time.Time, resend bool) {
 		switch o.phase {
 		case phInvite:
 			m = n.newMsg(MsgInvite, d)
+			m.Token = o.token
+			m.Members = cloneDCs(n.h.Members)
+			if len(m.Members) == 0 {
+				m.Members = []vipsmart.DC{n.h.Self}
+			}
 		case phLock:
 			m = n.newMsg(MsgLock, d)
 		case phRelock, phPrepare:
@@ -552,7 +579,7 @@ func (n *Node) afterLocks(now time.Time) {
 
 func (n *Node) decision() Decision {
 	o := n.op
-	return Decision{FedID: o.fedID, FromEpoch: o.from, ToEpoch: o.to, OpID: o.id, Coordinator: n.h.Self.Name, Change: o.change}
+	return Decision{FedID: o.fedID, FromEpoch: o.from, ToEpoch: o.to, OpID: o.id, Coordinator: n.h.Self.Name, Change: o.change, Seq: n.h.Counter}
 }
 
 // commitOp is the decision: the coordinator commits locally.

@@ -789,3 +789,31 @@ func TestDoubtEndsWhenTheCoordinatorSaysItDidNotCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestDoubtEndsByALaterDecisionOfTheCoordinator: a decision of the
+// coordinator's later operation from an epoch below the target of the
+// operation in doubt shows that operation did not commit, whoever carries
+// it (simulation seed 21432: a DC doubting a forced removal whose
+// coordinator later re-founded the federation at that very target waited
+// below its floor for ever, listing the coordinator).
+func TestDoubtEndsByALaterDecisionOfTheCoordinator(t *testing.T) {
+	for _, tc := range []struct {
+		seq, from uint64 // of the later decision, from epoch E+from
+		kept      bool
+	}{{7, 1, false}, {7, 2, true}, {2, 1, true}} {
+		c := newCluster(t, 3)
+		c.federate(3)
+		n := c.nodes["dc-2"]
+		h := &n.h
+		e := h.Epoch
+		h.Doubts = []Doubt{{FedID: h.FedID, Epoch: e, ToEpoch: e + 2, OpID: "dc-1-3", Coordinator: "dc-1", Change: Change{Kind: RemoveDC, Name: "dc-3", Force: true}, Seq: 3}}
+		later := &Decision{FedID: h.FedID, FromEpoch: e + tc.from, ToEpoch: e + tc.from + 1, OpID: "dc-1-x", Coordinator: "dc-1", Change: Change{Kind: DeleteGIP, Name: "g"}, Seq: tc.seq}
+		hb := Message{Type: MsgHeartbeatResp, From: scDC("dc-3"), To: scDC("dc-2"), SenderFed: h.FedID, SenderEpoch: e, Last: later}
+		if err := n.Step(c.now, hb); err != nil {
+			t.Fatal(err)
+		}
+		if kept := len(h.Doubts) == 1; kept != tc.kept {
+			t.Fatalf("decision #%d from E+%d: doubt kept %v, want %v", tc.seq, tc.from, kept, tc.kept)
+		}
+	}
+}

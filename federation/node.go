@@ -54,6 +54,7 @@ type op struct {
 	doubts     []Doubt
 	newState   *State
 	probes     []probeTarget // phProbe: the candidates asked
+	token      string        // AddDC: the join token the invite carries
 }
 
 // probeTarget is a candidate of a change in doubt that a forced removal
@@ -553,13 +554,20 @@ func (n *Node) DCs(now time.Time) []vipsmart.DCInfo {
 		info := vipsmart.DCInfo{DC: d}
 		if d.Name == n.h.Self.Name {
 			info.Self, info.Reachable, info.Status, info.LastEpoch = true, true, n.h.Status, n.h.Epoch
-			info.VIPsDown, info.Holding = slices.Clone(n.rep.VIPsDown), slices.Clone(n.rep.Holding)
+			info.VIPsDown, info.Holding, info.VIPsUnknown = slices.Clone(n.rep.VIPsDown), slices.Clone(n.rep.Holding), slices.Clone(n.rep.VIPsUnknown)
 			t := now
 			info.LastSeen = &t
 		} else if p := n.peers[d.Name]; p != nil {
 			info.Reachable = now.Sub(p.lastSeen) <= n.window()
 			info.Status, info.LastEpoch = p.status, p.lastEpoch
-			info.VIPsDown, info.Holding = slices.Clone(p.report.VIPsDown), slices.Clone(p.report.Holding)
+			if p.lastEpoch < n.h.Epoch && p.status.Temporary() {
+				// Heard before a decision this DC has since applied (e.g.
+				// the candidate's invited, sent before the commit that
+				// made it a member): no longer true, and not known
+				// until the DC is heard again.
+				info.Status = ""
+			}
+			info.VIPsDown, info.Holding, info.VIPsUnknown = slices.Clone(p.report.VIPsDown), slices.Clone(p.report.Holding), slices.Clone(p.report.VIPsUnknown)
 			t := p.lastSeen
 			info.LastSeen = &t
 		}
@@ -614,14 +622,14 @@ func (n *Node) SetLocalVIPs(vips map[string]netip.Addr) {
 // SetLocalReport sets what this DC reports to the others in its
 // heartbeats (see Report).
 func (n *Node) SetLocalReport(r Report) {
-	n.rep = Report{VIPsDown: slices.Clone(r.VIPsDown), Holding: slices.Clone(r.Holding)}
+	n.rep = r.clone()
 }
 
 func (n *Node) report() *Report {
-	if len(n.rep.VIPsDown) == 0 && len(n.rep.Holding) == 0 {
+	if len(n.rep.VIPsDown) == 0 && len(n.rep.Holding) == 0 && len(n.rep.VIPsUnknown) == 0 {
 		return nil
 	}
-	r := Report{VIPsDown: slices.Clone(n.rep.VIPsDown), Holding: slices.Clone(n.rep.Holding)}
+	r := n.rep.clone()
 	return &r
 }
 

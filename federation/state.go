@@ -25,15 +25,18 @@ type lockRec struct {
 	Change      Change      `json:"change"`
 	Own         bool        `json:"own,omitempty"`
 	Seq         uint64      `json:"seq,omitempty"` // the coordinator's sequence number of the operation
+	// Members are an invited candidate's members-to-be (from the invite).
+	Members []vipsmart.DC `json:"members,omitempty"`
 }
 
 // inviteMemo is the last invite a DC accepted. A standalone DC that still
 // remembers it (and did nothing else since) joins the federation when it
 // hears of a commit of that federation that lists it.
 type inviteMemo struct {
-	FedID       string `json:"fed_id"`
-	OpID        string `json:"op_id"`
-	Coordinator string `json:"coordinator"`
+	FedID       string        `json:"fed_id"`
+	OpID        string        `json:"op_id"`
+	Coordinator string        `json:"coordinator"`
+	Members     []vipsmart.DC `json:"members,omitempty"`
 }
 
 // coordRec is persisted while this DC coordinates an operation that it has
@@ -164,6 +167,14 @@ func applyMembers(members []vipsmart.DC, c Change) []vipsmart.DC {
 		out := slices.Clone(members)
 		for _, name := range c.removed() {
 			out = withoutDC(out, name)
+		}
+		return out
+	case RotateIdentity:
+		out := slices.Clone(members)
+		for i := range out {
+			if c.DC != nil && out[i].Name == c.DC.Name {
+				out[i].Identity = c.DC.Identity
+			}
 		}
 		return out
 	}

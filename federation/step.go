@@ -80,7 +80,7 @@ func (n *Node) lastFor(fed string) *Decision {
 }
 
 func (n *Node) state() *State {
-	return &State{FedID: n.h.FedID, Epoch: n.h.Epoch, Members: cloneDCs(n.h.Members), GIPs: sortedGIPs(n.gips), Last: n.h.Last, Founding: n.h.Founding}
+	return &State{FedID: n.h.FedID, Epoch: n.h.Epoch, Members: cloneDCs(n.h.Members), GIPs: sortedGIPs(n.gips), Last: n.h.Last, Founding: n.h.Founding, Quorum: slices.Clone(n.h.Quorum)}
 }
 
 func cloneDCs(ds []vipsmart.DC) []vipsmart.DC { return append([]vipsmart.DC(nil), ds...) }
@@ -98,7 +98,7 @@ func (n *Node) heard(now time.Time, m Message) {
 	if m.Type == MsgHeartbeat || m.Type == MsgHeartbeatResp {
 		p.report = Report{}
 		if m.Report != nil {
-			p.report = Report{VIPsDown: slices.Clone(m.Report.VIPsDown), Holding: slices.Clone(m.Report.Holding)}
+			p.report = m.Report.clone()
 		}
 	}
 	if m.Seq > p.seq || (m.Seq == p.seq && !m.Running) {
@@ -113,16 +113,32 @@ func (n *Node) heard(now time.Time, m Message) {
 // sender committed is an earlier one, or the sender was still below the
 // operation's epoch (committing would have raised it there, and epochs
 // never go down). The lock is released at once and the doubt dropped.
+//
+// The decisions m carries (whoever sent it) tell the same of their
+// coordinators: a decision of operation number k of coordinator C from
+// epoch e shows that C's operations before k whose target is above e did
+// not commit (C was still at e after them).
 func (n *Node) pastOps(now time.Time, m Message) {
 	from := m.From.Name
-	gone := func(seq, to uint64) bool {
-		return seq > 0 && (m.Seq > seq || (m.Seq == seq && !m.Running)) && (m.Committed < seq || m.SenderEpoch < to)
+	gone := func(coord string, seq, to uint64) bool {
+		if seq == 0 {
+			return false
+		}
+		if coord == from && (m.Seq > seq || (m.Seq == seq && !m.Running)) && (m.Committed < seq || m.SenderEpoch < to) {
+			return true
+		}
+		for _, d := range []*Decision{m.Last, m.Founding} {
+			if d != nil && d.Coordinator == coord && d.Seq > seq && d.FromEpoch < to {
+				return true
+			}
+		}
+		return false
 	}
-	if l := n.h.Lock; l != nil && !l.Own && l.Coordinator.Name == from && gone(l.Seq, l.ToEpoch) {
-		n.releaseLock(now, fmt.Sprintf("operation %s of %s ended without committing (%s has moved on)", l.OpID, from, from))
+	if l := n.h.Lock; l != nil && !l.Own && gone(l.Coordinator.Name, l.Seq, l.ToEpoch) {
+		n.releaseLock(now, fmt.Sprintf("operation %s of %s ended without committing (%s has moved on)", l.OpID, l.Coordinator.Name, l.Coordinator.Name))
 	}
-	if slices.ContainsFunc(n.h.Doubts, func(d Doubt) bool { return d.Coordinator == from && gone(d.Seq, d.ToEpoch) }) {
-		n.h.Doubts = slices.DeleteFunc(slices.Clone(n.h.Doubts), func(d Doubt) bool { return d.Coordinator == from && gone(d.Seq, d.ToEpoch) })
+	if slices.ContainsFunc(n.h.Doubts, func(d Doubt) bool { return gone(d.Coordinator, d.Seq, d.ToEpoch) }) {
+		n.h.Doubts = slices.DeleteFunc(slices.Clone(n.h.Doubts), func(d Doubt) bool { return gone(d.Coordinator, d.Seq, d.ToEpoch) })
 		n.dirty = true
 	}
 }
@@ -324,6 +340,9 @@ func (n *Node) applyDecision(now time.Time, d Decision) {
 	}
 	n.h.Members = members
 	n.h.Quorum = quorum
+	if d.Change.Kind == RotateIdentity && d.Change.DC != nil && d.Change.DC.Name == n.h.Self.Name {
+		n.h.Self.Identity = d.Change.DC.Identity
+	}
 	for _, g := range put {
 		n.putGIP(g)
 	}
@@ -376,8 +395,8 @@ func (n *Node) onInvite(now time.Time, m Message) {
 	case len(n.gips) > 0:
 		n.refuse(m, MsgInviteResp, vipsmart.ESTATE, "holds %d GIP objects (a candidate must hold no DC or GIP objects: remove them first)", len(n.gips))
 	default:
-		n.h.Lock = &lockRec{OpID: m.OpID, Coordinator: m.From, Deadline: now.Add(n.cfg.InviteTTL), FedID: m.FedID, Epoch: m.Epoch, ToEpoch: m.ToEpoch, Change: *c, Seq: m.Seq}
-		n.h.Invite = &inviteMemo{FedID: m.FedID, OpID: m.OpID, Coordinator: m.From.Name}
+		n.h.Lock = &lockRec{OpID: m.OpID, Coordinator: m.From, Deadline: now.Add(n.cfg.InviteTTL), FedID: m.FedID, Epoch: m.Epoch, ToEpoch: m.ToEpoch, Change: *c, Members: cloneDCs(m.Members), Seq: m.Seq}
+		n.h.Invite = &inviteMemo{FedID: m.FedID, OpID: m.OpID, Coordinator: m.From.Name, Members: cloneDCs(m.Members)}
 		n.prep = nil
 		n.dirty = true
 		n.setStatus(now, vipsmart.StatusInvited, m.OpID, fmt.Sprintf("invited to federation %s by %s", m.FedID, m.From.Name))
@@ -582,6 +601,14 @@ func (m *Message) Validate() error {
 	if m.Status != "" && !m.Status.Valid() {
 		return bad("unknown status %q", m.Status)
 	}
+	if len(m.Token) > 512 {
+		return bad("token: %d characters, more than any join token", len(m.Token))
+	}
+	for _, d := range m.Members {
+		if err := d.Validate(); err != nil {
+			return bad("members: %v", err)
+		}
+	}
 	switch m.Type {
 	case MsgInvite, MsgLock:
 		if m.Change == nil {
@@ -681,6 +708,14 @@ func (c *Change) validate() error {
 		}
 		g := cloneGIP(*c.GIP)
 		return g.Validate()
+	case RotateIdentity:
+		if c.DC == nil {
+			return fmt.Errorf("rotate-identity without a DC")
+		}
+		if err := c.DC.Validate(); err != nil {
+			return err
+		}
+		return vipsmart.ValidateIdentity("identity", c.DC.Identity)
 	}
 	return fmt.Errorf("unknown change %q", c.Kind)
 }

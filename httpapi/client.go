@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,32 +19,134 @@ import (
 	"github.com/vipsmart/vipsmart"
 )
 
-// Client implements vipsmart.Service against a daemon's operator API.
+// Client implements vipsmart.Service and vipsmart.TrustService against a
+// daemon's operator API: on its local socket, or over HTTPS with a bearer
+// token.
 type Client struct {
-	// Server is HOST:PORT of the daemon, e.g. 127.0.0.1:9610.
+	// Server is the daemon as given (see ParseServer).
 	Server string
-	HTTP   *http.Client
+	// Token is the bearer token sent to an https:// server.
+	Token string
+	HTTP  *http.Client
+
+	// RetryBusy makes a change refused as busy be sent again after a
+	// jittered, growing pause, until the context ends (retry.go);
+	// OnRetry, if set, is told of each pause and the time left.
+	RetryBusy bool
+	OnRetry   func(attempt int, pause, left time.Duration, err error)
+
+	ep  Endpoint
+	err error
 }
 
-var _ vipsmart.Service = (*Client)(nil)
+var (
+	_ vipsmart.Service      = (*Client)(nil)
+	_ vipsmart.TrustService = (*Client)(nil)
+)
 
-// NewClient returns a client of the daemon at server (HOST:PORT).
+// DefaultSocket is where `vipsmart serve` puts its operator socket and
+// where the CLI looks for it, unless told otherwise.
+const DefaultSocket = "/run/vipsmart/vipsmart.sock"
+
+// Endpoint is a parsed --server: a unix socket path, or an https URL.
+type Endpoint struct {
+	Socket string   // path of the local socket
+	URL    *url.URL // https://HOST:PORT
+}
+
+func (e Endpoint) String() string {
+	if e.URL != nil {
+		return e.URL.String()
+	}
+	return e.Socket
+}
+
+// ParseServer reads what the CLI's --server takes: unix:///PATH, a bare
+// socket path, or https://HOST:PORT. Plain http:// is refused (the
+// operator API is served only on the socket and over HTTPS).
+func ParseServer(s string) (Endpoint, error) {
+	s = strings.TrimSpace(s)
+	bad := func(format string, args ...any) (Endpoint, error) {
+		return Endpoint{}, vipsmart.Errorf(vipsmart.EINVALID, "--server", "--server %q: "+format, append([]any{s}, args...)...)
+	}
+	switch {
+	case s == "":
+		return Endpoint{Socket: DefaultSocket}, nil
+	case strings.HasPrefix(s, "unix://"):
+		p := strings.TrimPrefix(s, "unix://")
+		if !strings.HasPrefix(p, "/") {
+			return bad("give an absolute path: unix:///run/vipsmart/vipsmart.sock")
+		}
+		return Endpoint{Socket: p}, nil
+	case strings.HasPrefix(s, "https://"):
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return bad("give https://HOST:PORT, the daemon's --api-listen address")
+		}
+		u.Path = ""
+		return Endpoint{URL: u}, nil
+	case strings.HasPrefix(s, "http://"):
+		return bad("the operator API is not served over plain HTTP: give https://HOST:PORT (serve --api-listen, with a token) or the path of the local socket")
+	case strings.Contains(s, "://"):
+		return bad("unknown scheme: give unix:///PATH, a socket path, or https://HOST:PORT")
+	case strings.Contains(s, "/") || strings.HasSuffix(s, ".sock"):
+		return Endpoint{Socket: s}, nil
+	}
+	return bad("give a socket path (default %s), unix:///PATH, or https://HOST:PORT; HOST:PORT alone is the federation port, which speaks only mutual TLS between DCs", DefaultSocket)
+}
+
+// NewClient returns a client of the daemon at server (see ParseServer);
+// an https:// server is verified with the system's roots (use
+// NewClientTLS to pin its key). A bad server is reported by every call.
 func NewClient(server string) *Client {
-	return &Client{Server: server, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	return NewClientTLS(server, nil)
+}
+
+// NewClientTLS is NewClient with the TLS configuration of an https://
+// server (nil: the system's roots).
+func NewClientTLS(server string, tc *tls.Config) *Client {
+	c := &Client{Server: server}
+	c.ep, c.err = ParseServer(server)
+	tr := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
+	if c.ep.Socket != "" {
+		path := c.ep.Socket
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}
+	} else if tc != nil {
+		tr.TLSClientConfig = tc
+	}
+	c.HTTP = &http.Client{Timeout: 60 * time.Second, Transport: tr}
+	return c
 }
 
 func (c *Client) url(path string, q url.Values) string {
-	u := url.URL{Scheme: "http", Host: c.Server, Path: path}
+	u := url.URL{Scheme: "http", Host: "vipsmart", Path: path}
+	if c.ep.URL != nil {
+		u.Scheme, u.Host = "https", c.ep.URL.Host
+	}
 	if q != nil {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }
 
-// do sends a request and decodes a 2xx JSON answer into out (if non-nil);
-// an error answer comes back as *vipsmart.Error, a connection failure as
-// EUNAVAILABLE naming the server.
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+// unreachable says why the daemon could not be reached and what to try.
+func (c *Client) unreachable(err error) *vipsmart.Error {
+	if c.ep.Socket != "" {
+		hint := "is `vipsmart serve` running on this host? give its socket with --server or VIPSMART_SERVER"
+		if errors.Is(err, os.ErrPermission) {
+			hint = "permission denied: run as root or as a member of the socket's group (serve --socket-group)"
+		}
+		return &vipsmart.Error{Code: vipsmart.EUNAVAILABLE, Message: fmt.Sprintf("cannot reach the vipsmart daemon on socket %s (%s)", c.ep.Socket, hint), Err: err}
+	}
+	return &vipsmart.Error{Code: vipsmart.EUNAVAILABLE, Message: fmt.Sprintf("cannot reach the vipsmart daemon at %s (is it serving --api-listen there? is the server's key the one given with --server-fingerprint or --ca?)", c.ep), Err: err}
+}
+
+// doOnce sends a request and decodes a 2xx JSON answer into out (if
+// non-nil); an error answer comes back as *vipsmart.Error, a connection
+// failure as EUNAVAILABLE naming the server.
+func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -51,12 +155,18 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		}
 		body = bytes.NewReader(b)
 	}
+	if c.err != nil {
+		return c.err
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.url(path, q), body)
 	if err != nil {
 		return vipsmart.Errorf(vipsmart.EINVALID, "server", "bad server address %q: %v", c.Server, err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" && c.ep.URL != nil {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -73,9 +183,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return &vipsmart.Error{Code: vipsmart.ETIMEOUT, Message: fmt.Sprintf("vipsmart daemon at %s did not answer in time", c.Server), Err: err}
+			return &vipsmart.Error{Code: vipsmart.ETIMEOUT, Message: fmt.Sprintf("vipsmart daemon at %s did not answer in time", c.ep), Err: err}
 		}
-		return &vipsmart.Error{Code: vipsmart.EUNAVAILABLE, Message: fmt.Sprintf("cannot reach the vipsmart daemon at %s (is `vipsmart serve` running? set --server or VIPSMART_SERVER)", c.Server), Err: err}
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -131,9 +241,9 @@ func (c *Client) ListDCs(ctx context.Context) ([]vipsmart.DCInfo, error) {
 }
 
 // AddDC implements vipsmart.Service.
-func (c *Client) AddDC(ctx context.Context, d vipsmart.DC) (vipsmart.StatusInfo, error) {
+func (c *Client) AddDC(ctx context.Context, d vipsmart.DC, token string) (vipsmart.StatusInfo, error) {
 	port := int(d.Port)
-	req := DCRequest{Name: d.Name, Port: &port}
+	req := DCRequest{Name: d.Name, Port: &port, Token: token}
 	if d.Address.IsValid() {
 		req.Address = d.Address.String()
 	}
@@ -207,4 +317,39 @@ func (c *Client) Events(ctx context.Context, after uint64, limit int) ([]vipsmar
 	}
 	var es []vipsmart.Event
 	return es, c.do(ctx, "GET", "/v1/events", q, nil, &es)
+}
+
+// CreateJoinToken implements vipsmart.TrustService.
+func (c *Client) CreateJoinToken(ctx context.Context, ttl time.Duration) (vipsmart.JoinToken, error) {
+	var t vipsmart.JoinToken
+	d := vipsmart.Duration(ttl)
+	return t, c.do(ctx, "POST", JoinTokensPath, nil, JoinTokenRequest{TTL: &d}, &t)
+}
+
+// RotateIdentity implements vipsmart.TrustService.
+func (c *Client) RotateIdentity(ctx context.Context) (vipsmart.StatusInfo, error) {
+	var st vipsmart.StatusInfo
+	return st, c.do(ctx, "POST", RotatePath, nil, nil, &st)
+}
+
+// CreateToken implements vipsmart.TrustService.
+func (c *Client) CreateToken(ctx context.Context, name string, role vipsmart.Role, ttl time.Duration) (vipsmart.NewAPIToken, error) {
+	var t vipsmart.NewAPIToken
+	req := TokenRequest{Name: name, Role: string(role)}
+	if ttl > 0 {
+		d := vipsmart.Duration(ttl)
+		req.TTL = &d
+	}
+	return t, c.do(ctx, "POST", TokensPath, nil, req, &t)
+}
+
+// ListTokens implements vipsmart.TrustService.
+func (c *Client) ListTokens(ctx context.Context) ([]vipsmart.APIToken, error) {
+	var ts []vipsmart.APIToken
+	return ts, c.do(ctx, "GET", TokensPath, nil, nil, &ts)
+}
+
+// RevokeToken implements vipsmart.TrustService.
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", TokensPath+"/"+url.PathEscape(name), nil, nil, nil)
 }

@@ -21,6 +21,9 @@ var statusFor = map[vipsmart.ErrorCode]int{
 	vipsmart.EUNAVAILABLE: http.StatusServiceUnavailable,
 	vipsmart.ETIMEOUT:     http.StatusGatewayTimeout,
 	vipsmart.EINTERNAL:    http.StatusInternalServerError,
+
+	vipsmart.EUNAUTHORIZED: http.StatusUnauthorized,
+	vipsmart.EFORBIDDEN:    http.StatusForbidden,
 }
 
 // StatusFor returns the HTTP status for a domain error code.

@@ -3,16 +3,27 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
+	"sync"
 	"time"
 
+	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/federation"
 )
 
-// PeerReceiver takes a federation message from another daemon.
+// PeerReceiver takes a federation message from another daemon. The
+// context carries the sender as the transport authenticated it (a
+// vipsmart.Caller via vipsmart.ViaPeer, with the fingerprint of the key
+// its connection presented): the receiver decides from it whether the
+// message is believed.
 type PeerReceiver interface {
 	Deliver(ctx context.Context, m federation.Message) error
 }
@@ -22,8 +33,45 @@ const PeerPath = "/v1/peer/message"
 
 const messageFields = "the fields of a federation message (see docs/federation.md)"
 
+// PeerHandler returns the handler of the federation listener: the peer
+// routes alone (no operator route is served there), with the default
+// peer limits. It expects to be served over mutual TLS: key returns the
+// fingerprint of the key the client presented ("" if none).
+func PeerHandler(recv PeerReceiver, key func(*tls.ConnectionState) string, log *slog.Logger) http.Handler {
+	return (&Server{Peer: recv, Logger: log}).Peers(key)
+}
+
+// Peers is PeerHandler for s (its Peer, Logger and PeerLimits).
+func (s *Server) Peers(key func(*tls.ConnectionState) string) http.Handler {
+	s.peerKey = key
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	s.peerRoutes(func(p string, r route) { mux.Handle(p, r) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeHTTPError(w, http.StatusNotFound, vipsmart.ENOTFOUND, fmt.Sprintf("no such endpoint %s %s: this is the federation listener, which serves only %s and %s (the operator API is on the local socket or --api-listen)", r.Method, r.URL.Path, PeerPath, RebuildPath))
+	})
+	return s.logRequests(s.limits(refuseUncleanPaths(mux)))
+}
+
+// peerRoutes registers the peer routes: federation messages and, when
+// the receiver can hand out its state, the rebuild route (recover.go).
 func (s *Server) peerRoutes(handle func(string, route)) {
 	handle(PeerPath, route{"POST": s.peerMessage})
+	if rs, ok := s.Peer.(RebuildSource); ok {
+		handle(RebuildPath, route{"POST": func(w http.ResponseWriter, r *http.Request) { s.rebuild(rs, w, r) }})
+	}
+}
+
+// caller is who the transport authenticated for a peer request: the DC
+// it names itself, and the key its connection presented.
+func (s *Server) caller(r *http.Request, name string) context.Context {
+	key := ""
+	if s.peerKey != nil {
+		key = s.peerKey(r.TLS)
+	}
+	return vipsmart.WithCaller(r.Context(), vipsmart.Caller{Via: vipsmart.ViaPeer, Name: name, Identity: key, Addr: r.RemoteAddr})
 }
 
 func (s *Server) peerMessage(w http.ResponseWriter, r *http.Request) {
@@ -32,49 +80,93 @@ func (s *Server) peerMessage(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, st, err)
 		return
 	}
-	if err := s.Peer.Deliver(r.Context(), m); err != nil {
+	if err := s.Peer.Deliver(s.caller(r, m.From.Name), m); err != nil {
 		writeError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// PeerClient sends federation messages to other daemons' peer routes. It
-// implements daemon.Transport. Mutual TLS can be added by giving it an
-// HTTP client with a TLS config; the protocol does not change.
+// PeerClient sends federation messages to other daemons' peer routes over
+// mutual TLS. It implements daemon.Transport. Each destination (address
+// and pinned key) has its own keep-alive connections, made with the TLS
+// configuration TLS returns for the destination's key, so that a
+// connection is only ever used with the key it was verified against, and
+// handshakes stay off the hot path.
 type PeerClient struct {
-	HTTP   *http.Client
-	Scheme string // "http" (default) or "https"
+	// TLS returns the client TLS configuration for a DC whose key is pin
+	// (it must present this DC's certificate and check the pin).
+	TLS func(pin string) *tls.Config
+	// Timeout bounds one request; default 10s.
+	Timeout time.Duration
+
+	mu      sync.Mutex
+	clients map[string]*http.Client
 }
 
-// NewPeerClient returns a PeerClient with keep-alive connections, sized for
-// a federation of dozens of DCs.
-func NewPeerClient() *PeerClient {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 16
-	tr.MaxIdleConns = 1024
-	return &PeerClient{HTTP: &http.Client{Transport: tr, Timeout: 10 * time.Second}, Scheme: "http"}
+// NewPeerClient returns a PeerClient dialing with the TLS configurations
+// of tlsFor.
+func NewPeerClient(tlsFor func(pin string) *tls.Config) *PeerClient {
+	return &PeerClient{TLS: tlsFor, Timeout: 10 * time.Second, clients: map[string]*http.Client{}}
 }
 
-// Send POSTs m to the daemon at m.To. An answer other than 202 is an error
-// carrying the peer's message.
+func (p *PeerClient) client(addr, pin string) *http.Client {
+	key := addr + "|" + pin
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[key]; ok {
+		return c
+	}
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     p.TLS(pin),
+		TLSHandshakeTimeout: 5 * time.Second,
+		MaxIdleConns:        16,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	c := &http.Client{Transport: tr, Timeout: p.Timeout}
+	if p.clients == nil {
+		p.clients = map[string]*http.Client{}
+	}
+	p.clients[key] = c
+	return c
+}
+
+// ResetConnections drops every connection (after this DC's key changed:
+// the next connections present the new one).
+func (p *PeerClient) ResetConnections() {
+	p.mu.Lock()
+	old := p.clients
+	p.clients = map[string]*http.Client{}
+	p.mu.Unlock()
+	for _, c := range old {
+		c.CloseIdleConnections()
+	}
+}
+
+// Send POSTs m to the daemon at m.To, pinning m.To.Identity. An answer
+// other than 202 is an error carrying the peer's message.
 func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
+	if m.To.Identity == "" {
+		return fmt.Errorf("%s (%s): no key is pinned for it, so nothing is sent", m.To.Name, m.To.AddrPort())
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encoding %s message: %w", m.Type, err)
 	}
-	scheme := p.Scheme
-	if scheme == "" {
-		scheme = "http"
-	}
-	url := scheme + "://" + m.To.AddrPort().String() + PeerPath
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	addr := m.To.AddrPort().String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PeerPath, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.HTTP.Do(req)
+	resp, err := p.client(addr, m.To.Identity).Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("%s (%s) cannot be reached: %w", m.To.Name, m.To.AddrPort(), err)
 	}
 	defer resp.Body.Close()

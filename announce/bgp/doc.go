@@ -16,6 +16,29 @@
 // The speaker sits behind the small [Speaker] interface; [NewGoBGP] is the
 // real one and the unit tests use a recording fake.
 //
+// # Sessions, states and reports
+//
+// A peer carries the routes of its own address family (plus the other
+// one when its next hop is given). The announcer reads its sessions'
+// state every PollInterval: [Announcer.Announced] says, per address,
+// whether it is on the wire (announced on at least one established session
+// of its family), pending (no such session) or failed (refused by the
+// speaker, or no peer of its family); [Announcer.BGPPeers] lists the
+// sessions (state, uptime, BFD, routes sent, last error); a watcher
+// ([Announcer.Watch]) gets sessions and BFD going down (warn) and up
+// (info), and a warning when a session is still not established one hold
+// time after it was added or went down. [Announcer.SetPeers] changes the
+// peers at run time without touching the others' sessions.
+//
+// # BFD
+//
+// With [Peer].BFD, a BFD session (package bfd, single hop) runs next to
+// the BGP session, so that a router running BFD drops a silent DC's routes
+// in about Multiplier x MinTx (300 ms by default) instead of the hold
+// time. When BFD fails, the BGP session is closed and reopened (by
+// deleting and re-adding the peer); an AdminDown from the router resets
+// nothing.
+//
 // # GoBGP v4
 //
 // The speaker is github.com/osrg/gobgp/v4 (v4.8.0), embedded as a library

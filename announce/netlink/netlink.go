@@ -47,8 +47,13 @@ type Announcer struct {
 	want      map[netip.Addr]vipsmart.Announcement // the last desired set (bindable kinds)
 	owned     map[netip.Addr]string                // what this process added: address -> link
 	announced map[netip.Addr]vipsmart.Announced
-	bursts    map[netip.Addr]context.CancelFunc
-	closed    bool
+	// noLink are the wanted addresses with no interface to go on;
+	// failed the wanted addresses that could not be bound (both listed
+	// by Announced as failed).
+	noLink map[netip.Addr]vipsmart.Announced
+	failed map[netip.Addr]vipsmart.Announced
+	bursts map[netip.Addr]context.CancelFunc
+	closed bool
 
 	wg sync.WaitGroup // the bursts in flight
 }
@@ -76,8 +81,39 @@ func New(os OS, opts Options) *Announcer {
 		want:      map[netip.Addr]vipsmart.Announcement{},
 		owned:     map[netip.Addr]string{},
 		announced: map[netip.Addr]vipsmart.Announced{},
+		noLink:    map[netip.Addr]vipsmart.Announced{},
+		failed:    map[netip.Addr]vipsmart.Announced{},
 		bursts:    map[netip.Addr]context.CancelFunc{},
 	}
+}
+
+// noInterface is the reason an address without an interface is refused.
+func noInterface(ip netip.Addr) string {
+	return fmt.Sprintf("no interface for %s: give `vipsmart vip add --interface IF` or `vipsmart serve --netlink-interface IF`", ip)
+}
+
+// Preflight implements vipsmart.Preflighter: it says why d could not be
+// bound (no interface for it, or an interface that does not exist),
+// without changing anything.
+func (a *Announcer) Preflight(d vipsmart.Announcement) error {
+	if d.Kind == vipsmart.AnnounceGIPStandby {
+		return nil
+	}
+	link := d.Interface
+	if link == "" {
+		link = a.opts.DefaultInterface
+	}
+	if link == "" {
+		return vipsmart.Errorf(vipsmart.EINVALID, "interface", "the netlink announcer cannot bind %s: %s", d.Addr, noInterface(d.Addr))
+	}
+	ok, err := a.os.HasLink(link)
+	if err != nil {
+		return vipsmart.Errorf(vipsmart.EINTERNAL, "interface", "the netlink announcer cannot check interface %s for %s: %v", link, d.Addr, err)
+	}
+	if !ok {
+		return vipsmart.Errorf(vipsmart.EINVALID, "interface", "the netlink announcer cannot bind %s: interface %s does not exist", d.Addr, link)
+	}
+	return nil
 }
 
 // Set binds the vip and gip-active addresses of desired, each on its
@@ -92,7 +128,15 @@ func (a *Announcer) Set(ctx context.Context, desired []vipsmart.Announcement) er
 	all, err := annset.Normalize(desired)
 	errs := []error{err}
 	want := make(map[netip.Addr]vipsmart.Announcement, len(all))
-	for ip, d := range all {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return vipsmart.Errorf(vipsmart.ESTATE, "", "the netlink announcer is closed")
+	}
+	now := a.opts.Now()
+	noLink := map[netip.Addr]vipsmart.Announced{}
+	for _, ip := range sortedAddrs(all) {
+		d := all[ip]
 		if d.Kind == vipsmart.AnnounceGIPStandby {
 			continue // netlink never binds a standby
 		}
@@ -101,16 +145,17 @@ func (a *Announcer) Set(ctx context.Context, desired []vipsmart.Announcement) er
 		}
 		if d.Interface == "" {
 			errs = append(errs, vipsmart.Errorf(vipsmart.EINVALID, "interface",
-				"cannot bind %s (%s %q): it names no interface and the netlink announcer has no default interface", ip, d.Kind, d.Name))
+				"cannot bind %s (%s %q): %s", ip, d.Kind, d.Name, noInterface(ip)))
+			since := now
+			if old, ok := a.noLink[ip]; ok && old.Announcement == d {
+				since = old.Since
+			}
+			noLink[ip] = vipsmart.Announced{Announcement: d, Via: "netlink", Since: since, State: vipsmart.AnnounceFailed, Reason: noInterface(ip)}
 			continue
 		}
 		want[ip] = d
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return vipsmart.Errorf(vipsmart.ESTATE, "", "the netlink announcer is closed")
-	}
+	a.noLink = noLink
 	a.want = want
 	errs = append(errs, a.apply())
 	return errors.Join(errs...)
@@ -162,12 +207,29 @@ func (a *Announcer) Reannounce(ctx context.Context) error {
 	return nil
 }
 
-// Announced returns the bound addresses, sorted by address; Via is
-// "netlink <interface>".
+// Announced returns the wanted addresses, sorted by address: those bound
+// (state announced, Via "netlink <interface>"), and those that could not
+// be (state failed, with the reason: no interface for the address, or the
+// kernel's error).
 func (a *Announcer) Announced() []vipsmart.Announced {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return annset.Sorted(a.announced)
+	all := make(map[netip.Addr]vipsmart.Announced, len(a.announced)+len(a.failed)+len(a.noLink))
+	for _, m := range []map[netip.Addr]vipsmart.Announced{a.noLink, a.failed, a.announced} {
+		for ip, x := range m {
+			all[ip] = x
+		}
+	}
+	return annset.Sorted(all)
+}
+
+func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // Close removes every address of ours and waits for the bursts in flight.
@@ -180,6 +242,7 @@ func (a *Announcer) Close(ctx context.Context) error {
 	}
 	a.closed = true
 	a.want = map[netip.Addr]vipsmart.Announcement{}
+	a.noLink = map[netip.Addr]vipsmart.Announced{}
 	err := a.apply()
 	for ip, cancel := range a.bursts {
 		cancel()
@@ -251,6 +314,7 @@ func (a *Announcer) apply() error {
 	slices.SortFunc(ips, netip.Addr.Compare)
 	now := a.opts.Now()
 	next := make(map[netip.Addr]vipsmart.Announced, len(ips))
+	failed := map[netip.Addr]vipsmart.Announced{}
 	for _, ip := range ips {
 		w := a.want[ip]
 		via := "netlink " + w.Interface
@@ -269,8 +333,14 @@ func (a *Announcer) apply() error {
 				x.Flags = IfaFlagNoDAD
 			}
 			if err := a.os.AddAddr(x); err != nil {
-				errs = append(errs, &vipsmart.Error{Code: vipsmart.EINTERNAL,
-					Message: fmt.Sprintf("binding %s (%s %q) on %s", x.Prefix, w.Kind, w.Name, w.Interface), Err: err})
+				e := &vipsmart.Error{Code: vipsmart.EINTERNAL,
+					Message: fmt.Sprintf("binding %s (%s %q) on %s", x.Prefix, w.Kind, w.Name, w.Interface), Err: err}
+				errs = append(errs, e)
+				since := now
+				if old, ok := a.failed[ip]; ok && old.Announcement == w && old.Reason == e.Error() {
+					since = old.Since
+				}
+				failed[ip] = vipsmart.Announced{Announcement: w, Via: via, Since: since, State: vipsmart.AnnounceFailed, Reason: e.Error()}
 				continue
 			}
 			a.owned[ip] = w.Interface
@@ -282,9 +352,10 @@ func (a *Announcer) apply() error {
 		if old, ok := a.announced[ip]; ok && old.Via == via && !newly {
 			since = old.Since
 		}
-		next[ip] = vipsmart.Announced{Announcement: w, Via: via, Since: since}
+		next[ip] = vipsmart.Announced{Announcement: w, Via: via, Since: since, State: vipsmart.AnnounceUp}
 	}
 	a.announced = next
+	a.failed = failed
 	return errors.Join(errs...)
 }
 
@@ -303,10 +374,11 @@ func (a *Announcer) startBurst(ip netip.Addr, link string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.bursts[ip] = cancel
 	a.wg.Add(1)
+	interval := a.opts.GARPInterval
 	go func() {
 		defer a.wg.Done()
 		defer cancel()
-		t := time.NewTicker(a.opts.GARPInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for i := 1; i < n; i++ {
 			select {

@@ -44,6 +44,12 @@ func (f *fakeOS) Addrs(link string) ([]Addr, error) {
 	return out, nil
 }
 
+func (f *fakeOS) HasLink(link string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.links[link], nil
+}
+
 func (f *fakeOS) AddAddr(a Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -323,14 +329,34 @@ func TestNoInterface(t *testing.T) {
 	if _, ok := f.has("eth0", "10.0.0.2/32"); !ok {
 		t.Fatal("the other address was not bound")
 	}
+	// Announced lists the address it could not bind as failed, with why.
+	got := a.Announced()
+	if len(got) != 2 || got[0].State != vipsmart.AnnounceFailed || !strings.HasPrefix(got[0].Reason, "no interface for 10.0.0.1: give `vipsmart vip add --interface IF`") ||
+		got[1].State != vipsmart.AnnounceUp || got[1].Via != "netlink eth0" {
+		t.Fatalf("Announced = %+v", got)
+	}
+	// Preflight says the same before the address is even wanted.
+	if err := a.Preflight(vip("10.0.0.1", "web")); err == nil || !strings.Contains(err.Error(), "no interface for 10.0.0.1") {
+		t.Fatalf("Preflight = %v", err)
+	}
+	if err := a.Preflight(w); err != nil {
+		t.Fatalf("Preflight of a bindable address = %v", err)
+	}
 	// A missing interface: the error names the address and the interface.
 	w.Interface = "eth9"
+	if err := a.Preflight(w); err == nil || !strings.Contains(err.Error(), "eth9") {
+		t.Fatalf("Preflight on a missing interface = %v", err)
+	}
 	err = a.Set(context.Background(), []vipsmart.Announcement{w})
 	if err == nil || !strings.Contains(err.Error(), "10.0.0.2") || !strings.Contains(err.Error(), "eth9") {
 		t.Fatalf("err = %v", err)
 	}
-	if len(a.Announced()) != 0 {
-		t.Fatalf("Announced = %+v", a.Announced())
+	if got := a.Announced(); len(got) != 1 || got[0].State != vipsmart.AnnounceFailed || !strings.Contains(got[0].Reason, "eth9") {
+		t.Fatalf("Announced = %+v", got)
+	}
+	// Once nothing is wanted, nothing is listed.
+	if err := a.Set(context.Background(), nil); err != nil || len(a.Announced()) != 0 {
+		t.Fatalf("Set(nil) = %v; Announced = %+v", err, a.Announced())
 	}
 }
 
@@ -517,7 +543,8 @@ func TestAddFailureReported(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	a.wg.Wait()
-	if got := a.Announced(); len(got) != 1 || got[0].Addr.String() != "10.0.0.2" {
+	if got := a.Announced(); len(got) != 2 || got[0].State != vipsmart.AnnounceFailed || !strings.Contains(got[0].Reason, "operation not permitted") ||
+		got[1].Addr.String() != "10.0.0.2" || got[1].State != vipsmart.AnnounceUp {
 		t.Fatalf("Announced = %+v", got)
 	}
 }

@@ -48,6 +48,8 @@ func (a Addr) String() string {
 type OS interface {
 	// Addrs lists the addresses on link, or on every link if link is "".
 	Addrs(link string) ([]Addr, error)
+	// HasLink reports whether an interface named link exists.
+	HasLink(link string) (bool, error)
 	// AddAddr adds a to its link with a's label, protocol and flags.
 	AddAddr(a Addr) error
 	// DelAddr removes a from its link.

@@ -174,6 +174,25 @@ func listAddrs(link string) ([]Addr, error) {
 }
 
 // AddAddr implements OS.
+// HasLink implements OS.
+func (o *LinuxOS) HasLink(link string) (bool, error) {
+	found := false
+	err := o.do(func() error {
+		_, err := vnl.LinkByName(link)
+		var nf vnl.LinkNotFoundError
+		switch {
+		case err == nil:
+			found = true
+		case errors.As(err, &nf):
+		default:
+			return fmt.Errorf("looking up interface %s: %w", link, err)
+		}
+		return nil
+	})
+	return found, err
+}
+
+// AddAddr implements OS.
 func (o *LinuxOS) AddAddr(a Addr) error {
 	return o.do(func() error {
 		return addrRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK, a)

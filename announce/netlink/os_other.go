@@ -20,6 +20,9 @@ func NewLinuxOS() *LinuxOS { return &LinuxOS{} }
 // Addrs implements OS.
 func (*LinuxOS) Addrs(string) ([]Addr, error) { return nil, errNotLinux }
 
+// HasLink implements OS.
+func (*LinuxOS) HasLink(string) (bool, error) { return false, errNotLinux }
+
 // AddAddr implements OS.
 func (*LinuxOS) AddAddr(Addr) error { return errNotLinux }
 

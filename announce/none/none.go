@@ -69,7 +69,7 @@ func (a *Announcer) Set(ctx context.Context, desired []vipsmart.Announcement) er
 		if old, ok := a.announced[ip]; ok && old.Kind == w.Kind {
 			since = old.Since
 		}
-		next[ip] = vipsmart.Announced{Announcement: w, Via: Via, Since: since}
+		next[ip] = vipsmart.Announced{Announcement: w, Via: Via, Since: since, State: vipsmart.AnnounceUp}
 	}
 	a.announced = next
 	return err

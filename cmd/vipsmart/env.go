@@ -52,6 +52,9 @@ func bindEnv(fs *pflag.FlagSet, conf map[string]any) error {
 
 func setFlag(f *pflag.Flag, v string) error {
 	if err := f.Value.Set(v); err != nil {
+		if h := rangeHint(f); h != "" {
+			return fmt.Errorf("%q is not valid: give %s", v, h)
+		}
 		return err
 	}
 	f.Changed = true

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -78,7 +79,7 @@ with the best priority; anycast activates every healthy placement. With
 placement recovers.`,
 		Example: "  vipsmart gip add www 203.0.113.10 --placement dc-1:200:web --placement dc-2:100:web",
 		Args:    exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: withFlags(gipAddFlags, func(cmd *cobra.Command, args []string) error {
 			gp := vipsmart.GIP{Name: args[0], Mode: vipsmart.GIPMode(mode), Preempt: preempt}
 			if err := vipsmart.ValidateName("name", gp.Name); err != nil {
 				return err
@@ -104,8 +105,11 @@ placement recovers.`,
 				return printJSON(g.stdout, out)
 			}
 			fmt.Fprintf(g.stdout, "GIP %s %s added\n", out.Name, out.Address)
+			if len(out.Placements) == 0 {
+				fmt.Fprintf(g.stderr, "warning: GIP %s has no placement, so no DC announces it: give it some with `vipsmart gip update %s --placement DC:PRIORITY[:VIP]`\n", out.Name, out.Name)
+			}
 			return nil
-		},
+		}),
 	}
 	add.Flags().StringArrayVar(&placements, "placement", nil, "DC:PRIORITY[:VIP], repeatable (or comma-separated)")
 	add.Flags().StringVar(&mode, "mode", "failover", "failover or anycast")
@@ -120,7 +124,7 @@ placement recovers.`,
 		Long: `Update changes the fields given and keeps the others. --placement, when given,
 replaces the whole placement list.`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: withFlags(gipUpdateFlags, func(cmd *cobra.Command, args []string) error {
 			if err := vipsmart.ValidateName("name", args[0]); err != nil {
 				return err
 			}
@@ -170,8 +174,11 @@ replaces the whole placement list.`,
 				return printJSON(g.stdout, out)
 			}
 			fmt.Fprintf(g.stdout, "GIP %s updated\n", out.Name)
+			if len(out.Placements) == 0 {
+				fmt.Fprintf(g.stderr, "warning: GIP %s has no placement, so no DC announces it\n", out.Name)
+			}
 			return nil
-		},
+		}),
 	}
 	update.Flags().StringArrayVar(&uPlacements, "placement", nil, "DC:PRIORITY[:VIP], repeatable; replaces every placement")
 	update.Flags().StringVar(&uMode, "mode", "", "failover or anycast")
@@ -235,12 +242,7 @@ replaces the whole placement list.`,
 				}
 				return printJSON(g.stdout, gs)
 			}
-			rows := make([][]string, 0, len(gs))
-			for _, gp := range gs {
-				rows = append(rows, []string{gp.Name, gp.Address.String(), string(gp.Mode), strconv.FormatBool(gp.Preempt),
-					placementsString(gp.Placements), orDash(strings.Join(gp.Active, ","))})
-			}
-			return table(g.stdout, []string{"NAME", "ADDRESS", "MODE", "PREEMPT", "PLACEMENTS", "ACTIVE"}, rows)
+			return gipTable(g.stdout, gs)
 		},
 	}
 	c.AddCommand(add, update, remove, show, list)
@@ -252,4 +254,14 @@ func indent(rows [][]string) [][]string {
 		r[0] = "  " + r[0]
 	}
 	return rows
+}
+
+// gipTable is the table of `gip list`.
+func gipTable(w io.Writer, gs []vipsmart.GIPInfo) error {
+	rows := make([][]string, 0, len(gs))
+	for _, gp := range gs {
+		rows = append(rows, []string{gp.Name, gp.Address.String(), string(gp.Mode), strconv.FormatBool(gp.Preempt),
+			placementsString(gp.Placements), orDash(strings.Join(gp.Active, ","))})
+	}
+	return table(w, []string{"NAME", "ADDRESS", "MODE", "PREEMPT", "PLACEMENTS", "ACTIVE"}, rows)
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,17 +63,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // globals are the flags every client command shares.
 type globals struct {
-	server  string
-	output  string
-	timeout time.Duration
-	stdout  io.Writer
-	stderr  io.Writer
+	server      string
+	token       string
+	fingerprint string
+	caFile      string
+	tlsConf     *tls.Config
+	output      string
+	timeout     time.Duration
+	noRetry     bool
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 func (g *globals) client() *httpapi.Client {
-	c := httpapi.NewClient(g.server)
+	c := httpapi.NewClientTLS(g.server, g.tlsConf)
+	c.Token = g.token
 	c.HTTP.Timeout = g.timeout
-	return c
+	return g.retrying(c)
 }
 
 func (g *globals) ctx() (context.Context, context.CancelFunc) {
@@ -93,28 +100,49 @@ every other command is a client of a daemon's operator API.`,
 			// Only the global flags come from the environment here:
 			// a command's own flags (--force, --mode, ...) never do;
 			// serve binds its own flags itself.
+			given := changedFlags(cmd.Root().PersistentFlags())
 			if err := bindEnv(cmd.Root().PersistentFlags(), nil); err != nil {
 				return usageError{err}
 			}
-			if g.timeout <= 0 {
-				return usageError{fmt.Errorf("--timeout %s must be positive", g.timeout)}
+			if err := checkRanges(cmd.Root().PersistentFlags(), clientRanges, given, nil, ""); err != nil {
+				return usageError{err}
 			}
 			switch g.output {
 			case "table", "json":
 			default:
 				return usageError{fmt.Errorf("--output %q is unknown: give table or json", g.output)}
 			}
+			if cmd.Name() == "serve" || cmd.Name() == "demo" {
+				return nil
+			}
+			if _, err := httpapi.ParseServer(g.server); err != nil {
+				return err
+			}
+			tc, err := g.clientTLS()
+			if err != nil {
+				return err
+			}
+			g.tlsConf = tc
 			return nil
 		},
 	}
+	root.Version = buildInfo().String()
+	root.SetVersionTemplate("vipsmart {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.server, "server", "127.0.0.1:9610", "HOST:PORT of the daemon's operator API (env VIPSMART_SERVER)")
+	pf.StringVar(&g.server, "server", httpapi.DefaultSocket, "the daemon's operator API: a socket path, unix:///PATH, or https://HOST:PORT (serve --api-listen) (env VIPSMART_SERVER)")
+	pf.StringVar(&g.token, "token", "", "API token for an https:// --server (env VIPSMART_TOKEN)")
+	pf.StringVar(&g.fingerprint, "server-fingerprint", "", "pin an https:// --server's key: its identity as `vipsmart status` shows it (env VIPSMART_SERVER_FINGERPRINT)")
+	pf.StringVar(&g.caFile, "ca", "", "PEM CA file to verify an https:// --server with, instead of the system's roots (env VIPSMART_CA)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format of read commands: table or json (env VIPSMART_OUTPUT)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "how long to wait for the daemon's answer (env VIPSMART_TIMEOUT)")
-	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g))
+	pf.BoolVar(&g.noRetry, "no-retry", false, "fail at once when the federation is busy instead of retrying until --timeout (env VIPSMART_NO_RETRY)")
+	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g),
+		newStoreCmd(g), newBackupCmd(g), newRestoreCmd(g))
+	root.AddCommand(newVersionCmd(g), newUICmd(g), newBGPCmd(g), newTokenCmd(g))
+	g.completions(root)
 	return root
 }
 
@@ -123,6 +151,9 @@ every other command is a client of a daemon's operator API.`,
 func group(c *cobra.Command) *cobra.Command {
 	c.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 0 {
+			if s := suggest(cmd, args[0]); s != "" {
+				return usageError{fmt.Errorf("unknown command %q for %q: did you mean %s? (see %s --help)", args[0], cmd.CommandPath(), s, cmd.CommandPath())}
+			}
 			return usageError{fmt.Errorf("unknown command %q for %q: see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
 		}
 		return nil

@@ -12,16 +12,14 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
+	"github.com/spf13/pflag"
 
 	"github.com/vipsmart/vipsmart"
-	"github.com/vipsmart/vipsmart/bolt"
 	"github.com/vipsmart/vipsmart/daemon"
 	"github.com/vipsmart/vipsmart/federation"
 	"github.com/vipsmart/vipsmart/httpapi"
@@ -41,6 +39,17 @@ type serveOptions struct {
 	shutdownTO time.Duration
 	noFsync    bool
 	ann        announcerOptions
+	store      storeOptions
+	rebuild    rebuildOptions
+	actWait    time.Duration
+	trust      trustOptions
+
+	metricsListen string
+	// cmd is the serve command and cmdline the flags given on its command
+	// line (a reload keeps them); level is the live log level.
+	cmd     *cobra.Command
+	cmdline map[string]bool
+	level   *slog.LevelVar
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -48,22 +57,35 @@ func newServeCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon of one DC",
-		Long: `Serve runs the vipsmart daemon of one DC: the operator API and the peer routes
-on --listen, the embedded store (a bbolt file) in --data-dir, and the
-federation protocol. Every flag can also be set with an environment variable
+		Long: `Serve runs the vipsmart daemon of one DC: the federation listener (mutual TLS
+between DCs only) on --listen, the operator API on the unix socket --socket (and
+over HTTPS with tokens on --api-listen, if set), the embedded store (a bbolt
+file) and the DC's key in --data-dir, and the federation protocol. Every flag can also be set with an environment variable
 VIPSMART_<FLAG> (upper case, '-' as '_', e.g. VIPSMART_DATA_DIR) or as a key of
 the YAML file given with --config (keys are flag names, e.g. "data-dir").
 Precedence: flag, environment, config file, default. SIGINT or SIGTERM stops
 it cleanly.`,
-		Example: "  vipsmart serve --name dc-1 --listen 127.0.0.1:9610 --data-dir /var/lib/vipsmart",
+		Example: "  vipsmart serve --name dc-1 --listen 192.168.0.98:9610 --data-dir /var/lib/vipsmart",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.cmd, o.cmdline = cmd, map[string]bool{}
+			cmd.Flags().Visit(func(f *pflag.Flag) { o.cmdline[f.Name] = true })
 			conf, err := loadConfig(cmd, o)
 			if err != nil {
 				return usageError{err}
 			}
+			given := changedFlags(cmd.Flags())
 			if err := bindEnv(cmd.Flags(), conf); err != nil {
 				return usageError{err}
+			}
+			if err := checkServeFlags(cmd.Flags(), given, conf, configPath(cmd, o)); err != nil {
+				return usageError{err}
+			}
+			if err := o.store.validate(cmd.Flags().Changed); err != nil {
+				return err
+			}
+			if o.store.kind == "etcd" && o.rebuild.enabled() {
+				return usageError{errors.New("--rebuild-federation and --rebuild-from apply to the bolt store only: a DC on etcd keeps its state in etcd (see docs/ha.md)")}
 			}
 			return serve(cmd.Context(), g, o)
 		},
@@ -71,7 +93,7 @@ it cleanly.`,
 	f := c.Flags()
 	f.StringVar(&o.config, "config", "", "YAML config file whose keys are flag names (env VIPSMART_CONFIG)")
 	f.StringVar(&o.name, "name", "", "this DC's name, a DNS label unique in the federation (required)")
-	f.StringVar(&o.listen, "listen", "127.0.0.1:9610", "ADDR:PORT the API listens on (operator and peer routes)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:9610", "ADDR:PORT of the federation listener (mutual TLS between DCs)")
 	f.StringVar(&o.advertise, "advertise", "", "IP:PORT other DCs use to reach this one (default: --listen)")
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/vipsmart", "directory of the embedded store")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -83,8 +105,13 @@ it cleanly.`,
 	f.DurationVar(&o.fed.ReviewTTL, "review-ttl", federation.DefaultReviewTTL, "how long a member stays in candidate-review or leaving before reverting to member")
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
 	o.ann.flags(f)
+	o.store.flags(f)
+	o.rebuild.flags(f)
+	f.DurationVar(&o.actWait, "activation-wait", daemon.DefaultActivationWait, "longest a DC waits, before activating a GIP, for a better placement's VIP health that is not known yet")
+	o.trust.flags(f)
 	f.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "skip fsync on store writes (benchmarks only: a machine crash can lose acknowledged writes)")
 	f.DurationVar(&o.shutdownTO, "shutdown-timeout", 5*time.Second, "how long a clean shutdown waits for requests in flight")
+	o.opsFlags(f)
 	return c
 }
 
@@ -102,9 +129,9 @@ func loadConfig(cmd *cobra.Command, o *serveOptions) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
-	conf := map[string]any{}
-	if err := yaml.Unmarshal(b, &conf); err != nil {
-		return nil, fmt.Errorf("config file %s is not valid YAML: %w", path, err)
+	conf, err := configValues(path, b)
+	if err != nil {
+		return nil, err
 	}
 	for k := range conf {
 		if k == "config" || cmd.Flags().Lookup(k) == nil {
@@ -119,7 +146,11 @@ func newLogger(o *serveOptions, w *os.File) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q is unknown: give debug, info, warn or error", o.logLevel)
 	}
-	hopts := &slog.HandlerOptions{Level: lvl}
+	if o.level == nil {
+		o.level = &slog.LevelVar{}
+	}
+	o.level.Set(lvl)
+	hopts := &slog.HandlerOptions{Level: o.level}
 	switch o.logFormat {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, hopts)), nil
@@ -170,10 +201,16 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// SIGHUP reloads the configuration; it never stops the daemon, not
+	// even while it starts.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log, err := newLogger(o, os.Stderr)
 	if err != nil {
 		return usageError{err}
 	}
+	setMemoryLimit(log)
 	self, err := selfDC(o)
 	if err != nil {
 		return err
@@ -181,69 +218,106 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if o.maxEvents < 100 {
 		return usageError{fmt.Errorf("--max-events %d is too small: give at least 100", o.maxEvents)}
 	}
-	if o.fed.HeartbeatInterval < time.Millisecond || o.fed.HeartbeatMisses < 1 || o.fed.InviteTTL <= 0 || o.fed.ReviewTTL <= 0 || o.fed.PhaseTimeout <= 0 {
-		return usageError{errors.New("--heartbeat-interval (>= 1ms), --heartbeat-misses (>= 1), --invite-ttl, --review-ttl and --phase-timeout must be positive")}
+	if err := checkFedTimers(o.fed); err != nil {
+		return usageError{err}
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return fmt.Errorf("cannot create data directory (set --data-dir): %w", err)
+	if o.actWait <= 0 {
+		return usageError{fmt.Errorf("--activation-wait %s must be positive (e.g. 10s)", o.actWait)}
 	}
-	store, err := bolt.Open(filepath.Join(o.dataDir, "vipsmart.db"), bolt.Options{MaxEvents: o.maxEvents, UnsafeNoSync: o.noFsync})
-	if o.noFsync {
-		log.Warn("--unsafe-no-fsync: acknowledged writes can be lost if the machine crashes")
+	if o.rebuild.enabled() {
+		if _, err := o.rebuild.parse(); err != nil {
+			return err
+		}
 	}
+	store, err := openStore(ctx, log, o, self)
 	if err != nil {
-		return fmt.Errorf("opening the store in %s: %w", o.dataDir, err)
+		return err
 	}
-	defer store.Close()
-
-	ln, err := net.Listen("tcp", o.listen)
+	defer store.close()
+	// The DC's key is made after the store is opened (a fresh data
+	// directory holds neither yet; a key beside a missing store is
+	// evidence of a lost one).
+	ts, err := setupTrust(o, self, log)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", o.listen, err)
+		return err
+	}
+	self.Identity = ts.id.Fingerprint()
+	peers := httpapi.NewPeerClient(ts.id.PeerClientConfig)
+	if o.rebuild.enabled() {
+		// Before the daemon serves: the others never see it behind.
+		if err := o.rebuild.run(ctx, log, store.bolt, self, peers); err != nil {
+			ts.close()
+			return err
+		}
 	}
 	o.fed.OpIDs = opIDs(self.Name)
 	ann, err := o.ann.build(ctx, log)
 	if err != nil {
-		ln.Close()
+		ts.close()
 		return err
 	}
-	cfg := daemon.Config{Self: self, Store: store, Transport: httpapi.NewPeerClient(), Federation: o.fed, Logger: log, Announcer: ann}
+	ops := newServeOps(o, log)
+	if err := ops.registerAnnouncers(); err != nil {
+		ts.close()
+		return err
+	}
+	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg, ActivationWait: o.actWait, Keys: ts.id, Tokens: ts.tokens}
 	if cfg.Fault, err = testFault(log); err != nil {
-		ln.Close()
+		ts.close()
 		return usageError{err}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.New(ctx, cfg)
 	if err != nil {
-		ln.Close()
+		ts.close()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           (&httpapi.Server{Service: d, Peer: d, Logger: log}).Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
+	ops.d = d
+	srvErr := make(chan error, 3)
+	ts.serveAll(d, &httpapi.Server{Service: d, Trust: d, Backup: store.backup(), Logger: log, Ops: ops.api()}, log, srvErr)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
-	log.Info("vipsmart serving", "name", self.Name, "listen", ln.Addr().String(), "advertise", self.AddrPort().String(), "data_dir", o.dataDir)
+	if err := ops.listenMetrics(); err != nil {
+		cancelRun()
+		<-runDone
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ts.shutdown(sctx)
+		cancel()
+		return err
+	}
+	go ops.notifyReady(runCtx)
+	log.Info("vipsmart serving", "name", self.Name, "listen", ts.fed.Addr().String(), "advertise", self.AddrPort().String(), "socket", o.trust.socket, "api_listen", o.trust.apiListen, "identity", ts.id.Fingerprint(), "data_dir", o.dataDir, "store", store.where, "version", buildInfo().Version)
 
 	var runErr error
 	ranOut := false
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "reason", "signal")
-	case runErr = <-srvErr:
-		log.Error("stopping: the API server failed", "err", runErr)
-	case runErr = <-runDone:
-		ranOut = true
-		log.Error("stopping: the daemon failed", "err", runErr)
+wait:
+	for {
+		select {
+		case <-hup:
+			ops.reload(ctx, o.cmd)
+		case <-ctx.Done():
+			log.Info("shutting down", "reason", "signal")
+			break wait
+		case runErr = <-srvErr:
+			log.Error("stopping: the API server failed", "err", runErr)
+			break wait
+		case runErr = <-runDone:
+			ranOut = true
+			log.Error("stopping: the daemon failed", "err", runErr)
+			break wait
+		case <-store.lost:
+			runErr = fmt.Errorf("node %s lost the leadership of DC %s (its etcd lease ended: etcd unreachable or this process frozen for longer than %s): stopping, so that only the leader writes", o.store.node, self.Name, etcdLeaseTTL)
+			log.Error("stopping: leadership lost", "err", runErr)
+			break wait
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	ops.close(sctx)
+	ts.shutdown(sctx)
 	// Stop the daemon and wait for it: it withdraws every announcement
 	// before Run returns, and that must happen before the process exits.
 	cancelRun()

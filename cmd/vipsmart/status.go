@@ -33,6 +33,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 func printStatus(g *globals, st vipsmart.StatusInfo) {
 	w := g.stdout
 	fmt.Fprintf(w, "DC:          %s (%s)\n", st.Name, vipsmart.DC{Name: st.Name, Address: st.Address, Port: st.Port}.AddrPort())
+	fmt.Fprintf(w, "Identity:    %s\n", orDash(st.Identity))
 	status := string(st.Status)
 	if st.Status.Temporary() {
 		left := "-"
@@ -55,14 +56,32 @@ func printStatus(g *globals, st vipsmart.StatusInfo) {
 	}
 	fmt.Fprintf(w, "VIPs:        %d\n", st.VIPs)
 	fmt.Fprintf(w, "GIPs:        %d\n", st.GIPs)
+	if st.BGPPeers != nil {
+		up := 0
+		for _, p := range st.BGPPeers {
+			if p.State == "established" {
+				up++
+			}
+		}
+		fmt.Fprintf(w, "BGP peers:   %d of %d established\n", up, len(st.BGPPeers))
+		if len(st.BGPPeers) > 0 {
+			_ = printPeers(w, st.BGPPeers, "  ")
+		}
+	}
 	if len(st.Announced) == 0 {
 		fmt.Fprintln(w, "Announced:   nothing")
 		return
 	}
-	fmt.Fprintf(w, "Announced:   %d\n", len(st.Announced))
+	n := 0
+	for _, a := range st.Announced {
+		if a.State == vipsmart.AnnounceUp {
+			n++
+		}
+	}
+	fmt.Fprintf(w, "Announced:   %d of %d wanted\n", n, len(st.Announced))
 	rows := make([][]string, 0, len(st.Announced))
 	for _, a := range st.Announced {
-		rows = append(rows, []string{"  " + a.Addr.String(), string(a.Kind), a.Name, a.Via, a.Since.Local().Format(time.RFC3339)})
+		rows = append(rows, []string{"  " + a.Addr.String(), string(a.Kind), a.Name, a.Via, a.Since.Local().Format(time.RFC3339), a.StateString()})
 	}
-	_ = table(w, []string{"  ADDRESS", "KIND", "NAME", "VIA", "SINCE"}, rows)
+	_ = table(w, []string{"  ADDRESS", "KIND", "NAME", "VIA", "SINCE", "STATE"}, rows)
 }

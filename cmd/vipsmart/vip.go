@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,7 +21,7 @@ func newVIPCmd(g *globals) *cobra.Command {
 		Example: `  vipsmart vip add web 192.0.2.10 --interface eth0 --check tcp://10.0.0.5:443
   vipsmart vip add api 2001:db8::10 --check http://10.0.0.6:8080/healthz --check-rise 3`,
 		Args: exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: withFlags(vipAddFlags, func(cmd *cobra.Command, args []string) error {
 			v := vipsmart.VIP{Name: args[0], Interface: iface}
 			if err := vipsmart.ValidateName("name", v.Name); err != nil {
 				return err
@@ -46,12 +47,21 @@ func newVIPCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Read it back: the daemon says at once if an announcer
+			// cannot announce it (no interface for it).
+			info, ierr := g.client().GetVIP(ctx, out.Name)
+			if ierr != nil {
+				info = vipsmart.VIPInfo{VIP: out}
+			}
+			for _, w := range info.Warnings {
+				fmt.Fprintf(g.stderr, "warning: VIP %s %s: %s\n", out.Name, out.Address, w)
+			}
 			if g.output == "json" {
-				return printJSON(g.stdout, out)
+				return printJSON(g.stdout, info)
 			}
 			fmt.Fprintf(g.stdout, "VIP %s %s added\n", out.Name, out.Address)
 			return nil
-		},
+		}),
 	}
 	f := add.Flags()
 	f.StringVar(&iface, "interface", "", "interface the netlink announcer binds the VIP on (default: the daemon's --netlink-interface)")
@@ -83,7 +93,7 @@ func newVIPCmd(g *globals) *cobra.Command {
 			for _, v := range vs {
 				rows = append(rows, vipRow(v))
 			}
-			return table(g.stdout, []string{"NAME", "ADDRESS", "INTERFACE", "CHECK", "STATE"}, rows)
+			return table(g.stdout, []string{"NAME", "ADDRESS", "INTERFACE", "CHECK", "STATE", "ANNOUNCED"}, rows)
 		},
 	}
 	show := &cobra.Command{
@@ -108,6 +118,12 @@ func newVIPCmd(g *globals) *cobra.Command {
 			}
 			if v.LastError != "" {
 				fmt.Fprintf(w, "Last error: %s\n", v.LastError)
+			}
+			for _, a := range v.Announced {
+				fmt.Fprintf(w, "Announced:  %s since %s: %s\n", a.Via, a.Since.Format(time.RFC3339), a.StateString())
+			}
+			for _, x := range v.Warnings {
+				fmt.Fprintf(w, "Warning:    %s\n", x)
 			}
 			return nil
 		}),
@@ -134,5 +150,25 @@ func vipRow(v vipsmart.VIPInfo) []string {
 	if v.Check != nil {
 		chk = v.Check.URL
 	}
-	return []string{v.Name, v.Address.String(), orDash(v.Interface), chk, string(v.State)}
+	return []string{v.Name, v.Address.String(), orDash(v.Interface), chk, string(v.State), vipAnnounced(v)}
+}
+
+// vipAnnounced sums up how the announcers handle a VIP: "netlink eth0",
+// "bgp pending", "failed (see vip show)", "-".
+func vipAnnounced(v vipsmart.VIPInfo) string {
+	var parts []string
+	for _, a := range v.Announced {
+		if a.State == vipsmart.AnnounceUp {
+			parts = append(parts, a.Via)
+		} else {
+			parts = append(parts, a.Via+" "+string(a.State))
+		}
+	}
+	if len(parts) == 0 && len(v.Warnings) > 0 {
+		return "cannot (see vip show)"
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }

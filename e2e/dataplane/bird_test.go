@@ -13,46 +13,21 @@ import (
 	"time"
 )
 
-// birdPeer is one eBGP neighbour of the router.
-type birdPeer struct {
-	name     string // BIRD protocol name
-	local    string // the router's address on the link
-	neighbor string // the DC's address
-	asn      uint32
-}
-
-const routerASN = 65000
-
-// startBIRD writes a BIRD 2 config (one passive eBGP session per peer,
-// import all, export none, 1-2 s error wait so that sessions come back
-// quickly after a test cuts them) and runs bird in the foreground in ns.
-// The control socket is in the test's temp dir (path sockets work across
-// network namespaces).
-func startBIRD(t testing.TB, ns, routerID string, peers []birdPeer) *birdClient {
+// startBIRD runs bird in the foreground in ns with conf (the documented
+// config, as written; DEBUG_BIRD adds protocol debugging). The control
+// socket is in a temp dir (path sockets work across network namespaces).
+func startBIRD(t testing.TB, ns, conf string) birdRouterOf {
 	t.Helper()
 	dir := t.TempDir()
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "log stderr all;\nrouter id %s;\nprotocol device { scan time 10; }\n", routerID)
 	if os.Getenv("DEBUG_BIRD") != "" {
-		cfg.WriteString("debug protocols { states, events };\n")
+		conf = "log stderr all;\ndebug protocols { states, events };\n" + conf
 	}
-	for _, p := range peers {
-		fmt.Fprintf(&cfg, `protocol bgp %s {
-	local %s as %d;
-	neighbor %s as %d;
-	passive on;
-	hold time 3;
-	error wait time 1, 2;
-	ipv4 { import all; export none; };
-}
-`, p.name, p.local, routerASN, p.neighbor, p.asn)
-	}
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, []byte(cfg.String()), 0o644); err != nil {
+	path := filepath.Join(dir, "bird.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "bird.ctl")
-	p := startProc(t, ns, "bird", "bird", "-f", "-c", conf, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
+	p := startProc(t, ns, "bird", "bird", "-f", "-c", path, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
 	if os.Getenv("DEBUG_BIRD") != "" {
 		t.Cleanup(func() { t.Logf("bird:\n%s", p.logs.String()) })
 	}
@@ -66,7 +41,7 @@ func startBIRD(t testing.TB, ns, routerID string, peers []birdPeer) *birdClient 
 		return err
 	})
 	t.Cleanup(func() { b.conn.Close() })
-	return b
+	return birdRouterOf{b}
 }
 
 // birdClient speaks BIRD's control-socket protocol (what birdc does): a
@@ -187,6 +162,9 @@ func parseRoutes(lines []string) map[string][]bgpPath {
 // paths returns BIRD's paths for prefix (a host route, e.g. 198.51.100.1/32).
 func (b *birdClient) paths(prefix string) ([]bgpPath, error) {
 	lines, err := b.cmd("show route for " + prefix + " all")
+	if err != nil && strings.Contains(err.Error(), "Network not found") {
+		return nil, nil // no route at all
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -40,57 +40,57 @@ func seedVIPs(t testing.TB, dataDir string, count int) {
 // bulkRoutes is how many routes TestBGPBulk announces.
 const bulkRoutes = 10000
 
-// TestBGPBulk starts a daemon holding 10,000 VIPs and checks that BIRD
-// holds all 10,000 routes within 5 s of the BGP session coming up, then
-// that SIGTERM (graceful shutdown withdraws before exit) removes all of
-// them within 5 s.
+// TestBGPBulk starts a daemon holding 10,000 VIPs and checks, at BIRD and
+// at FRR, that the router holds all 10,000 routes within 5 s of the BGP
+// session coming up, then that SIGTERM (graceful shutdown withdraws before
+// exit) removes all of them within 5 s.
 func TestBGPBulk(t *testing.T) {
-	need(t, "bird")
-	b := newBGPLab(t, 1)
-	d := b.dcs[0]
-	seedVIPs(t, d.dataDir, bulkRoutes)
+	forEachRouter(t, func(t *testing.T, k routerKind) {
+		b := newBGPLab(t, k, 1)
+		d := b.dcs[0]
+		seedVIPs(t, d.dataDir, bulkRoutes)
 
-	start := time.Now()
-	d.start()
-	up := eventually(t, 30*time.Second, "BGP session dc1 Established", func() error {
-		ok, err := b.bird.established("dc1")
-		if err == nil && !ok {
-			err = fmt.Errorf("not established")
+		start := time.Now()
+		d.start()
+		up := eventually(t, 30*time.Second, "BGP session with dc-1 Established", func() error {
+			ok, err := b.rt.established(dcIP(1))
+			if err == nil && !ok {
+				err = fmt.Errorf("not established")
+			}
+			return err
+		})
+		t.Logf("%s: daemon start to session Established: %s", k, up.Round(time.Millisecond))
+		all := eventually(t, 30*time.Second, fmt.Sprintf("%s holds %d routes", k, bulkRoutes), func() error {
+			n, err := b.rt.count()
+			if err == nil && n != bulkRoutes {
+				err = fmt.Errorf("%d routes", n)
+			}
+			return err
+		})
+		t.Logf("%s: %d routes in the router %s after the session came up (%s after daemon start)", k, bulkRoutes, all.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		if all > 5*time.Second {
+			t.Errorf("%s: %d routes took %s after the session came up, want at most 5s", k, bulkRoutes, all)
 		}
-		return err
-	})
-	t.Logf("daemon start to session Established: %s", up.Round(time.Millisecond))
-	all := eventually(t, 30*time.Second, fmt.Sprintf("BIRD holds %d routes", bulkRoutes), func() error {
-		n, err := b.bird.count()
-		if err == nil && n != bulkRoutes {
-			err = fmt.Errorf("%d routes", n)
+		if err := (want{best: dcIP(1), bestLen: 1}).check(b.mustPaths("198.18.39.16/32")); err != nil { // the 10,000th
+			t.Errorf("%s: the last VIP's route: %v", k, err)
 		}
-		return err
-	})
-	t.Logf("%d routes in BIRD %s after the session came up (%s after daemon start)", bulkRoutes, all.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	if all > 5*time.Second {
-		t.Errorf("%d routes took %s after the session came up, want at most 5s", bulkRoutes, all)
-	}
-	ps := mustPaths(t, b, "198.18.39.16/32") // the 10,000th
-	if err := (want{best: dcIP(1), bestLen: 1}).check(ps); err != nil {
-		t.Errorf("the last VIP's route: %v", err)
-	}
 
-	start = time.Now()
-	if err := d.p.term(20 * time.Second); err != nil {
-		t.Error(err)
-	}
-	exited := time.Since(start)
-	gone := eventually(t, 30*time.Second, "BIRD holds no route", func() error {
-		n, err := b.bird.count()
-		if err == nil && n != 0 {
-			err = fmt.Errorf("%d routes", n)
+		start = time.Now()
+		if err := d.p.term(20 * time.Second); err != nil {
+			t.Error(err)
 		}
-		return err
+		exited := time.Since(start)
+		gone := eventually(t, 30*time.Second, "the router holds no route", func() error {
+			n, err := b.rt.count()
+			if err == nil && n != 0 {
+				err = fmt.Errorf("%d routes", n)
+			}
+			return err
+		})
+		gone += exited
+		t.Logf("%s: SIGTERM: daemon exited after %s, router empty after %s", k, exited.Round(time.Millisecond), gone.Round(time.Millisecond))
+		if gone > 5*time.Second {
+			t.Errorf("%s: withdrawing %d routes took %s, want at most 5s", k, bulkRoutes, gone)
+		}
 	})
-	gone += exited
-	t.Logf("SIGTERM: daemon exited after %s, BIRD empty after %s", exited.Round(time.Millisecond), gone.Round(time.Millisecond))
-	if gone > 5*time.Second {
-		t.Errorf("withdrawing %d routes took %s, want at most 5s", bulkRoutes, gone)
-	}
 }

@@ -1,8 +1,10 @@
 // Package dataplane runs the real vipsmart binary inside Linux network
-// namespaces and checks what its announcers make real: routes in a real
-// BGP router (Debian's BIRD 2) and addresses that answer ICMP and ARP on a
-// bridge. It needs root and the ip, bird and keepalived binaries; without
-// them every test skips and says why. CI (.ci/run) runs it as root.
+// namespaces and checks what its announcers make real: routes in real BGP
+// routers (every BGP test runs against Debian's BIRD 2 and Debian's FRR 8,
+// each with its configuration from docs/dataplane.md as written) and
+// addresses that answer ICMP, ARP and neighbour discovery on a bridge. It
+// needs root and the ip, bird, FRR, iptables and keepalived binaries;
+// without them the tests skip and say why. CI (.ci/run) runs it as root.
 package dataplane
 
 import (
@@ -28,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/httpapi"
 )
 
 // bin is the vipsmart binary built once for the package ("" when the
@@ -78,7 +81,7 @@ func need(t testing.TB, bins ...string) {
 	}
 	for _, b := range bins {
 		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s is not installed (Debian: apt-get install -y bird2 keepalived iproute2; .ci/run installs them)", b)
+			t.Skipf("%s is not installed (Debian: apt-get install -y bird2 frr keepalived iptables iproute2; .ci/run installs them)", b)
 		}
 	}
 }
@@ -286,31 +289,41 @@ type dc struct {
 	ns      string
 	ip      string // the namespace address it listens on
 	dataDir string
+	sock    string // its operator socket (a path: reachable from any namespace)
 	extra   []string
 	p       *proc
-	http    *http.Client
+	http    *http.Client // over the operator socket
 }
 
 const apiPort = "9610"
 
 func newDC(t testing.TB, name, ns, ip string, extra ...string) *dc {
-	return &dc{t: t, name: name, ns: ns, ip: ip, dataDir: filepath.Join(t.TempDir(), name), extra: extra, http: httpIn(ns)}
+	sd, err := os.MkdirTemp("", "vs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sd) })
+	sock := filepath.Join(sd, name+".sock")
+	return &dc{t: t, name: name, ns: ns, ip: ip, dataDir: filepath.Join(t.TempDir(), name), sock: sock, extra: extra, http: httpapi.NewClient(sock).HTTP}
 }
 
 func (d *dc) addr() string { return net.JoinHostPort(d.ip, apiPort) }
 func (d *dc) spec() string { return d.name + "," + d.ip + "," + apiPort }
 
+// url names a path of the DC's operator API (on its socket, with d.http).
+func (d *dc) url(path string) string { return "http://vipsmart" + path }
+
 // start runs `vipsmart serve` in the DC's namespace and waits for /healthz.
 func (d *dc) start() {
 	d.t.Helper()
-	args := append([]string{bin, "serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir}, d.extra...)
+	args := append([]string{bin, "serve", "--name", d.name, "--listen", d.addr(), "--data-dir", d.dataDir, "--socket", d.sock}, d.extra...)
 	d.p = startProc(d.t, d.ns, d.name, args...)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if d.p.exited() {
 			d.t.Fatalf("%s exited at start:\n%s", d.name, d.p.logs.String())
 		}
-		resp, err := d.http.Get("http://" + d.addr() + "/healthz")
+		resp, err := d.http.Get(d.url("/healthz"))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -322,15 +335,24 @@ func (d *dc) start() {
 	d.t.Fatalf("%s did not answer within 20s:\n%s", d.name, d.p.logs.String())
 }
 
-// cli runs the vipsmart CLI against this DC, from its namespace.
+// cli runs the vipsmart CLI against this DC (its socket), from its
+// namespace.
 func (d *dc) cli(args ...string) string {
 	d.t.Helper()
-	return nsExec(d.t, d.ns, append([]string{bin, "--server", d.addr()}, args...)...)
+	return nsExec(d.t, d.ns, append([]string{bin, "--server", d.sock}, args...)...)
+}
+
+// dcAdd adds cand to d's federation as an operator would: a join token
+// made on cand, then dc add on d.
+func (d *dc) dcAdd(cand *dc) string {
+	d.t.Helper()
+	tok := strings.TrimSpace(cand.cli("dc", "join-token"))
+	return d.cli("dc", "add", cand.spec(), "--token", tok)
 }
 
 // get decodes GET path of the DC's API into v.
 func (d *dc) get(path string, v any) error {
-	resp, err := d.http.Get("http://" + d.addr() + path)
+	resp, err := d.http.Get(d.url(path))
 	if err != nil {
 		return err
 	}

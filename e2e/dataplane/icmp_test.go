@@ -10,19 +10,30 @@ import (
 	"time"
 )
 
-// pinger sends ICMP echo requests from inside a namespace: its raw socket
-// is opened there (inNS) and then used from the test's goroutine.
+// pinger sends ICMP (or ICMPv6) echo requests from inside a namespace: its
+// raw socket is opened there (inNS) and then used from the test's
+// goroutine.
 type pinger struct {
 	c   *net.IPConn
 	id  uint16
 	seq uint16
+	v6  bool
 }
 
-func newPinger(t testing.TB, ns string) *pinger {
+func newPinger(t testing.TB, ns string) *pinger { return openPinger(t, ns, false) }
+
+// newPinger6 returns an ICMPv6 pinger (the kernel fills in the checksum).
+func newPinger6(t testing.TB, ns string) *pinger { return openPinger(t, ns, true) }
+
+func openPinger(t testing.TB, ns string, v6 bool) *pinger {
 	t.Helper()
-	p := &pinger{id: uint16(time.Now().UnixNano())}
+	p := &pinger{id: uint16(time.Now().UnixNano()), v6: v6}
+	network, laddr := "ip4:icmp", "0.0.0.0"
+	if v6 {
+		network, laddr = "ip6:ipv6-icmp", "::"
+	}
 	err := inNS(ns, func() error {
-		c, err := net.ListenPacket("ip4:icmp", "0.0.0.0")
+		c, err := net.ListenPacket(network, laddr)
 		if err != nil {
 			return err
 		}
@@ -54,10 +65,15 @@ func (p *pinger) send(dst *net.IPAddr) (uint16, error) {
 	p.seq++
 	m := make([]byte, 16)
 	m[0] = 8 // echo request
+	if p.v6 {
+		m[0] = 128
+	}
 	binary.BigEndian.PutUint16(m[4:], p.id)
 	binary.BigEndian.PutUint16(m[6:], p.seq)
 	copy(m[8:], "vipsmart")
-	binary.BigEndian.PutUint16(m[2:], icmpChecksum(m))
+	if !p.v6 {
+		binary.BigEndian.PutUint16(m[2:], icmpChecksum(m))
+	}
 	_, err := p.c.WriteTo(m, dst)
 	return p.seq, err
 }
@@ -85,7 +101,11 @@ func (p *pinger) waitAnswer(dst string, interval, timeout time.Duration) (time.T
 			if err != nil {
 				break // deadline: send the next one
 			}
-			if n < 8 || buf[0] != 0 || from.String() != dst {
+			reply := byte(0)
+			if p.v6 {
+				reply = 129
+			}
+			if n < 8 || buf[0] != reply || from.String() != dst {
 				continue
 			}
 			id, seq := binary.BigEndian.Uint16(buf[4:]), binary.BigEndian.Uint16(buf[6:])
@@ -97,8 +117,9 @@ func (p *pinger) waitAnswer(dst string, interval, timeout time.Duration) (time.T
 	return time.Time{}, fmt.Errorf("no ICMP echo reply from %s within %s", dst, timeout)
 }
 
-// neighMAC returns the MAC address namespace ns's ARP cache holds for ip
-// ("" when none): what its packets to ip are sent to.
+// neighMAC returns the MAC address namespace ns's ARP cache (or IPv6
+// neighbour cache) holds for ip ("" when none): what its packets to ip are
+// sent to.
 func neighMAC(t testing.TB, ns, ip string) string {
 	t.Helper()
 	f := strings.Fields(sh(t, "ip", "-n", ns, "neigh", "show", ip))
@@ -113,6 +134,6 @@ func neighMAC(t testing.TB, ns, ip string) string {
 // hasAddr reports whether ip is bound on ifc in ns.
 func hasAddr(t testing.TB, ns, ifc, ip string) bool {
 	t.Helper()
-	out := sh(t, "ip", "-n", ns, "-o", "-4", "addr", "show", "dev", ifc)
+	out := sh(t, "ip", "-n", ns, "-o", "addr", "show", "dev", ifc)
 	return strings.Contains(out, " "+ip+"/")
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vipsmart/vipsmart"
 )
 
 // lanLab is one L2 segment: a bridge br0 in namespace "lan" and hosts (DCs,
@@ -28,13 +30,16 @@ func newLANLab(t testing.TB) *lanLab {
 	return x
 }
 
-// host adds namespace role with eth0 = 10.77.0.n/24 on the bridge and
-// returns its name.
+// host adds namespace role with eth0 = 10.77.0.n/24 and
+// 2001:db8:77::n/64 (dual stack, the IPv6 address kept when the link goes
+// down, as IPv4's is) on the bridge and returns its name.
 func (x *lanLab) host(role string, n int) string {
 	x.t.Helper()
 	ns := x.l.ns(role)
+	nsExec(x.t, ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/keep_addr_on_down")
 	port := "p-" + role
 	x.l.veth(x.lan, port, "", ns, "eth0", "10.77.0."+strconv.Itoa(n)+"/24")
+	sh(x.t, "ip", "-n", ns, "addr", "add", "2001:db8:77::"+strconv.Itoa(n)+"/64", "dev", "eth0", "nodad")
 	sh(x.t, "ip", "-n", x.lan, "link", "set", port, "master", "br0")
 	return ns
 }
@@ -51,7 +56,7 @@ func (x *lanLab) netlinkDCs(extra ...string) []*dc {
 		d.start()
 		ds = append(ds, d)
 	}
-	ds[0].cli("dc", "add", ds[1].spec())
+	ds[0].dcAdd(ds[1])
 	waitMembers(x.t, ds...)
 	return ds
 }
@@ -62,6 +67,13 @@ func (x *lanLab) netlinkDCs(extra ...string) []*dc {
 // first held. Its ARP entry moves by a gratuitous ARP, or by a fresh
 // resolution once the old entry failed.
 func waitOwner(t testing.TB, client string, p *pinger, ownerNS, what string, timeout time.Duration) time.Time {
+	t.Helper()
+	return waitOwnerOf(t, client, p, lanVIP, ownerNS, what, timeout)
+}
+
+// waitOwnerOf is waitOwner for any address (IPv4 with an ICMP pinger,
+// IPv6 with an ICMPv6 one).
+func waitOwnerOf(t testing.TB, client string, p *pinger, lanVIP, ownerNS, what string, timeout time.Duration) time.Time {
 	t.Helper()
 	wantMAC := mac(t, ownerNS, "eth0")
 	deadline := time.Now().Add(timeout)
@@ -166,5 +178,90 @@ func TestNetlinkVIPAnswersICMP(t *testing.T) {
 	t.Logf("dc-1's link healed: %s answered from dc-1 again after %s", lanVIP, healed.Round(time.Millisecond))
 	if healed > 2*time.Second {
 		t.Errorf("after the partition healed the client reached the GIP again only after %s: dc-1, which kept the address, did not re-announce it", healed.Round(time.Millisecond))
+	}
+}
+
+// TestNetlinkDualStack runs two dual-stack DCs with the netlink announcer
+// and a client on one bridge, with an IPv4 and an IPv6 failover GIP. Each
+// is bound by dc-1 (the IPv6 one as a /128) and answers the client's ICMP
+// and ICMPv6 echo requests at dc-1's MAC; when dc-1's link is cut, dc-2
+// binds both and its gratuitous ARPs and unsolicited neighbour
+// advertisements move the client's ARP and neighbour entries: both answer
+// from dc-2's MAC.
+func TestNetlinkDualStack(t *testing.T) {
+	need(t)
+	const gip6 = "2001:db8:77::50"
+	x := newLANLab(t)
+	client := x.host("client", 100)
+	ds := x.netlinkDCs()
+	d1, d2 := ds[0], ds[1]
+	p4, p6 := newPinger(t, client), newPinger6(t, client)
+	d1.cli("gip", "add", "g4", lanVIP, "--placement", "dc-1:200", "--placement", "dc-2:100")
+	d1.cli("gip", "add", "g6", gip6, "--placement", "dc-1:200", "--placement", "dc-2:100")
+
+	waitOwnerOf(t, client, p4, lanVIP, d1.ns, "IPv4 GIP bound by dc-1", 15*time.Second)
+	waitOwnerOf(t, client, p6, gip6, d1.ns, "IPv6 GIP bound by dc-1", 15*time.Second)
+	if out := sh(t, "ip", "-n", d1.ns, "-6", "addr", "show", "dev", "eth0"); !strings.Contains(out, gip6+"/128") {
+		t.Errorf("dc-1 does not hold %s/128:\n%s", gip6, out)
+	}
+	if hasAddr(t, d2.ns, "eth0", gip6) || hasAddr(t, d2.ns, "eth0", lanVIP) {
+		t.Fatalf("dc-2 (standby) has a GIP bound too")
+	}
+
+	start := time.Now()
+	sh(t, "ip", "-n", d1.ns, "link", "set", "eth0", "down")
+	at4 := waitOwnerOf(t, client, p4, lanVIP, d2.ns, "IPv4 GIP after dc-1's link was cut", 15*time.Second)
+	at6 := waitOwnerOf(t, client, p6, gip6, d2.ns, "IPv6 GIP after dc-1's link was cut", 15*time.Second)
+	t.Logf("dc-1's link cut: %s answered from dc-2 after %s, %s (ICMPv6, neighbour entry moved by dc-2's unsolicited NA) after %s",
+		lanVIP, at4.Sub(start).Round(time.Millisecond), gip6, at6.Sub(start).Round(time.Millisecond))
+}
+
+// TestNetlinkNoInterfaceWarns: with the netlink announcer and no
+// --netlink-interface, `vip add` without --interface warns at once that
+// the VIP cannot be announced; vip list, vip show and status say it
+// failed and why (status never lists it as announced), and the events
+// hold the failure at warn and error level.
+func TestNetlinkNoInterfaceWarns(t *testing.T) {
+	need(t)
+	x := newLANLab(t)
+	ns := x.host("dc1", 1)
+	d := newDC(t, "dc-1", ns, "10.77.0.1", "--announcer", "netlink")
+	d.start()
+	const addr = "10.77.0.60"
+	out := d.cli("vip", "add", "web", addr)
+	if !strings.Contains(out, "warning: VIP web "+addr+": ") || !strings.Contains(out, "no interface for "+addr) {
+		t.Fatalf("vip add did not warn:\n%s", out)
+	}
+	eventually(t, 10*time.Second, "status says the VIP failed", func() error {
+		st, err := d.status()
+		if err != nil {
+			return err
+		}
+		if len(st.Announced) != 1 || st.Announced[0].State != vipsmart.AnnounceFailed || !strings.HasPrefix(st.Announced[0].Reason, "no interface for "+addr) {
+			return fmt.Errorf("announced: %+v", st.Announced)
+		}
+		return nil
+	})
+	if out := d.cli("status"); !strings.Contains(out, "Announced:   0 of 1 wanted") || !strings.Contains(out, "failed: no interface for "+addr) {
+		t.Errorf("status:\n%s", out)
+	}
+	if out := d.cli("vip", "list"); !strings.Contains(out, "netlink failed") {
+		t.Errorf("vip list:\n%s", out)
+	}
+	if out := d.cli("vip", "show", "web"); !strings.Contains(out, "Warning:") || !strings.Contains(out, "no interface for "+addr) {
+		t.Errorf("vip show:\n%s", out)
+	}
+	if ok, log := hasEvent(t, d, "announce", vipsmart.LevelWarn, "VIP web "+addr+" cannot be announced"); !ok {
+		t.Errorf("no warning event that the VIP cannot be announced:\n%s", log)
+	}
+	if ok, log := hasEvent(t, d, "announce", vipsmart.LevelError, "announcing failed"); !ok {
+		t.Errorf("no error event that announcing failed:\n%s", log)
+	}
+	// The table shows the level in front of the message.
+	if evs := d.cli("events"); !strings.Contains(evs, "WARN: VIP web "+addr+" cannot be announced") {
+		t.Errorf("events table:\n%s", evs)
+	}
+	if hasAddr(t, ns, "eth0", addr) {
+		t.Errorf("%s was bound anyway", addr)
 	}
 }
