@@ -255,6 +255,9 @@ type Message struct {
 	// committed as a coordinator: an operation it ended with a higher
 	// number did not commit.
 	Committed uint64 `json:"committed,omitempty"`
+	// KnownSeq, in the refusal of a late lock or invite, is the highest
+	// sequence number the refuser heard from the coordinator.
+	KnownSeq uint64 `json:"known_seq,omitempty"`
 	// Token is the join token of an invite (see Proposal.Token); Members
 	// are the members of the federation an invite is for, with their keys,
 	// so that the candidate knows whom to believe.

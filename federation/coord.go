@@ -420,6 +420,13 @@ func (n *Node) onResponse(now time.Time, m Message) {
 		return
 	}
 	if !m.OK {
+		if m.KnownSeq > n.h.Counter {
+			// This DC counts below what the others heard of it (its store
+			// was restored or rebuilt): count on past it. Every operation
+			// up to there may have committed (Committed).
+			n.h.Counter, n.h.Committed = m.KnownSeq, m.KnownSeq
+			n.dirty = true
+		}
 		what := map[phase]string{phInvite: "invite", phLock: "lock", phRelock: "epoch raise", phPrepare: "prepare", phProbe: "probe"}[o.phase]
 		var err *vipsmart.Error
 		if m.Code == vipsmart.EBUSY {
@@ -684,6 +691,22 @@ func (n *Node) resendAborts(now time.Time) {
 	for _, a := range n.h.Aborts {
 		n.sendAborts(a)
 	}
+}
+
+// ReportUndelivered tells the node that the transport could not deliver m
+// (reason says why). Like ReportUnreachable, but a message of another
+// operation (an abort being resent), or one to another DC under the name
+// the operation waits for (a candidate with another key or address),
+// fails nothing.
+func (n *Node) ReportUndelivered(now time.Time, m Message, reason string) {
+	o := n.op
+	if o == nil || (m.OpID != "" && m.OpID != o.id) {
+		return
+	}
+	if d, ok := n.dcByName(m.To.Name); !ok || d.AddrPort() != m.To.AddrPort() || d.Identity != m.To.Identity {
+		return
+	}
+	n.ReportUnreachable(now, m.To.Name, reason)
 }
 
 // ReportUnreachable tells the node that the transport could not deliver to

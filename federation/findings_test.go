@@ -817,3 +817,73 @@ func TestDoubtEndsByALaterDecisionOfTheCoordinator(t *testing.T) {
 		}
 	}
 }
+
+// TestCoordinatorBehindItsOwnCountCatchesUp: a DC whose operation count
+// went back (its store restored from a backup) has its next operation
+// refused as late by members that heard it past that count; the refusal
+// tells it the count they know, and its next operation goes through.
+func TestCoordinatorBehindItsOwnCountCatchesUp(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	for i := range 3 {
+		id, err := c.propose("dc-2", Proposal{Kind: PutGIP, GIP: gipNamed(fmt.Sprintf("g%d", i), byte(i+1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.settle()
+		if err := c.result(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.run(time.Second)
+	h := c.h("dc-2")
+	known := h.Counter
+	h.Counter, h.Committed = 1, 1 // as restored from an old backup
+	id, err := c.propose("dc-2", Proposal{Kind: DeleteGIP, Name: "g0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	wantErr(t, c.result(id), vipsmart.ESTATE, "a late lock is refused")
+	if h.Counter < known || h.Committed != h.Counter {
+		t.Fatalf("after the refusal dc-2 counts %d (committed %d); the others heard %d", h.Counter, h.Committed, known)
+	}
+	id, err = c.propose("dc-2", Proposal{Kind: DeleteGIP, Name: "g0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatalf("the next operation: %v", err)
+	}
+}
+
+// TestUndeliveredMessageOfAnotherOperationFailsNothing: the transport's
+// failure to deliver a resent abort of an earlier operation, or a message
+// to another DC under the name the operation waits for (a candidate with
+// another key), does not fail the running operation; its own does.
+func TestUndeliveredMessageOfAnotherOperationFailsNothing(t *testing.T) {
+	c := newCluster(t, 4)
+	c.federate(3)
+	c.drop = func(m Message) bool { return m.To.Name == "dc-4" }
+	id, err := c.propose("dc-1", Proposal{Kind: AddDC, DC: scDC("dc-4")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.nodes["dc-1"]
+	other := scDC("dc-4")
+	other.Identity = keyOf("another dc-4")
+	for _, m := range []Message{
+		{Type: MsgAbort, OpID: "dc-1-earlier", To: scDC("dc-4")},
+		{Type: MsgInvite, OpID: id, To: other},
+	} {
+		n.ReportUndelivered(c.now, m, "connection refused")
+		c.flush()
+		if _, done := c.results[id]; done {
+			t.Fatalf("undelivered %s to %s failed operation %s: %v", m.Type, m.To.Identity, id, c.results[id].Err)
+		}
+	}
+	n.ReportUndelivered(c.now, Message{Type: MsgInvite, OpID: id, To: scDC("dc-4")}, "connection refused")
+	c.flush()
+	wantErr(t, c.result(id), vipsmart.EUNAVAILABLE, "dc-4", "connection refused")
+}

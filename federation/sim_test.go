@@ -346,7 +346,7 @@ func (s *sim) send(m Message) {
 			d := s.byName[from]
 			s.unreach = append(s.unreach, func() {
 				if d.node != nil {
-					d.node.ReportUnreachable(s.clock(d), to, "connection refused")
+					d.node.ReportUndelivered(s.clock(d), m, "connection refused")
 				}
 			})
 		}

@@ -369,6 +369,21 @@ func (n *Node) refuse(m Message, t MsgType, code vipsmart.ErrorCode, format stri
 	n.send(r)
 }
 
+// refuseLate refuses a lock or invite of an operation that this DC knows
+// has ended: it heard the coordinator past it. The refusal carries the
+// highest sequence number it heard from the coordinator (KnownSeq): a
+// coordinator that counts below it (its store was restored or rebuilt)
+// counts on from there.
+func (n *Node) refuseLate(m Message, t MsgType, what string) {
+	r := n.reply(t, m)
+	r.Code = vipsmart.ESTATE
+	r.Reason = fmt.Sprintf("knows that operation %s of %s has ended (it heard %s past it): a late %s is refused", m.OpID, m.From.Name, m.From.Name, what)
+	if p := n.peers[m.From.Name]; p != nil {
+		r.KnownSeq = p.seq
+	}
+	n.send(r)
+}
+
 func (n *Node) onInvite(now time.Time, m Message) {
 	self := n.h.Self
 	c := m.Change
@@ -382,7 +397,7 @@ func (n *Node) onInvite(now time.Time, m Message) {
 	case c.DC.Name != self.Name:
 		n.refuse(m, MsgInviteResp, vipsmart.EINVALID, "is named %s, not %s (check the NAME given to dc add)", self.Name, c.DC.Name)
 	case n.peers[m.From.Name].ended(m.Seq):
-		n.refuse(m, MsgInviteResp, vipsmart.ESTATE, "knows that operation %s of %s has ended (it heard %s past it): a late invite is refused", m.OpID, m.From.Name, m.From.Name)
+		n.refuseLate(m, MsgInviteResp, "invite")
 	case slices.Contains(n.h.Renounced, m.OpID):
 		n.refuse(m, MsgInviteResp, vipsmart.ESTATE, "told a forced removal that it holds nothing of operation %s and will not join through it", m.OpID)
 	case n.h.memberish():
@@ -418,7 +433,7 @@ func (n *Node) onLock(now time.Time, m Message) {
 	case n.h.Last != nil && n.h.Last.OpID == m.OpID:
 		n.refuse(m, MsgLockResp, vipsmart.ESTATE, "has already committed operation %s (epoch %d)", m.OpID, n.h.Last.ToEpoch)
 	case n.peers[m.From.Name].ended(m.Seq):
-		n.refuse(m, MsgLockResp, vipsmart.ESTATE, "knows that operation %s of %s has ended (it heard %s past it): a late lock is refused", m.OpID, m.From.Name, m.From.Name)
+		n.refuseLate(m, MsgLockResp, "lock")
 	case !n.h.memberish() && n.h.Status == vipsmart.StatusInvited:
 		l := n.h.Lock
 		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "is invited to federation %s by %s (operation %s, %s left)", l.FedID, l.Coordinator.Name, l.OpID, max(0, l.Deadline.Sub(now)).Round(100*time.Millisecond))
