@@ -149,6 +149,7 @@ type sim struct {
 	acks      []acked
 	diss      map[skey]bool // results of the decisions that dissolved a federation (its last member left)
 	exempt    map[string]string
+	forcedOK  []Decision // the forced removals committed so far
 	committed map[string]bool            // forced removals seen committed
 	inviteFed map[string]string          // op -> the federation its invite was for
 	gaveUp    map[string]map[string]bool // DC -> federations whose invite it let expire
@@ -325,6 +326,41 @@ func (s *sim) result(d *simDC, r Result) {
 	a := acked{op: r.OpID, d: *l, at: s.now}
 	s.tracef("%s result %s: OK (epoch %d -> %d)", d.dc.Name, r.OpID, l.FromEpoch, l.ToEpoch)
 	s.acks = append(s.acks, a)
+	s.lateExempt(a)
+}
+
+// lateExempt exempts from invariant 6 a change acknowledged after a
+// forced removal F already committed without it: the change is a lone
+// commit of a DC that F removes, in the epochs F skipped (F's epoch rule
+// went past it), and no DC that F keeps holds it. The product allows its
+// loss: the force-removed DC is its only holder. An add whose candidate F
+// keeps is never exempted here (the candidate may hold it: F's probe must
+// have made F fail instead).
+func (s *sim) lateExempt(a acked) {
+	rk := resKey(&a.d)
+	for _, f := range s.forcedOK {
+		if a.d.FedID != f.FedID || a.d.FromEpoch < f.FromEpoch || a.d.ToEpoch >= f.ToEpoch || !f.Change.removes(a.d.Coordinator) {
+			continue
+		}
+		if a.d.Change.Kind == AddDC && a.d.Change.DC != nil && !f.Change.removes(a.d.Change.DC.Name) {
+			continue
+		}
+		held := false
+		for _, d := range s.dcs {
+			if f.Change.removes(d.dc.Name) {
+				continue
+			}
+			if h := s.hardOf(d); h != nil && h.memberish() && s.descends(skey{h.FedID, h.Epoch}, rk) {
+				held = true
+			}
+		}
+		if !held {
+			s.exempt[a.op] = f.OpID
+			s.stats.lossExempt++
+			s.tracef("acknowledged %s exempt from invariant 6: a lone commit of %s, which %s had force-removed past it", a.op, a.d.Coordinator, f.OpID)
+			return
+		}
+	}
 }
 
 func (s *sim) reachable(a, b string) bool {
@@ -732,6 +768,7 @@ func (s *sim) record(d *simDC) {
 			if l.Change.NewFedID != "" {
 				s.stats.refounds++
 			}
+			s.forcedOK = append(s.forcedOK, *l)
 			s.forcedCommit(l)
 		}
 		if l.Coordinator == name && d.decided != l.OpID {
