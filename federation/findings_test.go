@@ -707,8 +707,6 @@ func TestProbedCandidateRenounces(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // TestHeldForcedRemovalLockIsAFloor: X removes C alone (E+1 = {M, X}, its
 // commits lost); C force-removes X with M, past X's change (E+2), and C's
 // commit to M is lost: M still holds that removal's lock. X, alone with M
@@ -887,3 +885,32 @@ func TestUndeliveredMessageOfAnotherOperationFailsNothing(t *testing.T) {
 	c.flush()
 	wantErr(t, c.result(id), vipsmart.EUNAVAILABLE, "dc-4", "connection refused")
 }
+
+// TestRenouncedAddIsNotJoinedThroughAnotherInvite: a candidate that told
+// a forced removal it will not join through add P does not adopt P's
+// state even while invited to the same federation by another operation
+// (simulation seed 28197: it did, and the forced removal, which had gone
+// past P on its word, lost P although the candidate held it).
+func TestRenouncedAddIsNotJoinedThroughAnotherInvite(t *testing.T) {
+	for _, renounced := range []bool{true, false} {
+		c := newCluster(t, 2)
+		n := c.nodes["dc-2"]
+		h := &n.h
+		fed := "f-dc-1-1"
+		h.Status = vipsmart.StatusInvited
+		h.Lock = &lockRec{OpID: "dc-1-9", Coordinator: scDC("dc-1"), Deadline: c.now.Add(10 * time.Second), FedID: fed, Epoch: 4, ToEpoch: 5, Change: Change{Kind: AddDC, DC: ptr(scDC("dc-2"))}}
+		if renounced {
+			h.Renounced = []string{"dc-4-4"}
+		}
+		p := Decision{FedID: fed, FromEpoch: 4, ToEpoch: 5, OpID: "dc-4-4", Coordinator: "dc-4", Change: Change{Kind: AddDC, DC: ptr(scDC("dc-2"))}}
+		st := State{FedID: fed, Epoch: 5, Members: []vipsmart.DC{scDC("dc-1"), scDC("dc-2"), scDC("dc-4")}, Last: &p}
+		if err := n.Step(c.now, Message{Type: MsgState, From: scDC("dc-4"), To: scDC("dc-2"), SenderFed: fed, SenderEpoch: 5, State: &st}); err != nil {
+			t.Fatal(err)
+		}
+		if joined := h.Status == vipsmart.StatusMember; joined == renounced {
+			t.Fatalf("renounced %v: dc-2 is %s after the state of dc-4-4", renounced, h.Status)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -149,7 +149,7 @@ type sim struct {
 	acks      []acked
 	diss      map[skey]bool // results of the decisions that dissolved a federation (its last member left)
 	exempt    map[string]string
-	forcedOK  []Decision // the forced removals committed so far
+	forcedOK  []Decision                 // the forced removals committed so far
 	committed map[string]bool            // forced removals seen committed
 	inviteFed map[string]string          // op -> the federation its invite was for
 	gaveUp    map[string]map[string]bool // DC -> federations whose invite it let expire

@@ -265,6 +265,9 @@ func (n *Node) onState(now time.Time, st State) {
 		return
 	}
 	if n.candidateOf(st.FedID) && listed {
+		if st.Last != nil && slices.Contains(n.h.Renounced, st.Last.OpID) {
+			return // an add it told a forced removal it will not join through (seed 28197: invited again by another member, it adopted that add's state)
+		}
 		n.adopt(now, st)
 	}
 }
