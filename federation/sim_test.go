@@ -877,9 +877,20 @@ func (s *sim) forcedCommit(f *Decision) {
 // federation fed but not in it, is a dead member the protocol allows: a
 // candidate whose invite expired while the coordinator committed, and
 // that has since given up that invite (it joined elsewhere, or took
-// another invite).
+// another invite), or renounced the add that lists it (it told a forced
+// removal that asked it that it holds nothing of that add and will not
+// join through it; the removal then failed and the add committed).
 func (s *sim) deadMemberOK(p *simDC, fed string) bool {
-	return s.gaveUp[p.dc.Name][fed] && !p.node.candidateOf(fed)
+	if s.gaveUp[p.dc.Name][fed] && !p.node.candidateOf(fed) {
+		return true
+	}
+	for _, d := range s.dcs {
+		if h := d.node; h != nil && h.h.memberish() && h.h.FedID == fed && h.h.Last != nil && h.h.Last.Change.Kind == AddDC &&
+			h.h.Last.Change.DC != nil && h.h.Last.Change.DC.Name == p.dc.Name && slices.Contains(p.node.h.Renounced, h.h.Last.OpID) {
+			return true
+		}
+	}
+	return false
 }
 
 // converged checks invariants 1 (across DCs), 5 and 6 once faults
