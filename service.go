@@ -20,9 +20,10 @@ type Service interface {
 	// token is a join token made on the candidate (TrustService); it
 	// binds the candidate's key.
 	AddDC(ctx context.Context, candidate DC, token string) (StatusInfo, error)
-	// RemoveDC removes the named member; force removes one that cannot
-	// be reached.
-	RemoveDC(ctx context.Context, name string, force bool) (StatusInfo, error)
+	// RemoveDC removes the named member; force removes members that
+	// cannot be reached, several at once in one change (a plain removal
+	// takes one name).
+	RemoveDC(ctx context.Context, names []string, force bool) (StatusInfo, error)
 	// Leave takes the local DC out of its federation.
 	Leave(ctx context.Context) (StatusInfo, error)
 

@@ -592,11 +592,16 @@ func (d *Daemon) AddDC(ctx context.Context, c vipsmart.DC, tok string) (vipsmart
 }
 
 // RemoveDC implements vipsmart.Service.
-func (d *Daemon) RemoveDC(ctx context.Context, name string, force bool) (vipsmart.StatusInfo, error) {
-	if err := vipsmart.ValidateName("name", name); err != nil {
-		return vipsmart.StatusInfo{}, err
+func (d *Daemon) RemoveDC(ctx context.Context, names []string, force bool) (vipsmart.StatusInfo, error) {
+	if len(names) == 0 {
+		return vipsmart.StatusInfo{}, vipsmart.Errorf(vipsmart.EINVALID, "name", "no DC to remove: give the NAME of a member")
 	}
-	if err := d.propose(ctx, federation.Proposal{Kind: federation.RemoveDC, Name: name, Force: force}); err != nil {
+	for _, name := range names {
+		if err := vipsmart.ValidateName("name", name); err != nil {
+			return vipsmart.StatusInfo{}, err
+		}
+	}
+	if err := d.propose(ctx, federation.Proposal{Kind: federation.RemoveDC, Name: names[0], Names: names[1:], Force: force}); err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
 	return d.Status(context.WithoutCancel(ctx))

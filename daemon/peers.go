@@ -99,9 +99,9 @@ func (d *Daemon) runPeer(ctx context.Context, q *peerQueue) {
 				d.log.Warn("peer refused a message", "to", m.To.Name, "type", m.Type, "err", err)
 				continue
 			}
-			to, reason := m.To.Name, err.Error()
+			reason := err.Error()
 			select {
-			case d.reqs <- func() { d.node.ReportUnreachable(d.cfg.Now(), to, reason) }:
+			case d.reqs <- func() { d.node.ReportUndelivered(d.cfg.Now(), m, reason) }:
 			case <-ctx.Done():
 				return
 			case <-d.stopped:

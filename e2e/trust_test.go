@@ -371,7 +371,18 @@ func TestForceRemovedDCIsFencedByKey(t *testing.T) {
 	key3 := loadKey(t, d3.dataDir)
 	dc3 := dcOfStatus(statusOf(t, d3))
 	d3.kill()
-	mustCLI(t, d1.server(), "dc", "remove", "dc-3", "--force")
+	// --force is refused while dc-1 still counts dc-3 reachable (heard
+	// within a few heartbeats).
+	eventually(t, 10*time.Second, "dc remove dc-3 --force", func() error {
+		r := cli(t, d1.server(), "dc", "remove", "dc-3", "--force")
+		if r.code != 0 && !strings.Contains(r.stderr, "dc-3 is reachable") {
+			t.Fatalf("dc remove dc-3 --force: exit %d: %s", r.code, r.stderr)
+		}
+		if r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		return nil
+	})
 	expectFederation(t, ds[:2], nil)
 	states, seqs := snapshotAll(t, ds[:2])
 	st := statusOf(t, d1)

@@ -5,6 +5,15 @@
 // (Propose), and after each call drains Ready: it persists Ready.Update,
 // sends Ready.Messages, reports Ready.Results and stores Ready.Events, then
 // calls Advance. See docs/federation.md for the protocol.
+//
+// Invariants (checked by the simulation in the tests, under loss, crashes,
+// restarts, partitions and clock skew): a DC belongs to at most one
+// federation; two members at the same federation id and epoch hold the
+// same member list and GIPs (forced removals included: the forced-removal
+// rule in docs/federation.md keeps two lines of history from sharing an
+// epoch); a DC's epoch never goes down; every temporary status ends by its
+// deadline; once faults stop every member converges; an acknowledged change
+// is lost only if the operator force-removed every DC that held it.
 package federation
 
 import (
@@ -57,6 +66,9 @@ type Proposal struct {
 	DC    vipsmart.DC
 	Name  string
 	Force bool
+	// Names are further DCs a forced RemoveDC removes in the same change
+	// (Name and Names together; order and duplicates do not matter).
+	Names []string
 	GIP   vipsmart.GIP
 	// Update makes PutGIP change an existing GIP (ENOTFOUND if there is
 	// none); without it PutGIP creates one (ECONFLICT if the name exists).
@@ -121,15 +133,21 @@ const (
 	MsgHeartbeatResp MsgType = "heartbeat-resp" // answer to a heartbeat (any status)
 	MsgFetchState    MsgType = "fetch-state"    // ask a DC for its whole state
 	MsgState         MsgType = "state"          // the whole state of a member
+	MsgAbortResp     MsgType = "abort-resp"     // participant -> coordinator: the abort arrived
+	MsgProbe         MsgType = "probe"          // forced-removal coordinator -> candidate of a change in doubt
+	MsgProbeResp     MsgType = "probe-resp"     // candidate -> coordinator: it does not hold that change (ok), or it does
 )
 
 // Change is the change an operation makes. It travels in Lock, Prepare and
 // Commit messages and is kept in every DC's last Decision.
 type Change struct {
-	Kind  ProposalKind  `json:"kind"`
-	DC    *vipsmart.DC  `json:"dc,omitempty"`   // AddDC: the candidate
-	Name  string        `json:"name,omitempty"` // RemoveDC/Leave: the DC that goes; DeleteGIP: the GIP
-	Force bool          `json:"force,omitempty"`
+	Kind  ProposalKind `json:"kind"`
+	DC    *vipsmart.DC `json:"dc,omitempty"`   // AddDC: the candidate
+	Name  string       `json:"name,omitempty"` // RemoveDC/Leave: the DC that goes; DeleteGIP: the GIP
+	Force bool         `json:"force,omitempty"`
+	// Names is set on a forced RemoveDC of several DCs: all of them,
+	// sorted (Name is the first).
+	Names []string      `json:"names,omitempty"`
 	GIP   *vipsmart.GIP `json:"gip,omitempty"` // PutGIP
 	// Founder is set on an AddDC whose coordinator was standalone: the
 	// coordinator that declares the federation.
@@ -151,6 +169,19 @@ type Decision struct {
 	OpID        string `json:"op_id"`
 	Coordinator string `json:"coordinator"`
 	Change      Change `json:"change"`
+	// Tomb marks a tombstone (the decision by which a DC left the
+	// federation), and Members are then the members after it (none when
+	// the federation dissolved). A DC of that federation that is behind it
+	// and cannot reach a member to catch up from learns from it whether it
+	// is still listed.
+	Tomb    bool          `json:"tomb,omitempty"`
+	Members []vipsmart.DC `json:"members,omitempty"`
+	// Seq is the coordinator's sequence number of the operation. With
+	// FromEpoch it tells of the coordinator's earlier operations: one it
+	// ran before (a lower number) with a target above FromEpoch did not
+	// commit (the coordinator was still at FromEpoch after it, and epochs
+	// never go down).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // State is the whole state of a federation member.
@@ -163,6 +194,14 @@ type State struct {
 	// Founding is the decision that re-founded the federation under this
 	// id, if it was (a forced removal in a federation of two).
 	Founding *Decision `json:"founding,omitempty"`
+	// Quorum is set after a forced removal of several DCs: the members
+	// before it. Until an ordinary change commits, the next forced removal
+	// needs more than half of them too (see docs/federation.md).
+	Quorum []string `json:"quorum,omitempty"`
+	// Seq is set only in the state a member hands to a DC rebuilding its
+	// lost store (RebuildState): the last operation sequence number the
+	// member heard from that DC.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Doubt is what a member remembers when a lock it granted expired without a
@@ -174,6 +213,10 @@ type Doubt struct {
 	OpID        string `json:"op_id"`
 	Coordinator string `json:"coordinator"`
 	Change      Change `json:"change"`
+	// Seq is the coordinator's operation sequence number of OpID: the
+	// doubt is resolved when the coordinator is heard, below ToEpoch,
+	// after that operation ended.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Message is one protocol message between two daemons. It is JSON
@@ -204,6 +247,20 @@ type Message struct {
 	// Quorum is the sender's quorum part (heartbeats and their answers
 	// between members; quorum.go).
 	Quorum *QuorumBeat `json:"quorum,omitempty"`
+	// Seq is the sequence number of the last operation the sender started
+	// as a coordinator, and Running says it is still running it. A DC that
+	// hears a coordinator past an operation knows that operation ended:
+	// it refuses a late lock of it, and releases its lock or drops its
+	// doubt if the coordinator is still below the operation's epoch.
+	Seq     uint64 `json:"seq,omitempty"`
+	Running bool   `json:"running,omitempty"`
+	// Committed is the sequence number of the last operation the sender
+	// committed as a coordinator: an operation it ended with a higher
+	// number did not commit.
+	Committed uint64 `json:"committed,omitempty"`
+	// KnownSeq, in the refusal of a late lock or invite, is the highest
+	// sequence number the refuser heard from the coordinator.
+	KnownSeq uint64 `json:"known_seq,omitempty"`
 	// Token is the join token of an invite (see Proposal.Token); Members
 	// are the members of the federation an invite is for, with their keys,
 	// so that the candidate knows whom to believe.

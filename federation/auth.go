@@ -47,13 +47,14 @@ func (v Verdict) String() string {
 //
 //   - m.From.Identity must be key: a DC speaks only with its own key;
 //   - a DC this node knows (a committed member, the coordinator of its
-//     lock, its own candidate, a member named in the invite it accepted)
+//     lock, its own candidate, a candidate its forced removal probes, a
+//     member named in the invite it accepted)
 //     must present the key pinned for it; during a key rotation of DC X
 //     that this node has locked for, or doubts, X's new key is pinned too;
 //   - an invite always needs a join token (NeedsJoinToken);
 //   - a DC it does not know may only ask for a heartbeat answer or the
-//     member list, and only if it names this DC's federation (AnswerOnly);
-//     anything else is refused.
+//     member list, and only if it names this DC's federation, or probe it
+//     about changes in doubt (AnswerOnly); anything else is refused.
 //
 // Admit changes nothing; the error of a refusal says why.
 func (n *Node) Admit(m Message, key string) (Verdict, error) {
@@ -92,6 +93,12 @@ func (n *Node) Admit(m Message, key string) (Verdict, error) {
 		return Accept, nil
 	}
 	if (m.Type == MsgHeartbeat || m.Type == MsgFetchState) && n.knowsFed(m.SenderFed) {
+		return AnswerOnly, nil
+	}
+	if m.Type == MsgProbe {
+		// A forced removal asks a candidate that no longer knows its
+		// federation (it kept no invite of it): it holds nothing of it,
+		// and says so (see Answer).
 		return AnswerOnly, nil
 	}
 	fed := "this DC is in no federation"
@@ -138,6 +145,11 @@ func (n *Node) keysOf(name string) (keys []string, known bool) {
 	if o := n.op; o != nil && o.cand != nil {
 		add(*o.cand)
 	}
+	if o := n.op; o != nil {
+		for _, t := range o.probes {
+			add(t.dc) // a candidate a forced removal probes answers
+		}
+	}
 	return keys, known
 }
 
@@ -153,7 +165,8 @@ func (n *Node) knowsFed(fed string) bool {
 }
 
 // Answer answers a message Admit let through as AnswerOnly, changing
-// nothing: a heartbeat gets this DC's last decision for the sender's
+// nothing (but for a probe, which can only make this DC renounce joining
+// through the changes it names): a heartbeat gets this DC's last decision for the sender's
 // federation (which fences out a removed DC that is still at its parent
 // epoch); a state request gets the member list without the GIPs (a DC
 // not on it turns standalone).
@@ -170,6 +183,20 @@ func (n *Node) Answer(now time.Time, m Message) {
 			r.State = &State{FedID: n.h.FedID, Epoch: n.h.Epoch, Members: cloneDCs(n.h.Members), GIPs: []vipsmart.GIP{}, Last: n.h.Last, Founding: n.h.Founding}
 		}
 		n.send(r)
+	case MsgProbe:
+		// The sender is unknown, so this DC holds no invite of the
+		// sender's federation (the invite would pin the sender's key) and
+		// no state of it that lists the sender: it holds none of the
+		// changes asked about, and renounces joining through them, as it
+		// does for a known sender (onProbe). The probe changes nothing
+		// else.
+		for _, d := range m.Doubts {
+			if n.h.memberish() && n.h.FedID == d.FedID {
+				n.refuse(m, MsgProbeResp, vipsmart.ESTATE, "is a member of federation %s, which does not list %s", d.FedID, m.From.Name)
+				return
+			}
+		}
+		n.onProbe(now, m)
 	}
 }
 

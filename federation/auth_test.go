@@ -309,9 +309,10 @@ func TestRemovedKeyOnlyAnswered(t *testing.T) {
 	if err := a.do("dc-1", Proposal{Kind: PutGIP, GIP: vipsmart.GIP{Name: "www", Address: netip.MustParseAddr("203.0.113.1"), Mode: vipsmart.ModeFailover, Preempt: true}}); err != nil {
 		t.Fatal(err)
 	}
-	// dc-3 goes down and is removed by force.
+	// dc-3 goes down and, once unreachable, is removed by force.
 	dc3 := a.nodes["dc-3"]
 	delete(a.nodes, "dc-3")
+	a.run(2 * n1.window())
 	if err := a.do("dc-1", Proposal{Kind: RemoveDC, Name: "dc-3", Force: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package federation
 import (
 	"fmt"
 	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -12,6 +14,7 @@ import (
 // immediate refusal is returned as a *vipsmart.Error; otherwise the outcome
 // comes later as a Result with the returned operation id.
 func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
+	n.now = now
 	n.expire(now)
 	self := n.h.Self
 	if n.op != nil {
@@ -57,13 +60,14 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 		if err := n.needMember("remove a DC"); err != nil {
 			return "", err
 		}
-		if p.Name == self.Name {
-			return "", vipsmart.Errorf(vipsmart.EINVALID, "name", "%s is this DC: use dc leave to take this DC out of the federation", p.Name)
+		gone, err := n.checkRemove(now, p)
+		if err != nil {
+			return "", err
 		}
-		if _, ok := findDC(n.h.Members, p.Name); !ok {
-			return "", vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "%s is not a member of federation %s (members: %s)", p.Name, n.h.FedID, names(n.h.Members))
+		c.Name, c.Force = gone[0], p.Force
+		if len(gone) > 1 {
+			c.Names = gone
 		}
-		c.Name, c.Force = p.Name, p.Force
 	case Leave:
 		if err := n.needMember("leave"); err != nil {
 			return "", err
@@ -128,6 +132,9 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 		return "", vipsmart.Errorf(vipsmart.EINVALID, "kind", "unknown proposal %q", p.Kind)
 	}
 
+	if why := n.lockBlocked("", self.Name, c); why != "" {
+		return "", vipsmart.Errorf(vipsmart.ESTATE, "", "%s %s", self.Name, why)
+	}
 	o.id = n.newOpID()
 	if p.Kind == AddDC && !n.h.memberish() {
 		// A standalone DC declares a federation of itself, committed only
@@ -137,7 +144,7 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 		o.fedID = "f-" + o.id
 	}
 	for _, m := range n.h.Members {
-		if m.Name == self.Name || (c.Force && m.Name == c.Name) {
+		if m.Name == self.Name || (c.Force && c.removes(m.Name)) {
 			continue
 		}
 		o.parts = append(o.parts, m)
@@ -158,8 +165,11 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 	}
 	all = append(all, o.parts...)
 	if c.Force {
-		d, _ := findDC(n.h.Members, c.Name)
-		all = append(all, d)
+		for _, name := range c.removed() {
+			if d, ok := findDC(n.h.Members, name); ok {
+				all = append(all, d)
+			}
+		}
 	}
 	n.h.Coord = &coordRec{OpID: o.id, FedID: o.fedID, Epoch: o.from, Participants: all}
 	n.dirty = true
@@ -176,6 +186,75 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 		n.enterPhase(now, phLock)
 	}
 	return o.id, nil
+}
+
+// checkRemove checks a RemoveDC proposal and returns the DCs it removes,
+// sorted. A plain removal takes one member. A forced one takes one or
+// more members that this DC cannot reach (a reachable one is removed with
+// a plain removal), and possibly the candidates of adds in doubt (checked
+// once the members' doubts are in); the members that stay must be more
+// than half of the members (and of the quorum left by a forced removal of
+// several DCs), except in a federation of two, which is re-founded.
+func (n *Node) checkRemove(now time.Time, p Proposal) ([]string, error) {
+	self := n.h.Self
+	var gone []string
+	for _, name := range append([]string{p.Name}, p.Names...) {
+		if name == "" || slices.Contains(gone, name) {
+			continue
+		}
+		if err := vipsmart.ValidateName("name", name); err != nil {
+			return nil, err
+		}
+		gone = append(gone, name)
+	}
+	sort.Strings(gone)
+	if len(gone) == 0 {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "name", "no DC to remove: give the NAME of a member")
+	}
+	if len(gone) > 1 && !p.Force {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "name", "a plain removal takes one DC (it needs that DC's answer); several DCs at once only with --force")
+	}
+	var members []string
+	for _, name := range gone {
+		if name == self.Name {
+			return nil, vipsmart.Errorf(vipsmart.EINVALID, "name", "%s is this DC: use dc leave to take this DC out of the federation", name)
+		}
+		if _, ok := findDC(n.h.Members, name); ok {
+			members = append(members, name)
+		} else if !p.Force {
+			return nil, vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "%s is not a member of federation %s (members: %s)", name, n.h.FedID, names(n.h.Members))
+		}
+	}
+	if len(members) == 0 {
+		return nil, vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "%s is not a member of federation %s (members: %s)", strings.Join(gone, ", "), n.h.FedID, names(n.h.Members))
+	}
+	if !p.Force {
+		return gone, nil
+	}
+	for _, name := range members {
+		if pr := n.peers[name]; pr != nil && now.Sub(pr.lastSeen) <= n.window() {
+			return nil, vipsmart.Errorf(vipsmart.ESTATE, "name", "%s is reachable (heard %s ago): --force is only for a member that cannot be reached; remove it with a plain dc remove %s", name, max(0, now.Sub(pr.lastSeen)).Round(time.Millisecond), name)
+		}
+	}
+	stay := len(n.h.Members) - len(members)
+	if len(n.h.Members) == 2 {
+		return gone, nil // re-founded: see Propose
+	}
+	if 2*stay <= len(n.h.Members) {
+		return nil, vipsmart.Errorf(vipsmart.ESTATE, "name", "a forced removal needs more than half of the members to stay and take part: removing %s leaves %d of %d; bring members back first (a forced removal of %d of %d DCs could split the federation)", strings.Join(members, ", "), stay, len(n.h.Members), len(members), len(n.h.Members))
+	}
+	if q := n.h.Quorum; len(q) > 0 {
+		in := 0
+		for _, name := range q {
+			if _, ok := findDC(n.h.Members, name); ok && !slices.Contains(members, name) {
+				in++
+			}
+		}
+		if 2*in <= len(q) {
+			return nil, vipsmart.Errorf(vipsmart.ESTATE, "name", "a forced removal needs more than half of the %d DCs that were members before the last forced removal of several DCs (%s) until an ordinary change commits: only %d of them would take part; make any change (for example a gip update) first", len(q), strings.Join(q, ", "), in)
+		}
+	}
+	return gone, nil
 }
 
 func (n *Node) needMember(what string) error {
@@ -225,7 +304,7 @@ func describe(c Change) string {
 		return s
 	case RemoveDC:
 		if c.Force {
-			return "force-remove " + c.Name
+			return "force-remove " + strings.Join(c.removed(), ", ")
 		}
 		return "remove " + c.Name
 	case Leave:
@@ -248,6 +327,12 @@ func (n *Node) awaited() []vipsmart.DC {
 		return []vipsmart.DC{*o.cand}
 	case phLock, phRelock:
 		return o.parts
+	case phProbe:
+		out := make([]vipsmart.DC, 0, len(o.probes))
+		for _, t := range o.probes {
+			out = append(out, t.dc)
+		}
+		return out
 	}
 	return nil
 }
@@ -300,6 +385,13 @@ func (n *Node) sendPhase(now time.Time, resend bool) {
 				st := *o.newState
 				m.State = &st
 			}
+		case phProbe:
+			m = n.newMsg(MsgProbe, d)
+			for _, t := range o.probes {
+				if t.dc.Name == d.Name {
+					m.Doubts = t.doubts
+				}
+			}
 		}
 		c := o.change
 		m.OpID, m.FedID, m.Epoch, m.ToEpoch, m.Change = o.id, o.fedID, o.from, o.to, &c
@@ -313,7 +405,7 @@ func (n *Node) onResponse(now time.Time, m Message) {
 	if o == nil || m.OpID != o.id {
 		return
 	}
-	want := map[phase]MsgType{phInvite: MsgInviteResp, phLock: MsgLockResp, phRelock: MsgPrepareResp, phPrepare: MsgPrepareResp}[o.phase]
+	want := map[phase]MsgType{phInvite: MsgInviteResp, phLock: MsgLockResp, phRelock: MsgPrepareResp, phPrepare: MsgPrepareResp, phProbe: MsgProbeResp}[o.phase]
 	if m.Type != want {
 		return
 	}
@@ -328,7 +420,14 @@ func (n *Node) onResponse(now time.Time, m Message) {
 		return
 	}
 	if !m.OK {
-		what := map[phase]string{phInvite: "invite", phLock: "lock", phRelock: "epoch raise", phPrepare: "prepare"}[o.phase]
+		if m.KnownSeq > n.h.Counter {
+			// This DC counts below what the others heard of it (its store
+			// was restored or rebuilt): count on past it. Every operation
+			// up to there may have committed (Committed).
+			n.h.Counter, n.h.Committed = m.KnownSeq, m.KnownSeq
+			n.dirty = true
+		}
+		what := map[phase]string{phInvite: "invite", phLock: "lock", phRelock: "epoch raise", phPrepare: "prepare", phProbe: "probe"}[o.phase]
 		var err *vipsmart.Error
 		if m.Code == vipsmart.EBUSY {
 			err = vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: %s %s", m.From.Name, m.Reason)
@@ -372,29 +471,101 @@ func (n *Node) phaseDone(now time.Time) {
 		n.enterPhase(now, phLock)
 	case phLock:
 		if o.change.Force {
-			// The forced-removal epoch rule: if anyone doubts an operation
-			// of the removed DC at this epoch, skip past the epoch that
-			// operation may have committed.
-			to := o.to
-			for _, d := range append(slices.Clone(n.h.Doubts), o.doubts...) {
-				if d.FedID == o.fedID && d.Epoch == o.from && d.Coordinator == o.change.Name && d.ToEpoch+1 > to {
-					to = d.ToEpoch + 1
-				}
+			if err := n.checkCandidates(); err != nil {
+				n.failOp(now, err)
+				return
 			}
-			if to != o.to {
-				o.to = to
-				n.h.Lock.ToEpoch = to
-				n.dirty = true
-				n.enterPhase(now, phRelock)
+			if o.probes = n.probeTargets(); len(o.probes) > 0 {
+				n.enterPhase(now, phProbe)
 				return
 			}
 		}
-		n.afterLocks(now)
+		n.raiseEpoch(now)
+	case phProbe:
+		n.raiseEpoch(now)
 	case phRelock:
 		n.afterLocks(now)
 	case phPrepare:
 		n.commitOp(now)
 	}
+}
+
+// doubtsOfRemoved returns the doubts (this DC's and those its
+// participants reported) about operations at the removal's epoch that a
+// DC it removes coordinated: they may have committed.
+func (n *Node) doubtsOfRemoved() []Doubt {
+	o := n.op
+	var out []Doubt
+	for _, d := range append(slices.Clone(n.h.Doubts), o.doubts...) {
+		if d.FedID == o.fedID && d.Epoch == o.from && o.change.removes(d.Coordinator) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// raiseEpoch applies the forced-removal epoch rule: if anyone doubts an
+// operation of a removed DC at this epoch, the removal commits past the
+// epoch that operation may have committed, after telling every
+// participant the raised target.
+func (n *Node) raiseEpoch(now time.Time) {
+	o := n.op
+	if o.change.Force {
+		to := o.to
+		for _, d := range n.doubtsOfRemoved() {
+			to = max(to, d.ToEpoch+1)
+		}
+		if to != o.to {
+			o.to = to
+			n.h.Lock.ToEpoch = to
+			n.dirty = true
+			n.enterPhase(now, phRelock)
+			return
+		}
+	}
+	n.afterLocks(now)
+}
+
+// checkCandidates checks the names of a forced removal that are not
+// members: each must be the candidate of an add in doubt of a removed
+// member (the operator removes it too, rather than waiting for it).
+func (n *Node) checkCandidates() *vipsmart.Error {
+	o := n.op
+	for _, name := range o.change.removed() {
+		if _, ok := findDC(n.h.Members, name); ok {
+			continue
+		}
+		if !slices.ContainsFunc(n.doubtsOfRemoved(), func(d Doubt) bool { return d.Change.Kind == AddDC && d.Change.DC != nil && d.Change.DC.Name == name }) {
+			return vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "%s is not a member of federation %s (members: %s), nor the candidate of an add in doubt of a DC this removal removes", name, n.h.FedID, names(n.h.Members))
+		}
+	}
+	return nil
+}
+
+// probeTargets returns the candidates of the adds in doubt of the removed
+// DCs (not removed themselves): such a candidate may hold the add
+// (acknowledged to the operator), so the removal asks it first.
+func (n *Node) probeTargets() []probeTarget {
+	o := n.op
+	var out []probeTarget
+	for _, d := range n.doubtsOfRemoved() {
+		if d.Change.Kind != AddDC || d.Change.DC == nil {
+			continue
+		}
+		k := *d.Change.DC
+		if _, member := findDC(n.h.Members, k.Name); member || k.Name == n.h.Self.Name || o.change.removes(k.Name) {
+			continue
+		}
+		i := slices.IndexFunc(out, func(t probeTarget) bool { return t.dc.Name == k.Name })
+		if i < 0 {
+			out = append(out, probeTarget{dc: k})
+			i = len(out) - 1
+		}
+		if !slices.ContainsFunc(out[i].doubts, func(x Doubt) bool { return x.OpID == d.OpID }) {
+			out[i].doubts = append(out[i].doubts, d)
+		}
+	}
+	return out
 }
 
 func (n *Node) afterLocks(now time.Time) {
@@ -416,7 +587,7 @@ func (n *Node) afterLocks(now time.Time) {
 
 func (n *Node) decision() Decision {
 	o := n.op
-	return Decision{FedID: o.fedID, FromEpoch: o.from, ToEpoch: o.to, OpID: o.id, Coordinator: n.h.Self.Name, Change: o.change}
+	return Decision{FedID: o.fedID, FromEpoch: o.from, ToEpoch: o.to, OpID: o.id, Coordinator: n.h.Self.Name, Change: o.change, Seq: n.h.Counter}
 }
 
 // commitOp is the decision: the coordinator commits locally.
@@ -428,6 +599,7 @@ func (n *Node) commitOp(now time.Time) {
 	}
 	d := n.decision()
 	oldMembers := n.h.Members
+	n.h.Committed = n.h.Counter // the sequence number of this operation (the last one started)
 	n.op = nil
 	n.h.Coord = nil
 	n.h.Lock = nil
@@ -466,14 +638,8 @@ func (n *Node) failOp(now time.Time, err *vipsmart.Error) {
 		return
 	}
 	n.op = nil
-	var targets []vipsmart.DC
 	if c := n.h.Coord; c != nil {
-		targets = c.Participants
-	}
-	for _, t := range targets {
-		m := n.newMsg(MsgAbort, t)
-		m.OpID, m.FedID, m.Epoch = o.id, o.fedID, o.from
-		n.send(m)
+		n.abort(now, o.id, o.fedID, o.from, c.Participants)
 	}
 	n.h.Coord = nil
 	n.dirty = true
@@ -484,9 +650,70 @@ func (n *Node) failOp(now time.Time, err *vipsmart.Error) {
 	n.event(now, vipsmart.EventFederation, o.id, fmt.Sprintf("operation %s failed: %s", o.id, err.Message))
 }
 
+// abort sends the abort of an operation to its participants, and keeps
+// resending it (see resendAborts) until each answered.
+func (n *Node) abort(now time.Time, opID, fed string, epoch uint64, to []vipsmart.DC) {
+	if len(to) == 0 {
+		return
+	}
+	a := abortRec{OpID: opID, FedID: fed, Epoch: epoch, To: cloneDCs(to), Until: now.Add(2 * max(n.cfg.InviteTTL, n.cfg.ReviewTTL))}
+	n.h.Aborts = append(n.h.Aborts, a)
+	if len(n.h.Aborts) > 32 {
+		n.h.Aborts = n.h.Aborts[len(n.h.Aborts)-32:]
+	}
+	n.dirty = true
+	n.sendAborts(a)
+	n.lastAbrt = now
+}
+
+func (n *Node) sendAborts(a abortRec) {
+	for _, t := range a.To {
+		m := n.newMsg(MsgAbort, t)
+		m.OpID, m.FedID, m.Epoch = a.OpID, a.FedID, a.Epoch
+		n.send(m)
+	}
+}
+
+// resendAborts resends the unanswered aborts every heartbeat interval,
+// and forgets those whose time is up (every lock granted for them has
+// expired by then).
+func (n *Node) resendAborts(now time.Time) {
+	if len(n.h.Aborts) == 0 {
+		return
+	}
+	if slices.ContainsFunc(n.h.Aborts, func(a abortRec) bool { return !now.Before(a.Until) }) {
+		n.h.Aborts = slices.DeleteFunc(n.h.Aborts, func(a abortRec) bool { return !now.Before(a.Until) })
+		n.dirty = true
+	}
+	if now.Sub(n.lastAbrt) < n.cfg.HeartbeatInterval && !now.Before(n.lastAbrt) {
+		return
+	}
+	n.lastAbrt = now
+	for _, a := range n.h.Aborts {
+		n.sendAborts(a)
+	}
+}
+
+// ReportUndelivered tells the node that the transport could not deliver m
+// (reason says why). Like ReportUnreachable, but a message of another
+// operation (an abort being resent), or one to another DC under the name
+// the operation waits for (a candidate with another key or address),
+// fails nothing.
+func (n *Node) ReportUndelivered(now time.Time, m Message, reason string) {
+	o := n.op
+	if o == nil || (m.OpID != "" && m.OpID != o.id) {
+		return
+	}
+	if d, ok := n.dcByName(m.To.Name); !ok || d.AddrPort() != m.To.AddrPort() || d.Identity != m.To.Identity {
+		return
+	}
+	n.ReportUnreachable(now, m.To.Name, reason)
+}
+
 // ReportUnreachable tells the node that the transport could not deliver to
 // dc: an operation waiting for dc fails at once with that reason.
 func (n *Node) ReportUnreachable(now time.Time, dc string, reason string) {
+	n.now = now
 	o := n.op
 	if o == nil || o.acked[dc] {
 		return
@@ -495,5 +722,24 @@ func (n *Node) ReportUnreachable(now time.Time, dc string, reason string) {
 		return
 	}
 	d, _ := n.dcByName(dc)
+	if o.phase == phProbe {
+		n.failOp(now, vipsmart.Errorf(vipsmart.EUNAVAILABLE, "", "%s could not be reached: %s; %s", n.probeWhat(dc), reason, n.probeAdvice(dc)))
+		return
+	}
 	n.failOp(now, vipsmart.Errorf(vipsmart.EUNAVAILABLE, "", "%s (%s) could not be reached during the %s: %s; the operation was rolled back", dc, d.AddrPort(), o.phase, reason))
+}
+
+// probeWhat and probeAdvice phrase the failure of a probe of candidate dc.
+func (n *Node) probeWhat(dc string) string {
+	for _, t := range n.op.probes {
+		if t.dc.Name == dc {
+			d := t.doubts[0]
+			return fmt.Sprintf("%s (%s), which operation %s of %s may have added (the members are in doubt about it),", dc, t.dc.AddrPort(), d.OpID, d.Coordinator)
+		}
+	}
+	return dc
+}
+
+func (n *Node) probeAdvice(dc string) string {
+	return fmt.Sprintf("it may hold that change, which the forced removal would lose. Bring %s back and retry (the members then catch up from it), or, if it is gone for good, remove it as well: dc remove --force %s,%s", dc, strings.Join(n.op.change.removed(), ","), dc)
 }

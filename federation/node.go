@@ -19,6 +19,7 @@ const (
 	phLock                     // waiting for every member's LockResp
 	phRelock                   // forced removal: waiting for the members to ack the raised epoch
 	phPrepare                  // waiting for the candidate's PrepareResp
+	phProbe                    // forced removal: waiting for the candidates of changes in doubt
 )
 
 func (p phase) String() string {
@@ -31,6 +32,8 @@ func (p phase) String() string {
 		return "epoch raise"
 	case phPrepare:
 		return "prepare"
+	case phProbe:
+		return "probe"
 	}
 	return "?"
 }
@@ -50,7 +53,15 @@ type op struct {
 	acked      map[string]bool
 	doubts     []Doubt
 	newState   *State
-	token      string // AddDC: the join token the invite carries
+	probes     []probeTarget // phProbe: the candidates asked
+	token      string        // AddDC: the join token the invite carries
+}
+
+// probeTarget is a candidate of a change in doubt that a forced removal
+// asks whether it holds that change.
+type probeTarget struct {
+	dc     vipsmart.DC
+	doubts []Doubt
 }
 
 // peer is what this DC knows of another DC.
@@ -60,6 +71,16 @@ type peer struct {
 	lastEpoch uint64
 	status    vipsmart.Status
 	reachable bool
+	// seq and running: the latest operation sequence number heard from the
+	// peer as a coordinator, and whether it was still running it.
+	seq     uint64
+	running bool
+}
+
+// ended reports whether the peer's operation with sequence number seq is
+// known to have ended: the peer was heard past it.
+func (p *peer) ended(seq uint64) bool {
+	return p != nil && seq > 0 && (p.seq > seq || (p.seq == seq && !p.running))
 }
 
 // prepared is the state a candidate received in Prepare.
@@ -86,6 +107,9 @@ type Node struct {
 	peers    map[string]*peer
 	lastHB   time.Time
 	lastFtch map[string]time.Time
+	now      time.Time // the last time the daemon gave
+	saved    time.Time // SavedAt of the last record handed out in Ready
+	lastAbrt time.Time // when the pending aborts were last sent
 
 	// Ready buffers.
 	dirty    bool
@@ -161,14 +185,12 @@ func NewNode(cfg Config, record []byte, gips []vipsmart.GIP, now time.Time) (*No
 	for _, g := range gips {
 		n.gips[g.Name] = cloneGIP(g)
 	}
+	n.now = now
+	n.rebase(now)
 	if c := n.h.Coord; c != nil {
 		// Restarted with an operation in progress that was not committed
 		// here: abort it.
-		for _, p := range c.Participants {
-			m := n.newMsg(MsgAbort, p)
-			m.OpID, m.FedID, m.Epoch = c.OpID, c.FedID, c.Epoch
-			n.send(m)
-		}
+		n.abort(now, c.OpID, c.FedID, c.Epoch, c.Participants)
 		n.h.Coord = nil
 		if n.h.Lock != nil && n.h.Lock.Own && n.h.Lock.OpID == c.OpID {
 			n.releaseLock(now, "")
@@ -178,6 +200,33 @@ func NewNode(cfg Config, record []byte, gips []vipsmart.GIP, now time.Time) (*No
 	}
 	n.expire(now)
 	return n, nil
+}
+
+// savePeriod: while it holds a lock, the node persists its record at
+// least this often, so that SavedAt is at most this old.
+const savePeriod = time.Second
+
+// rebase counts the persisted deadlines from now instead of from the
+// time the record was saved when the clock is behind that time (it jumped
+// back while the daemon was down): a temporary status never lasts longer
+// than what was left of it when it was saved (at most savePeriod before
+// the daemon stopped). A forward jump cannot be told from downtime: it
+// ends temporary statuses early, which is safe (they are leases; see
+// docs/federation.md).
+func (n *Node) rebase(now time.Time) {
+	saved := n.h.SavedAt
+	if saved.IsZero() || !now.Before(saved) {
+		return
+	}
+	back := saved.Sub(now)
+	if l := n.h.Lock; l != nil {
+		l.Deadline = l.Deadline.Add(-back)
+	}
+	for i := range n.h.Aborts {
+		n.h.Aborts[i].Until = n.h.Aborts[i].Until.Add(-back)
+	}
+	n.dirty = true
+	n.event(now, vipsmart.EventFederation, "", fmt.Sprintf("the clock is %s behind the time the record was saved: deadlines count from now", back.Round(time.Millisecond)))
 }
 
 // ---- Ready ----
@@ -192,7 +241,10 @@ func (n *Node) HasReady() bool {
 func (n *Node) Ready() Ready {
 	var rd Ready
 	if n.dirty {
-		u := &vipsmart.FederationUpdate{Record: n.h.encode()}
+		h := n.h
+		h.SavedAt = n.now
+		n.saved = n.now
+		u := &vipsmart.FederationUpdate{Record: h.encode()}
 		if n.replace {
 			u.ReplaceGIPs = true
 			u.PutGIPs = sortedGIPs(n.gips)
@@ -248,6 +300,7 @@ func (n *Node) newMsg(t MsgType, to vipsmart.DC) Message {
 		Type: t, From: n.h.Self, To: to,
 		FedID: n.h.FedID, Epoch: n.h.Epoch,
 		SenderFed: n.h.FedID, SenderEpoch: n.h.Epoch, Status: n.h.Status,
+		Seq: n.h.Counter, Running: n.op != nil, Committed: n.h.Committed,
 	}
 }
 
@@ -304,7 +357,9 @@ func (n *Node) delGIP(name string) {
 	n.gipsChanged()
 }
 
-// setEpoch raises the epoch; it never goes down.
+// setEpoch raises the epoch; it never goes down. Doubts are about
+// operations at the current epoch: they are moot once it is left (see the
+// forced-removal rule in docs/federation.md).
 func (n *Node) setEpoch(e uint64) {
 	if e > n.h.Epoch {
 		n.h.Epoch = e
@@ -313,17 +368,72 @@ func (n *Node) setEpoch(e uint64) {
 	}
 }
 
+// blocking returns the doubts about forced removals: while it holds one, a
+// DC applies, adopts and votes only for what cannot split the federation
+// from that removal's line (see docs/federation.md).
+func (n *Node) blocking() []Doubt {
+	var out []Doubt
+	for _, d := range n.h.Doubts {
+		if d.Change.forced() && d.FedID == n.h.FedID && d.Epoch == n.h.Epoch {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// floor is the lowest epoch this DC may move to: the target of every
+// forced removal it voted for and does not know the outcome of (it doubts
+// it, or still holds its lock); 0 when there is none.
+func (n *Node) floor() uint64 {
+	var f uint64
+	for _, d := range n.blocking() {
+		f = max(f, d.ToEpoch)
+	}
+	if l := n.h.Lock; l != nil && !l.Own && l.Change.forced() && l.FedID == n.h.FedID && l.Epoch == n.h.Epoch {
+		f = max(f, l.ToEpoch)
+	}
+	return f
+}
+
+// lockBlocked returns why this DC does not vote for operation opID of
+// coordinator coord making change c, or "" if it may: a DC that doubts a
+// forced removal D votes only for D itself or for a forced removal of D's
+// coordinator, and never for an operation of a DC that D removes.
+func (n *Node) lockBlocked(opID, coord string, c Change) string {
+	for _, d := range n.blocking() {
+		if d.OpID == opID {
+			continue
+		}
+		if d.Change.removes(coord) {
+			return fmt.Sprintf("took part in operation %s of %s, which force-removed %s and may have committed at epoch %d: it takes no part in operations of %s", d.OpID, d.Coordinator, coord, d.ToEpoch, coord)
+		}
+		if !c.forced() || !c.removes(d.Coordinator) {
+			return fmt.Sprintf("is in doubt about operation %s of %s (%s), which may have committed at epoch %d: until it hears from %s it takes part only in a forced removal of %s", d.OpID, d.Coordinator, describe(d.Change), d.ToEpoch, d.Coordinator, d.Coordinator)
+		}
+	}
+	return ""
+}
+
 // ---- time ----
 
 // Tick tells the node that time passed: it expires deadlines, sends
 // heartbeats, resends unanswered phase messages and times out phases.
 func (n *Node) Tick(now time.Time) {
+	n.now = now
+	if n.h.Lock != nil && now.Sub(n.saved) >= savePeriod {
+		n.dirty = true // keeps SavedAt fresh: see rebase
+	}
 	n.expire(now)
+	n.resendAborts(now)
 	if o := n.op; o != nil {
 		if now.Sub(o.phaseStart) >= n.cfg.PhaseTimeout {
 			name := n.firstMissing()
 			d, _ := n.dcByName(name)
-			n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s (%s) did not answer the %s within %s; the operation was rolled back", name, d.AddrPort(), o.phase, n.cfg.PhaseTimeout))
+			if o.phase == phProbe {
+				n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s did not answer within %s; %s", n.probeWhat(name), n.cfg.PhaseTimeout, n.probeAdvice(name)))
+			} else {
+				n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s (%s) did not answer the %s within %s; the operation was rolled back", name, d.AddrPort(), o.phase, n.cfg.PhaseTimeout))
+			}
 		} else if now.Sub(o.lastSend) >= n.cfg.HeartbeatInterval {
 			n.sendPhase(now, true)
 		}
@@ -385,11 +495,11 @@ func (n *Node) expire(now time.Time) {
 	}
 	if n.h.Status != vipsmart.StatusInvited {
 		// A lock granted to another coordinator expired without commit or
-		// abort: the operation is in doubt.
-		n.h.Doubts = append(n.h.Doubts, Doubt{FedID: l.FedID, Epoch: l.Epoch, ToEpoch: l.ToEpoch, OpID: l.OpID, Coordinator: l.Coordinator.Name, Change: l.Change})
-		if len(n.h.Doubts) > 16 {
-			n.h.Doubts = n.h.Doubts[len(n.h.Doubts)-16:]
-		}
+		// abort: the operation is in doubt. Doubts are never dropped while
+		// they matter (see docs/federation.md): they end with the epoch, an
+		// abort, or news that the coordinator is past the operation.
+		n.h.Doubts = slices.DeleteFunc(n.h.Doubts, func(d Doubt) bool { return d.OpID == l.OpID })
+		n.h.Doubts = append(n.h.Doubts, Doubt{FedID: l.FedID, Epoch: l.Epoch, ToEpoch: l.ToEpoch, OpID: l.OpID, Coordinator: l.Coordinator.Name, Change: l.Change, Seq: l.Seq})
 	}
 	n.releaseLock(now, fmt.Sprintf("operation %s of %s did not commit before its deadline", l.OpID, l.Coordinator.Name))
 }
@@ -527,28 +637,44 @@ func (n *Node) report() *Report {
 	return &r
 }
 
-// lockDesc describes the lock this DC holds, for "busy" messages.
+// lockDesc describes the lock this DC holds, for "busy" messages: what
+// holds it, and until when at the latest (it ends earlier when its
+// coordinator commits or aborts the operation).
 func (n *Node) lockDesc(now time.Time) string {
 	l := n.h.Lock
 	if l == nil {
 		return ""
 	}
 	left := max(0, l.Deadline.Sub(now)).Round(100 * time.Millisecond)
-	return fmt.Sprintf("is locked by operation %s (%s, %s left)", l.OpID, n.h.Status, left)
+	if l.Own {
+		what := "running"
+		if n.op != nil && n.op.id == l.OpID {
+			what = fmt.Sprintf("in the %s phase", n.op.phase)
+		}
+		return fmt.Sprintf("is coordinating operation %s (%s, %s): it ends when that commits or fails, at the latest in %s", l.OpID, describe(l.Change), what, left)
+	}
+	return fmt.Sprintf("is locked by operation %s of %s (%s, %s): it ends when %s commits or aborts it, at the latest in %s", l.OpID, l.Coordinator.Name, describe(l.Change), n.h.Status, l.Coordinator.Name, left)
 }
 
 func (n *Node) newOpID() string {
+	n.h.Counter++
+	n.dirty = true
 	if n.cfg.OpIDs != nil {
 		return n.cfg.OpIDs()
 	}
-	n.h.Counter++
-	n.dirty = true
 	return n.h.Self.Name + "-" + strconv.FormatUint(n.h.Counter, 10)
 }
 
 func (n *Node) dcByName(name string) (vipsmart.DC, bool) {
 	if o := n.op; o != nil && o.cand != nil && o.cand.Name == name {
 		return *o.cand, true
+	}
+	if o := n.op; o != nil {
+		for _, t := range o.probes {
+			if t.dc.Name == name {
+				return t.dc, true
+			}
+		}
 	}
 	return findDC(n.h.Members, name)
 }

@@ -3,6 +3,7 @@ package federation
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -18,6 +19,10 @@ import (
 // standalone: they see it come back at an epoch at least the one they last
 // saw (RebuildState refuses a member behind that), and it catches up from
 // there like any member that was cut off.
+
+// rebuildSeqGap is how far a rebuilt DC's operation count jumps past the
+// last one the member it rebuilds from heard of it.
+const rebuildSeqGap = 1 << 20
 
 // DescribeRecord returns the DC, the federation ("" when not in one) and
 // the epoch of a persisted record (for the store's marker).
@@ -59,10 +64,14 @@ func (n *Node) RebuildState(now time.Time, name, fedID string) (*State, error) {
 			return nil, vipsmart.Errorf(vipsmart.EBUSY, "from", "%s last saw %s at epoch %d, ahead of its own epoch %d: it is catching up; retry, or rebuild from a member that is up to date", self, name, p.lastEpoch, n.h.Epoch)
 		}
 	}
-	if l := n.h.Lock; l != nil && (l.Change.Kind == RemoveDC || l.Change.Kind == Leave) && l.Change.Name == name {
+	if l := n.h.Lock; l != nil && (l.Change.Kind == RemoveDC || l.Change.Kind == Leave) && l.Change.removes(name) {
 		return nil, vipsmart.Errorf(vipsmart.EBUSY, "from", "operation %s is removing %s from federation %s: wait for it to end", l.OpID, name, fedID)
 	}
-	return n.state(), nil
+	st := n.state()
+	if p := n.peers[name]; p != nil {
+		st.Seq = p.seq
+	}
+	return st, nil
 }
 
 // RebuildRecord returns the record and GIPs with which DC self starts as a
@@ -104,7 +113,14 @@ func RebuildRecord(self vipsmart.DC, st State, fedID string, minEpoch uint64) ([
 	h := hardState{
 		Version: recordVersion, Self: self, Status: vipsmart.StatusMember,
 		FedID: fedID, Epoch: st.Epoch, Members: cloneDCs(st.Members),
-		Last: st.Last, Founding: st.Founding,
+		Last: st.Last, Founding: st.Founding, Quorum: slices.Clone(st.Quorum),
+		// The lost store's operation count is gone: count on from past
+		// what the member heard of it, with room for what other members
+		// heard and it did not, so that no member takes the DC's next
+		// operations for ended ones (a late lock is refused). Committed
+		// claims them all: a doubt about one of them then ends only by
+		// the epoch rule (see docs/federation.md).
+		Counter: st.Seq + rebuildSeqGap, Committed: st.Seq + rebuildSeqGap,
 	}
 	sortDCs(h.Members)
 	return h.encode(), gips, nil

@@ -121,6 +121,10 @@ func TestRebuildFromTheFederation(t *testing.T) {
 	if err := r.propose("dc-2", Proposal{Kind: PutGIP, GIP: rbGIP("web", 1)}); err != nil {
 		t.Fatal(err)
 	}
+	// dc-3 coordinates changes too: the others know its operation count.
+	if err := r.propose("dc-3", Proposal{Kind: PutGIP, GIP: rbGIP("db", 3)}); err != nil {
+		t.Fatal(err)
+	}
 	r.run(time.Second)
 	fed, epoch := r.nodes["dc-1"].h.FedID, r.nodes["dc-3"].h.Epoch
 
@@ -168,15 +172,16 @@ func TestRebuildFromTheFederation(t *testing.T) {
 			}
 		}
 	}
-	// It is a member like the others: it coordinates a change.
+	// It is a member like the others: it coordinates a change (counting
+	// its operations on past those the others heard of before the loss).
 	if err := r.propose("dc-3", Proposal{Kind: PutGIP, GIP: rbGIP("api", 2)}); err != nil {
 		t.Fatalf("a change from the rebuilt DC: %v", err)
 	}
 	r.run(time.Second)
 	for _, name := range []string{"dc-1", "dc-2", "dc-3"} {
 		h := r.nodes[name].h
-		if h.FedID != fed || h.Epoch != epoch+1 || len(r.nodes[name].GIPs()) != 2 || h.Status != vipsmart.StatusMember {
-			t.Fatalf("%s: %s of %s at epoch %d with %d GIPs; want member of %s at %d with 2", name, h.Status, h.FedID, h.Epoch, len(r.nodes[name].GIPs()), fed, epoch+1)
+		if h.FedID != fed || h.Epoch != epoch+1 || len(r.nodes[name].GIPs()) != 3 || h.Status != vipsmart.StatusMember {
+			t.Fatalf("%s: %s of %s at epoch %d with %d GIPs; want member of %s at %d with 3", name, h.Status, h.FedID, h.Epoch, len(r.nodes[name].GIPs()), fed, epoch+1)
 		}
 	}
 }

@@ -24,6 +24,9 @@ type cluster struct {
 	results map[string]Result
 	events  []vipsmart.Event
 	drop    func(m Message) bool
+	tamper  func(m *Message)   // if set, may change a message before it is delivered
+	cuts    map[[2]string]bool // links cut (both directions)
+	seen    map[skey]string    // invariant 2: the first state persisted at each (fed, epoch)
 }
 
 func scDC(name string) vipsmart.DC {
@@ -37,7 +40,7 @@ func scConfig(name string) Config {
 }
 
 func newCluster(t *testing.T, n int) *cluster {
-	c := &cluster{t: t, now: simEpoch, nodes: map[string]*Node{}, rec: map[string][]byte{}, gips: map[string]map[string]vipsmart.GIP{}, results: map[string]Result{}}
+	c := &cluster{t: t, now: simEpoch, nodes: map[string]*Node{}, rec: map[string][]byte{}, gips: map[string]map[string]vipsmart.GIP{}, results: map[string]Result{}, cuts: map[[2]string]bool{}, seen: map[skey]string{}}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("dc-%d", i)
 		c.names = append(c.names, name)
@@ -78,6 +81,7 @@ func (c *cluster) flush() {
 				for _, k := range u.DeleteGIPs {
 					delete(c.gips[name], k)
 				}
+				c.checkState(name)
 			}
 			for _, m := range rd.Messages {
 				b, err := json.Marshal(m)
@@ -106,13 +110,50 @@ func (c *cluster) deliver(max int) {
 		m := c.queue[0]
 		c.queue = c.queue[1:]
 		n := c.nodes[c.byAddr(m.To)]
-		if n == nil || (c.drop != nil && c.drop(m)) {
+		if n == nil || (c.drop != nil && c.drop(m)) || c.isCut(m.From.Name, c.byAddr(m.To)) {
 			continue
+		}
+		if c.tamper != nil {
+			c.tamper(&m)
 		}
 		if err := n.Step(c.now, m); err != nil {
 			c.t.Fatalf("Step(%s %s->%s): %v", m.Type, m.From.Name, m.To.Name, err)
 		}
 		c.flush()
+	}
+}
+
+// cut cuts the links between a and each of others (both directions);
+// heal restores them.
+func (c *cluster) cut(a string, others ...string) {
+	for _, b := range others {
+		c.cuts[[2]string{a, b}], c.cuts[[2]string{b, a}] = true, true
+	}
+}
+
+func (c *cluster) heal(a string, others ...string) {
+	for _, b := range others {
+		delete(c.cuts, [2]string{a, b})
+		delete(c.cuts, [2]string{b, a})
+	}
+}
+
+func (c *cluster) isCut(a, b string) bool { return c.cuts[[2]string{a, b}] }
+
+// checkState checks invariant 2 on what name just persisted: the first
+// state seen at a (federation, epoch) is the only one.
+func (c *cluster) checkState(name string) {
+	c.t.Helper()
+	n := c.nodes[name]
+	if n == nil || !n.h.memberish() {
+		return
+	}
+	k := skey{n.h.FedID, n.h.Epoch}
+	_, str := stateHash(&n.h, n.gips)
+	if old, ok := c.seen[k]; !ok {
+		c.seen[k] = str
+	} else if old != str {
+		c.t.Fatalf("invariant 2 broken: two states at %s: %s holds %q, first seen %q", k, name, str, old)
 	}
 }
 
@@ -386,7 +427,7 @@ func TestCandidateReviewRefuses(t *testing.T) {
 	}
 	wantErr(t, c.nodes["dc-2"].LocalChangeAllowed(), vipsmart.ESTATE, "dc-2 is candidate-review by operation "+id)
 	_, err = c.propose("dc-2", Proposal{Kind: PutGIP, GIP: vipsmart.GIP{Name: "h", Address: netip.MustParseAddr("192.0.2.2")}})
-	wantErr(t, err, vipsmart.EBUSY, "federation busy, retry: dc-2 is locked by operation "+id+" (candidate-review, 10s left)")
+	wantErr(t, err, vipsmart.EBUSY, "federation busy, retry: dc-2 is locked by operation "+id+" of dc-1 (put GIP g, candidate-review): it ends when dc-1 commits or aborts it, at the latest in 10s")
 	// A lock of another operation is refused; its coordinator gets EBUSY.
 	c.drop = nil
 	c.nodes["dc-2"].h.Lock.Deadline = c.now.Add(10 * time.Second) // unchanged; just explicit
@@ -656,6 +697,10 @@ func TestForcedRemovalEpochRule(t *testing.T) {
 	if d := c.h("dc-1").Doubts; len(d) != 1 || d[0].OpID != id || d[0].Coordinator != "dc-3" {
 		t.Fatalf("dc-1 doubts %+v", d)
 	}
+	// The doubts survive a restart of every member that holds them.
+	c.restart("dc-1")
+	c.restart("dc-2")
+	c.run(time.Second)
 	c.converged()
 	fid, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-3", Force: true})
 	if err != nil {
@@ -687,6 +732,9 @@ func TestForceRemoveInFederationOfTwoRefounds(t *testing.T) {
 	c.federate(2)
 	old := c.h("dc-1").FedID
 	c.crash("dc-2")
+	_, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-2", Force: true})
+	wantErr(t, err, vipsmart.ESTATE, "dc-2 is reachable (heard 100ms ago): --force is only for a member that cannot be reached; remove it with a plain dc remove dc-2")
+	c.run(time.Second)
 	id, err := c.propose("dc-1", Proposal{Kind: RemoveDC, Name: "dc-2", Force: true})
 	if err != nil {
 		t.Fatal(err)
@@ -863,7 +911,8 @@ func TestMessageJSONRoundTrip(t *testing.T) {
 	d := scDC("dc-2")
 	m := Message{Type: MsgPrepare, From: scDC("dc-1"), To: d, FedID: "f-1", Epoch: 4, OpID: "dc-1-3", ToEpoch: 5,
 		Change: &Change{Kind: AddDC, DC: &d}, State: &State{FedID: "f-1", Epoch: 5, Members: []vipsmart.DC{scDC("dc-1"), d}, GIPs: []vipsmart.GIP{g}},
-		Doubts: []Doubt{{FedID: "f-1", Epoch: 4, ToEpoch: 5, OpID: "dc-3-1", Coordinator: "dc-3"}}}
+		Doubts: []Doubt{{FedID: "f-1", Epoch: 4, ToEpoch: 5, OpID: "dc-3-1", Coordinator: "dc-3", Change: Change{Kind: RemoveDC, Name: "dc-1", Force: true, Names: []string{"dc-1", "dc-4"}}, Seq: 1}},
+		Seq:    3, Running: true}
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)

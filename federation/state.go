@@ -24,6 +24,7 @@ type lockRec struct {
 	ToEpoch     uint64      `json:"to_epoch,omitempty"`
 	Change      Change      `json:"change"`
 	Own         bool        `json:"own,omitempty"`
+	Seq         uint64      `json:"seq,omitempty"` // the coordinator's sequence number of the operation
 	// Members are an invited candidate's members-to-be (from the invite).
 	Members []vipsmart.DC `json:"members,omitempty"`
 }
@@ -47,6 +48,18 @@ type coordRec struct {
 	Participants []vipsmart.DC `json:"participants"`
 }
 
+// abortRec is an abort this DC (the coordinator of a failed operation)
+// resends until every participant answered it, or until Until passes (by
+// then every lock granted for the operation has expired; a later, delayed
+// lock is refused by the participants that heard this DC since).
+type abortRec struct {
+	OpID  string        `json:"op_id"`
+	FedID string        `json:"fed_id"`
+	Epoch uint64        `json:"epoch"`
+	To    []vipsmart.DC `json:"to"`
+	Until time.Time     `json:"until"`
+}
+
 // hardState is the persisted record (the GIPs are persisted per key beside
 // it).
 type hardState struct {
@@ -65,8 +78,23 @@ type hardState struct {
 	// (one per federation, the newest 16): a member that missed the
 	// departure learns it from them even after the DC joined elsewhere.
 	Tombs   []Decision `json:"tombs,omitempty"`
-	Counter uint64     `json:"counter"`
-	Coord   *coordRec  `json:"coord,omitempty"`
+	Counter uint64     `json:"counter"` // operations started as a coordinator (their sequence numbers)
+	// Committed is the sequence number of the last operation this DC
+	// committed as a coordinator.
+	Committed uint64    `json:"committed,omitempty"`
+	Coord     *coordRec `json:"coord,omitempty"`
+	// Quorum is the state's quorum (see State.Quorum).
+	Quorum []string `json:"quorum,omitempty"`
+	// Aborts are the aborts being resent.
+	Aborts []abortRec `json:"aborts,omitempty"`
+	// Renounced are operations this DC, a candidate, answered a probe
+	// about: it will not join through them (the newest 64).
+	Renounced []string `json:"renounced,omitempty"`
+	// SavedAt is the node's clock when the record was persisted. A
+	// restart whose clock is behind it counts the deadlines from SavedAt,
+	// so that a backward clock jump across a restart never stretches a
+	// temporary status beyond what was left of it.
+	SavedAt time.Time `json:"saved_at,omitzero"`
 }
 
 func (h *hardState) encode() []byte {
@@ -104,6 +132,24 @@ func withoutDC(ds []vipsmart.DC, name string) []vipsmart.DC {
 	return out
 }
 
+// removed returns the DCs change c takes out of the federation.
+func (c Change) removed() []string {
+	switch c.Kind {
+	case RemoveDC, Leave:
+		if len(c.Names) > 0 {
+			return c.Names
+		}
+		return []string{c.Name}
+	}
+	return nil
+}
+
+// removes reports whether c takes DC name out of the federation.
+func (c Change) removes(name string) bool { return slices.Contains(c.removed(), name) }
+
+// forced reports whether c is a forced removal.
+func (c Change) forced() bool { return c.Kind == RemoveDC && c.Force }
+
 // applyMembers returns the member list after c.
 func applyMembers(members []vipsmart.DC, c Change) []vipsmart.DC {
 	switch c.Kind {
@@ -118,7 +164,11 @@ func applyMembers(members []vipsmart.DC, c Change) []vipsmart.DC {
 		sortDCs(out)
 		return out
 	case RemoveDC, Leave:
-		return withoutDC(members, c.Name)
+		out := slices.Clone(members)
+		for _, name := range c.removed() {
+			out = withoutDC(out, name)
+		}
+		return out
 	case RotateIdentity:
 		out := slices.Clone(members)
 		for i := range out {
@@ -129,6 +179,21 @@ func applyMembers(members []vipsmart.DC, c Change) []vipsmart.DC {
 		return out
 	}
 	return slices.Clone(members)
+}
+
+// quorumAfter returns the quorum of the state that change c makes from a
+// state with the given members: the old members after a forced removal
+// of several DCs, none after any other change.
+func quorumAfter(members []vipsmart.DC, c Change) []string {
+	if !c.forced() || len(c.removed()) < 2 || c.NewFedID != "" {
+		return nil
+	}
+	q := make([]string, 0, len(members))
+	for _, m := range members {
+		q = append(q, m.Name)
+	}
+	sort.Strings(q)
+	return q
 }
 
 // gipChanges returns the GIPs written and deleted by c, given the GIPs
@@ -144,11 +209,12 @@ func gipChanges(gips map[string]vipsmart.GIP, c Change) (put []vipsmart.GIP, del
 			del = append(del, c.Name)
 		}
 	case RemoveDC, Leave:
+		gone := func(p vipsmart.Placement) bool { return c.removes(p.DC) }
 		for _, name := range sortedKeys(gips) {
 			g := gips[name]
-			if slices.ContainsFunc(g.Placements, func(p vipsmart.Placement) bool { return p.DC == c.Name }) {
+			if slices.ContainsFunc(g.Placements, gone) {
 				g = cloneGIP(g)
-				g.Placements = slices.DeleteFunc(g.Placements, func(p vipsmart.Placement) bool { return p.DC == c.Name })
+				g.Placements = slices.DeleteFunc(g.Placements, gone)
 				put = append(put, g)
 			}
 		}

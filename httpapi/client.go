@@ -252,13 +252,17 @@ func (c *Client) AddDC(ctx context.Context, d vipsmart.DC, token string) (vipsma
 }
 
 // RemoveDC implements vipsmart.Service.
-func (c *Client) RemoveDC(ctx context.Context, name string, force bool) (vipsmart.StatusInfo, error) {
+func (c *Client) RemoveDC(ctx context.Context, names []string, force bool) (vipsmart.StatusInfo, error) {
 	var st vipsmart.StatusInfo
 	q := url.Values{}
 	if force {
 		q.Set("force", "true")
 	}
-	return st, c.do(ctx, "DELETE", "/v1/dcs/"+url.PathEscape(name), q, nil, &st)
+	esc := make([]string, len(names))
+	for i, name := range names {
+		esc[i] = url.PathEscape(name)
+	}
+	return st, c.do(ctx, "DELETE", "/v1/dcs/"+strings.Join(esc, ","), q, nil, &st)
 }
 
 // Leave implements vipsmart.Service.

@@ -382,9 +382,14 @@ func (s *Server) addDC(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeDC(w http.ResponseWriter, r *http.Request) {
-	name, ok := pathName(w, r)
-	if !ok {
-		return
+	// {name} is one name, or several separated by commas (a forced
+	// removal of several DCs in one change).
+	names := strings.Split(r.PathValue("name"), ",")
+	for _, name := range names {
+		if err := vipsmart.ValidateName("name", name); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	force := false
 	if f := r.URL.Query().Get("force"); f != "" {
@@ -395,7 +400,7 @@ func (s *Server) removeDC(w http.ResponseWriter, r *http.Request) {
 		}
 		force = b
 	}
-	st, err := s.Service.RemoveDC(r.Context(), name, force)
+	st, err := s.Service.RemoveDC(r.Context(), names, force)
 	if err != nil {
 		writeError(w, err)
 		return

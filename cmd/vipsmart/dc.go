@@ -1,10 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,28 +60,57 @@ API token of an https:// --server then comes from VIPSMART_TOKEN.)`,
 	add.Flags().StringVar(&joinToken, "token", "", "join token made on the candidate with `vipsmart dc join-token` (env VIPSMART_JOIN_TOKEN)")
 	var force bool
 	remove := &cobra.Command{
-		Use:     "remove NAME",
+		Use:     "remove NAME[,NAME...] [--force]",
 		Aliases: []string{"rm"},
 		Short:   "Remove a member DC from the federation",
 		Long: `Remove takes the named member out of the federation; it ends standalone with no
 DC or GIP objects. Run it on any member other than NAME (NAME itself runs
-"vipsmart dc leave"). With --force a member that cannot be reached is removed
-without it; if it comes back it finds itself fenced out and turns standalone.`,
-		Args: exactArgs(1),
-		RunE: g.namedRun(func(ctx context.Context, name string) error {
-			st, err := g.client().RemoveDC(ctx, name, force)
+"vipsmart dc leave").
+
+With --force, members that cannot be reached are removed without them, several
+at once in one change (NAMEs separated by commas, or as separate arguments),
+committed among the members that stay; those must be more than half of the
+members. A member that is reachable is refused: remove it without --force. When
+a removed DC comes back it finds itself fenced out and turns standalone; it can
+then be added again. See docs/federation.md, "Two of five DCs dead".`,
+		Example: `  vipsmart dc remove dc-3
+  vipsmart dc remove --force dc-4,dc-5`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("%s needs the NAME of the member to remove: usage: %s", cmd.CommandPath(), cmd.UseLine())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, arg := range args {
+				for _, name := range strings.Split(arg, ",") {
+					if err := vipsmart.ValidateName("name", name); err != nil {
+						return err
+					}
+					if !slices.Contains(names, name) {
+						names = append(names, name)
+					}
+				}
+			}
+			if len(names) > 1 && !force {
+				return usageError{fmt.Errorf("a plain dc remove takes one DC (it needs that DC's answer); to remove several unreachable DCs at once add --force")}
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			st, err := g.client().RemoveDC(ctx, names, force)
 			if err != nil {
 				return err
 			}
 			if g.output == "json" {
 				return printJSON(g.stdout, st)
 			}
-			fmt.Fprintf(g.stdout, "DC %s removed\n", name)
+			fmt.Fprintf(g.stdout, "DC %s removed\n", strings.Join(names, ", "))
 			printStatus(g, st)
 			return nil
-		}),
+		},
 	}
-	remove.Flags().BoolVar(&force, "force", false, "remove a member that cannot be reached")
+	remove.Flags().BoolVar(&force, "force", false, "remove members that cannot be reached (several at once: NAME,NAME...)")
 	leave := &cobra.Command{
 		Use:   "leave",
 		Short: "Take the local DC out of its federation",

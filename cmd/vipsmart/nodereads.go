@@ -130,7 +130,7 @@ func (s *storeReads) RemoveVIP(context.Context, string) error { return s.unavail
 func (s *storeReads) AddDC(context.Context, vipsmart.DC, string) (vipsmart.StatusInfo, error) {
 	return vipsmart.StatusInfo{}, s.unavailable("dc add")
 }
-func (s *storeReads) RemoveDC(context.Context, string, bool) (vipsmart.StatusInfo, error) {
+func (s *storeReads) RemoveDC(context.Context, []string, bool) (vipsmart.StatusInfo, error) {
 	return vipsmart.StatusInfo{}, s.unavailable("dc remove")
 }
 func (s *storeReads) Leave(context.Context) (vipsmart.StatusInfo, error) {
