@@ -30,3 +30,8 @@ func refuseUncleanPaths(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// RefuseUncleanPaths is refuseUncleanPaths for a handler built outside
+// this package (a node's routes wrapped around a Server's Handler in an
+// http.ServeMux, which would clean the path before the Server sees it).
+func RefuseUncleanPaths(next http.Handler) http.Handler { return refuseUncleanPaths(next) }

@@ -214,8 +214,10 @@ func (t *trustServe) start(op, fedH http.Handler, log *slog.Logger, errc chan<- 
 	// The handshake errors of crypto/tls are refusals already recorded
 	// (rate-limited) by the daemon: keep them out of the log.
 	quiet := stdlog.New(slogWriter{log}, "", 0)
-	fed := &http.Server{Handler: t.fedH, ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
-	sock := &http.Server{Handler: t.op, ReadHeaderTimeout: 5 * time.Second, ConnContext: httpapi.SocketCaller}
+	// Unclean paths are refused before any route of this command's
+	// (node routes in an http.ServeMux) could clean them.
+	fed := &http.Server{Handler: httpapi.RefuseUncleanPaths(t.fedH), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
+	sock := &http.Server{Handler: httpapi.RefuseUncleanPaths(t.op), ReadHeaderTimeout: 5 * time.Second, ConnContext: httpapi.SocketCaller}
 	httpapi.Harden(fed)
 	httpapi.Harden(sock)
 	t.servers = []*http.Server{fed, sock}
@@ -228,7 +230,7 @@ func (t *trustServe) start(op, fedH http.Handler, log *slog.Logger, errc chan<- 
 		if len(t.tokens.ListAPI()) == 0 {
 			log.Warn("--api-listen is on but there is no API token yet: every request is refused until one is made (vipsmart token create NAME --role admin|read on this host)")
 		}
-		api := &http.Server{Handler: httpapi.RequireToken(t.tokens, func(remote, who, why string) { t.refuse(remote, who, "", why) }, t.op), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
+		api := &http.Server{Handler: httpapi.RequireToken(t.tokens, func(remote, who, why string) { t.refuse(remote, who, "", why) }, httpapi.RefuseUncleanPaths(t.op)), ReadHeaderTimeout: 5 * time.Second, ErrorLog: quiet}
 		httpapi.Harden(api)
 		t.servers = append(t.servers, api)
 		go func() { errc <- api.Serve(t.api) }()
