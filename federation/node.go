@@ -321,7 +321,7 @@ func (n *Node) Tick(now time.Time) {
 			name := n.firstMissing()
 			d, _ := n.dcByName(name)
 			n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s (%s) did not answer the %s within %s; the operation was rolled back", name, d.AddrPort(), o.phase, n.cfg.PhaseTimeout))
-		} else if now.Sub(o.lastSend) >= n.cfg.HeartbeatInterval {
+		} else if now.Sub(o.lastSend) >= n.resendEvery() {
 			n.sendPhase(now, true)
 		}
 	}
@@ -382,7 +382,7 @@ func (n *Node) expire(now time.Time) {
 	if n.h.Status != vipsmart.StatusInvited {
 		// A lock granted to another coordinator expired without commit or
 		// abort: the operation is in doubt.
-		n.h.Doubts = append(n.h.Doubts, Doubt{FedID: l.FedID, Epoch: l.Epoch, ToEpoch: l.ToEpoch, OpID: l.OpID, Coordinator: l.Coordinator.Name, Change: l.Change})
+		n.h.Doubts = append(n.h.Doubts, Doubt{FedID: l.FedID, Epoch: l.Epoch, ToEpoch: l.ToEpoch, OpID: l.OpID, Coordinator: l.Coordinator.Name, Change: slimChange(l.Change)})
 		if len(n.h.Doubts) > 16 {
 			n.h.Doubts = n.h.Doubts[len(n.h.Doubts)-16:]
 		}

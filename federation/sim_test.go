@@ -388,6 +388,9 @@ func (s *sim) operator() {
 	default:
 		p = Proposal{Kind: DeleteGIP, Name: fmt.Sprintf("gip-%d", 1+s.rng.IntN(4))}
 	}
+	if (p.Kind == PutGIP || p.Kind == DeleteGIP) && s.rng.IntN(3) == 0 {
+		p = s.batchProposal(d) // batch_sim_test.go
+	}
 	s.stats.ops++
 	id, err := d.node.Propose(s.now, p)
 	desc := fmt.Sprintf("%s %s%s %s force=%v", p.Kind, p.DC.Name, p.Name, p.GIP.Name, p.Force)

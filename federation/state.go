@@ -139,6 +139,8 @@ func gipChanges(gips map[string]vipsmart.GIP, c Change) (put []vipsmart.GIP, del
 		if c.GIP != nil {
 			put = append(put, cloneGIP(*c.GIP))
 		}
+	case ApplyGIPs:
+		return batchChanges(gips, c.Batch)
 	case DeleteGIP:
 		if _, ok := gips[c.Name]; ok {
 			del = append(del, c.Name)

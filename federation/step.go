@@ -123,7 +123,7 @@ func (n *Node) canApply(d Decision) bool {
 		return false
 	}
 	l := n.h.Lock
-	return l == nil || (l.OpID == d.OpID && !l.Own)
+	return (l == nil || (l.OpID == d.OpID && !l.Own)) && n.canApplyBatch(d)
 }
 
 // candidateOf reports whether this DC is a candidate of federation fed:
@@ -206,7 +206,8 @@ func (n *Node) leaveFed(now time.Time, why string) {
 // applyDecision applies d to this DC (which is at d's parent state).
 func (n *Node) applyDecision(now time.Time, d Decision) {
 	members := applyMembers(n.h.Members, d.Change)
-	put, del := gipChanges(n.gips, d.Change)
+	put, del := gipChanges(n.gips, n.withBatch(d.Change))
+	d = slimDecision(d)
 	n.h.Lock = nil
 	n.h.Last = &d
 	n.setEpoch(d.ToEpoch)
@@ -301,6 +302,9 @@ func (n *Node) onLock(now time.Time, m Message) {
 		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "is at epoch %d, ahead of the epoch %d the operation expected: the federation changed meanwhile (%s is catching up)", n.h.Epoch, m.Epoch, m.From.Name)
 	case m.Epoch > n.h.Epoch:
 		n.refuse(m, MsgLockResp, vipsmart.EBUSY, "is at epoch %d, behind the epoch %d the operation expected (it is catching up)", n.h.Epoch, m.Epoch)
+	case m.Change.Kind == ApplyGIPs && n.batchProblem(m.Change.Batch) != nil:
+		e := n.batchProblem(m.Change.Batch)
+		n.refuse(m, MsgLockResp, e.Code, "%s", e.Message)
 	case m.Change.Kind == PutGIP && n.ownPlacementProblem(m.Change.GIP) != nil:
 		e := n.ownPlacementProblem(m.Change.GIP)
 		n.refuse(m, MsgLockResp, e.Code, "%s", e.Message)
@@ -481,6 +485,8 @@ func (c *Change) validate() error {
 		}
 		g := cloneGIP(*c.GIP)
 		return g.Validate()
+	case ApplyGIPs:
+		return c.Batch.validate()
 	case RotateIdentity:
 		if c.DC == nil {
 			return fmt.Errorf("rotate-identity without a DC")
