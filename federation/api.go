@@ -135,7 +135,7 @@ type Change struct {
 	DC    *vipsmart.DC  `json:"dc,omitempty"`   // AddDC: the candidate
 	Name  string        `json:"name,omitempty"` // RemoveDC/Leave: the DC that goes; DeleteGIP: the GIP
 	Force bool          `json:"force,omitempty"`
-	GIP   *vipsmart.GIP `json:"gip,omitempty"` // PutGIP
+	GIP   *vipsmart.GIP `json:"gip,omitempty"`   // PutGIP
 	Batch *Batch        `json:"batch,omitempty"` // ApplyGIPs (batch.go)
 	// Founder is set on an AddDC whose coordinator was standalone: the
 	// coordinator that declares the federation.
