@@ -176,12 +176,14 @@ func (s *Set) readJSON(name string, b []byte) error {
 	} else {
 		items = []json.RawMessage{top}
 	}
-	off := base
+	off, line, counted := base, 1+bytes.Count(b[:base], []byte("\n")), base
 	for i, raw := range items {
 		if j := bytes.Index(b[off:], raw); j >= 0 {
 			off += j
 		}
-		where := fmt.Sprintf("%s: document %d (line %d)", name, i+1, 1+bytes.Count(b[:off], []byte("\n")))
+		line += bytes.Count(b[counted:off], []byte("\n")) // each byte counted once
+		counted = off
+		where := fmt.Sprintf("%s: document %d (line %d)", name, i+1, line)
 		var o Object
 		d := json.NewDecoder(bytes.NewReader(raw))
 		d.DisallowUnknownFields()
