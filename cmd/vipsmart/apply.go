@@ -215,4 +215,3 @@ func printDiff(w io.Writer, res vipsmart.ApplyResult) {
 	}
 	fmt.Fprintf(w, "%d to add, %d to change, %d to remove\n", res.Added, res.Changed, res.Removed)
 }
-
