@@ -2,6 +2,7 @@ package federation
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -37,6 +38,20 @@ type Batch struct {
 	Delete []string       `json:"delete,omitempty"`
 	Count  int            `json:"count"`
 	Digest string         `json:"digest"`
+	// raw caches the JSON encoding of a batch made by Propose: its lock
+	// message goes to every member, each encoded on its own.
+	raw []byte
+}
+
+// batchJSON is Batch without its methods (the default encoding).
+type batchJSON Batch
+
+// MarshalJSON encodes b, from the cached encoding when it has one.
+func (b *Batch) MarshalJSON() ([]byte, error) {
+	if b.raw != nil {
+		return b.raw, nil
+	}
+	return json.Marshal((*batchJSON)(b))
 }
 
 // NewBatch returns the batch of puts and deletes, sorted, with its Count
@@ -234,6 +249,11 @@ func (n *Node) proposeBatch(now time.Time, p Proposal) (Change, error) {
 		addrs[a] = g.Name
 	}
 	b.Digest = b.digest()
+	raw, err := json.Marshal((*batchJSON)(b))
+	if err != nil {
+		return c, vipsmart.Errorf(vipsmart.EINTERNAL, "batch", "encoding the batch: %v", err)
+	}
+	b.raw = raw
 	c.Batch = b
 	return c, nil
 }
