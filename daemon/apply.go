@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -142,6 +143,27 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 		return nil
 	})
 	return res, err
+}
+
+// sendTimeout bounds one delivery of m: SendTimeout, or for a message
+// carrying a whole batch (an apply-gips lock: megabytes that the peer
+// decodes and checks before it answers) four times that.
+func (d *Daemon) sendTimeout(m federation.Message) time.Duration {
+	if m.Change != nil && m.Change.Batch != nil && len(m.Change.Batch.Put)+len(m.Change.Batch.Delete) > 0 {
+		return 4 * d.cfg.SendTimeout
+	}
+	return d.cfg.SendTimeout
+}
+
+// largeUpdate is the number of GIPs written at once above which the
+// daemon hands the memory of the transient copies back to the OS (a batch
+// of 10,000 GIPs decodes, checks, persists and clones them several times).
+const largeUpdate = 1000
+
+func (d *Daemon) afterLargeUpdate(u *vipsmart.FederationUpdate) {
+	if len(u.PutGIPs)+len(u.DeleteGIPs) >= largeUpdate {
+		debug.FreeOSMemory()
+	}
 }
 
 func opNote(id string) string {

@@ -272,6 +272,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 				return fmt.Errorf("persisting federation state: %w", err)
 			}
 			d.afterPersist(ctx)
+			d.afterLargeUpdate(rd.Update) // apply.go
 		}
 		if len(rd.Events) > 0 {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)

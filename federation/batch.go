@@ -335,6 +335,17 @@ func (n *Node) resendEvery() time.Duration {
 	return n.cfg.HeartbeatInterval
 }
 
+// phaseTimeout is how long the coordinator waits for the answers of one
+// phase: PhaseTimeout, or for a batch (each member decodes, checks and
+// persists the whole batch before it answers) at least half the review
+// TTL, which still leaves the lock time to commit.
+func (n *Node) phaseTimeout() time.Duration {
+	if o := n.op; o != nil && o.change.Kind == ApplyGIPs {
+		return max(n.cfg.PhaseTimeout, n.cfg.ReviewTTL/2)
+	}
+	return n.cfg.PhaseTimeout
+}
+
 func describeBatch(c Change) string {
 	b := c.Batch
 	if b == nil {

@@ -317,10 +317,10 @@ func (n *Node) setEpoch(e uint64) {
 func (n *Node) Tick(now time.Time) {
 	n.expire(now)
 	if o := n.op; o != nil {
-		if now.Sub(o.phaseStart) >= n.cfg.PhaseTimeout {
+		if now.Sub(o.phaseStart) >= n.phaseTimeout() {
 			name := n.firstMissing()
 			d, _ := n.dcByName(name)
-			n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s (%s) did not answer the %s within %s; the operation was rolled back", name, d.AddrPort(), o.phase, n.cfg.PhaseTimeout))
+			n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s (%s) did not answer the %s within %s; the operation was rolled back", name, d.AddrPort(), o.phase, n.phaseTimeout()))
 		} else if now.Sub(o.lastSend) >= n.resendEvery() {
 			n.sendPhase(now, true)
 		}
