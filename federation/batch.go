@@ -258,6 +258,22 @@ func (n *Node) proposeBatch(now time.Time, p Proposal) (Change, error) {
 	return c, nil
 }
 
+// persisted is h as it is written: a lock keeps its batch slim. The batch
+// is only needed to apply the commit without a state transfer; a DC that
+// restarts while locked has lost it and, if the batch commits, fetches the
+// state (as a DC that missed the lock would). So a batch of megabytes is
+// never written with every record of the lock's lifetime.
+func (h *hardState) persisted() *hardState {
+	if h.Lock == nil || !h.Lock.Change.Batch.full() {
+		return h
+	}
+	c := *h
+	l := *h.Lock
+	l.Change = slimChange(l.Change)
+	c.Lock = &l
+	return &c
+}
+
 // batchProblem checks a batch against this DC's own VIPs, as a member does
 // when it is asked for its lock.
 func (n *Node) batchProblem(b *Batch) *vipsmart.Error {

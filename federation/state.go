@@ -70,7 +70,7 @@ type hardState struct {
 }
 
 func (h *hardState) encode() []byte {
-	b, err := json.Marshal(h)
+	b, err := json.Marshal(h.persisted())
 	if err != nil {
 		panic("federation: encoding the record: " + err.Error())
 	}
