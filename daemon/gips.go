@@ -142,9 +142,17 @@ func (d *Daemon) updateActive() {
 		}
 		is := slices.Contains(now, self)
 		if was != is {
-			if is {
+			// Only the first maxGIPEvents are told one by one (gipEvents):
+			// the others are counted, not explained, so that a change of
+			// 10,000 GIPs costs no 10,000 explanations.
+			switch {
+			case is && len(up) >= maxGIPEvents:
+				up = append(up, "")
+			case is:
 				up = append(up, fmt.Sprintf("GIP %s %s active here: %s", g.Name, g.Address, activeReason(g, view, now)))
-			} else {
+			case len(down) >= maxGIPEvents:
+				down = append(down, "")
+			default:
 				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
 			}
 		}
@@ -235,9 +243,10 @@ func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string
 		return "anycast, placement healthy"
 	}
 	var others []string
+	why := vipsmart.ExplainPlacements(g, view, act)
 	for _, p := range g.Placements {
 		if !slices.Contains(act, p.DC) {
-			others = append(others, p.DC+" "+vipsmart.ExplainPlacements(g, view, act)[p.DC])
+			others = append(others, p.DC+" "+why[p.DC])
 		}
 	}
 	if len(others) == 0 {
