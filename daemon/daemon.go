@@ -90,7 +90,7 @@ type Daemon struct {
 	// DC is active for that another DC reported holding at the last
 	// evaluation.
 	active        map[string][]string
-	holding       map[string][]string
+	holding       map[string]map[string]bool
 	reported      map[string]bool
 	conflicts     map[string]bool
 	holdDownUntil time.Time
@@ -172,7 +172,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		stopped:   make(chan struct{}),
 		health:    newHealthQueue(),
 		active:    map[string][]string{},
-		holding:   map[string][]string{},
+		holding:   map[string]map[string]bool{},
 		reported:  map[string]bool{},
 		conflicts: map[string]bool{},
 		reports:   newReportQueue(),

@@ -36,7 +36,11 @@ func (d *Daemon) healthView(gs []vipsmart.GIP) vipsmart.HealthView {
 		for _, n := range m.VIPsUnknown {
 			unknown[m.Name][n] = true
 		}
-		d.holding[m.Name] = m.Holding
+		held := make(map[string]bool, len(m.Holding)) // a set: looked up per GIP
+		for _, g := range m.Holding {
+			held[g] = true
+		}
+		d.holding[m.Name] = held
 	}
 	own := map[string]bool{}
 	for name := range d.vips {
@@ -69,7 +73,7 @@ func (d *Daemon) prevActive(g vipsmart.GIP, view vipsmart.HealthView) []string {
 	}
 	prev := slices.Clone(d.active[g.Name])
 	for dc, held := range d.holding {
-		if view.Reachable[dc] && slices.Contains(held, g.Name) && !slices.Contains(prev, dc) {
+		if view.Reachable[dc] && held[g.Name] && !slices.Contains(prev, dc) {
 			prev = append(prev, dc)
 		}
 	}
@@ -163,7 +167,7 @@ func (d *Daemon) updateActive() {
 				reported[g.Name] = true
 			}
 			for dc, held := range d.holding {
-				if dc != self && view.Reachable[dc] && slices.Contains(held, g.Name) {
+				if dc != self && view.Reachable[dc] && held[g.Name] {
 					conflicts[g.Name] = true
 				}
 			}
