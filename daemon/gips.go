@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
@@ -290,7 +291,9 @@ func (d *Daemon) activeKey() string {
 	now := d.cfg.Now()
 	fmt.Fprintf(&b, "%d/%d/%t", d.node.GIPVersion(), d.healthVersion, now.Before(d.holdDownUntil))
 	for _, m := range d.node.DCs(now) {
-		fmt.Fprintf(&b, "|%s:%t:%v:%v:%v", m.Name, m.Reachable, m.VIPsDown, m.Holding, m.VIPsUnknown)
+		// The lists are hashed, not printed: a DC may report holding
+		// 10,000 GIPs, and this key is made at every tick.
+		fmt.Fprintf(&b, "|%s:%t:%x:%x:%x", m.Name, m.Reachable, hashNames(m.VIPsDown), hashNames(m.Holding), hashNames(m.VIPsUnknown))
 	}
 	expired := 0
 	for _, since := range d.waitSince {
@@ -300,6 +303,16 @@ func (d *Daemon) activeKey() string {
 	}
 	fmt.Fprintf(&b, "|waits:%d/%d", len(d.waitSince), expired)
 	return b.String()
+}
+
+// hashNames is an FNV-1a hash of names and their count.
+func hashNames(names []string) [2]uint64 {
+	h := fnv.New64a()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+	}
+	return [2]uint64{uint64(len(names)), h.Sum64()}
 }
 
 // gipInfos describes GIPs with their current active placements and, with
