@@ -147,7 +147,7 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 
 // sendTimeout bounds one delivery of m: SendTimeout, or for a message
 // carrying a whole batch (an apply-gips lock: megabytes that the peer
-// decodes and checks before it answers) four times that, or half the
+// decodes and checks before it answers) four times that, or 9/10 of the
 // review TTL if longer (the batch's phase timeout: batch.go).
 func (d *Daemon) sendTimeout(m federation.Message) time.Duration {
 	if m.Change != nil && m.Change.Batch != nil && len(m.Change.Batch.Put)+len(m.Change.Batch.Delete) > 0 {
@@ -155,7 +155,7 @@ func (d *Daemon) sendTimeout(m federation.Message) time.Duration {
 		if ttl == 0 {
 			ttl = federation.DefaultReviewTTL
 		}
-		return max(4*d.cfg.SendTimeout, ttl/2)
+		return max(4*d.cfg.SendTimeout, ttl*9/10)
 	}
 	return d.cfg.SendTimeout
 }

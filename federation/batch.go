@@ -353,11 +353,12 @@ func (n *Node) resendEvery() time.Duration {
 
 // phaseTimeout is how long the coordinator waits for the answers of one
 // phase: PhaseTimeout, or for a batch (each member decodes, checks and
-// persists the whole batch before it answers) at least half the review
-// TTL, which still leaves the lock time to commit.
+// persists the whole batch before it answers) at least 9/10 of the review
+// TTL: the coordinator commits as soon as the last lock answer arrives,
+// before its own lock (taken first, for the review TTL) expires.
 func (n *Node) phaseTimeout() time.Duration {
 	if o := n.op; o != nil && o.change.Kind == ApplyGIPs {
-		return max(n.cfg.PhaseTimeout, n.cfg.ReviewTTL/2)
+		return max(n.cfg.PhaseTimeout, n.cfg.ReviewTTL*9/10)
 	}
 	return n.cfg.PhaseTimeout
 }
