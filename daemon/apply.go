@@ -50,6 +50,12 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 			return nil
 		}
 		if err := d.node.LocalChangeAllowed(); err != nil {
+			if st := d.node.Status(d.cfg.Now()); st.Status == vipsmart.StatusCandidateReview {
+				// Locked by another operation for a few seconds: busy,
+				// so that the client retries (and then finds the
+				// objects changed, if that operation committed).
+				return vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: %s", asError(err).Message)
+			}
 			return err
 		}
 		var put []vipsmart.GIP
