@@ -115,7 +115,7 @@ every other command is a client of a daemon's operator API.`,
 			case "table", "json":
 			case "yaml":
 				if cmd.Name() != "export" {
-					return usageError{fmt.Errorf("--output yaml is for export only: give table or json")}
+					return usageError{fmt.Errorf("--output %q is unknown for %s (yaml is for export only): give table or json", g.output, cmd.CommandPath())}
 				}
 			default:
 				return usageError{fmt.Errorf("--output %q is unknown: give table or json", g.output)}
