@@ -244,6 +244,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-d.ticker.C:
+			d.drainReqs()
 			d.node.Tick(d.cfg.Now())
 			d.updateActive()
 		case <-d.health.notify:
@@ -258,6 +259,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// drainReqs runs the requests already waiting for the loop (peer messages
+// above all) before a tick: after the loop was busy (a large batch applied,
+// 10,000 GIPs evaluated) the heartbeats that arrived meanwhile count before
+// the tick judges reachability, so a busy DC does not see its peers
+// unreachable, fail over and back, only because it was not listening.
+func (d *Daemon) drainReqs() {
+	for range maxDrain {
+		select {
+		case f := <-d.reqs:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// maxDrain bounds the requests one drain runs, so that a flood of requests
+// never starves the ticker.
+const maxDrain = 256
 
 // processReady persists, sends, reports and advances until the node has
 // nothing more to say.
