@@ -129,7 +129,8 @@ func (d *Daemon) updateActive() {
 		if holdDown {
 			now = slices.DeleteFunc(slices.Clone(now), func(s string) bool { return s == self })
 		}
-		was := slices.Contains(d.active[g.Name], self)
+		prev, had := d.active[g.Name]
+		was := slices.Contains(prev, self)
 		if !was && slices.Contains(now, self) && g.Mode != vipsmart.ModeAnycast {
 			if what := unknownBetter(g, self, view, unknown); what != "" {
 				since, ok := d.waitSince[g.Name]
@@ -161,8 +162,10 @@ func (d *Daemon) updateActive() {
 				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, vipsmart.ExplainPlacements(g, view, now)[self]))
 			}
 		}
-		d.metrics.activeChanged(g, d.active[g.Name], now, view)
-		d.active[g.Name] = now
+		if !had || !slices.Equal(prev, now) {
+			d.metrics.activeChanged(g, prev, now, view)
+			d.active[g.Name] = now
+		}
 		if is && g.Mode != vipsmart.ModeAnycast {
 			if !g.Preempt || !topRanked(g, self) {
 				reported[g.Name] = true
@@ -238,9 +241,13 @@ func unknownBetter(g vipsmart.GIP, self string, view vipsmart.HealthView, unknow
 
 // topRanked reports whether dc holds g's best-ranked placement.
 func topRanked(g vipsmart.GIP, dc string) bool {
-	ps := slices.Clone(g.Placements)
-	vipsmart.SortPlacements(ps)
-	return len(ps) > 0 && ps[0].DC == dc
+	best := -1
+	for i, p := range g.Placements {
+		if best < 0 || p.Priority > g.Placements[best].Priority || p.Priority == g.Placements[best].Priority && p.DC < g.Placements[best].DC {
+			best = i
+		}
+	}
+	return best >= 0 && g.Placements[best].DC == dc
 }
 
 func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string {
