@@ -246,6 +246,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-d.ticker.C:
 			d.drainReqs()
 			d.node.Tick(d.cfg.Now())
+			// Heartbeats leave before the evaluation, which may take a
+			// while with 10,000 GIPs.
+			if err := d.processReady(ctx); err != nil {
+				return err
+			}
 			d.updateActive()
 		case <-d.health.notify:
 			d.onHealthChanges()
