@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -171,11 +172,21 @@ func (d *Daemon) sendTimeout(m federation.Message) time.Duration {
 // of 10,000 GIPs decodes, checks, persists and clones them several times).
 const largeUpdate = 1000
 
+// It does so on a goroutine of its own: a forced collection of a heap
+// holding 10,000 GIPs takes a while, and the loop must go on sending
+// heartbeats meanwhile (a loop stalled past the detection window makes
+// its peers see it unreachable). At most one runs at a time.
 func (d *Daemon) afterLargeUpdate(u *vipsmart.FederationUpdate) {
-	if len(u.PutGIPs)+len(u.DeleteGIPs) >= largeUpdate {
-		debug.FreeOSMemory()
+	if len(u.PutGIPs)+len(u.DeleteGIPs) >= largeUpdate && freeing.CompareAndSwap(false, true) {
+		go func() {
+			defer freeing.Store(false)
+			debug.FreeOSMemory()
+		}()
 	}
 }
+
+// freeing is set while an afterLargeUpdate collection runs.
+var freeing atomic.Bool
 
 func opNote(id string) string {
 	if id == "" {
