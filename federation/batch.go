@@ -54,6 +54,27 @@ func (b *Batch) MarshalJSON() ([]byte, error) {
 	return json.Marshal((*batchJSON)(b))
 }
 
+// Encoded returns the cached JSON encoding of b (a batch made by Propose),
+// or nil. A transport may send it as it is instead of encoding it again
+// for every peer (httpapi/peerbatch.go).
+func (b *Batch) Encoded() []byte {
+	if b == nil {
+		return nil
+	}
+	return b.raw
+}
+
+// Cache encodes b once and keeps the encoding (MarshalJSON, Encoded). The
+// batch must not change afterwards.
+func (b *Batch) Cache() error {
+	raw, err := json.Marshal((*batchJSON)(b))
+	if err != nil {
+		return err
+	}
+	b.raw = raw
+	return nil
+}
+
 // NewBatch returns the batch of puts and deletes, sorted, with its Count
 // and Digest.
 func NewBatch(put []vipsmart.GIP, del []string) *Batch {
@@ -249,11 +270,9 @@ func (n *Node) proposeBatch(now time.Time, p Proposal) (Change, error) {
 		addrs[a] = g.Name
 	}
 	b.Digest = b.digest()
-	raw, err := json.Marshal((*batchJSON)(b))
-	if err != nil {
+	if err := b.Cache(); err != nil {
 		return c, vipsmart.Errorf(vipsmart.EINTERNAL, "batch", "encoding the batch: %v", err)
 	}
-	b.raw = raw
 	c.Batch = b
 	return c, nil
 }

@@ -1,10 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -151,15 +149,17 @@ func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
 	if m.To.Identity == "" {
 		return fmt.Errorf("%s (%s): no key is pinned for it, so nothing is sent", m.To.Name, m.To.AddrPort())
 	}
-	b, err := json.Marshal(m)
+	body, size, err := encodeMessage(m) // peerbatch.go
 	if err != nil {
 		return fmt.Errorf("encoding %s message: %w", m.Type, err)
 	}
 	addr := m.To.AddrPort().String()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PeerPath, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PeerPath, body())
 	if err != nil {
 		return err
 	}
+	req.ContentLength = size
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := p.client(addr, m.To.Identity).Do(req)
 	if err != nil {
