@@ -10,8 +10,9 @@ import (
 )
 
 // BenchmarkBatchLock measures what a lock carrying a batch of 10,000 GIPs
-// placed in 10 DCs costs: its encoding for one peer at the coordinator
-// (encode), and at a member the decoding and the edge check of the
+// placed in 10 DCs costs: json.Marshal of the lock at the coordinator
+// (encode: what it paid per peer before httpapi spliced in the batch's
+// cached encoding), and at a member the decoding and the edge check of the
 // message (decode-validate).
 //
 //	go test ./federation -run '^$' -bench BenchmarkBatchLock -benchmem
