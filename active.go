@@ -61,6 +61,20 @@ func better(a, b Placement) bool {
 // gives the same answer on every DC, whatever the order of g.Placements and
 // prev.
 func ActivePlacements(g GIP, v HealthView, prev []string) []string {
+	if g.Mode != ModeAnycast && g.Preempt {
+		// The common case, without an intermediate list: it runs for every
+		// GIP at every evaluation (10,000 GIPs in a large federation).
+		var best *Placement
+		for i := range g.Placements {
+			if ok, _ := PlacementHealthy(v, g.Placements[i]); ok && (best == nil || better(g.Placements[i], *best)) {
+				best = &g.Placements[i]
+			}
+		}
+		if best == nil {
+			return []string{}
+		}
+		return []string{best.DC}
+	}
 	var healthy []Placement
 	for _, p := range g.Placements {
 		if ok, _ := PlacementHealthy(v, p); ok {

@@ -95,7 +95,7 @@ type Daemon struct {
 	// DC is active for that another DC reported holding at the last
 	// evaluation.
 	active        map[string][]string
-	holding       map[string][]string
+	holding       map[string]map[string]bool
 	reported      map[string]bool
 	conflicts     map[string]bool
 	holdDownUntil time.Time
@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		stopped:   make(chan struct{}),
 		health:    newHealthQueue(),
 		active:    map[string][]string{},
-		holding:   map[string][]string{},
+		holding:   map[string]map[string]bool{},
 		reported:  map[string]bool{},
 		conflicts: map[string]bool{},
 		reports:   newReportQueue(),
@@ -253,7 +253,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-d.ticker.C:
+			d.drainReqs()
 			d.node.Tick(d.cfg.Now())
+			// Heartbeats leave before the evaluation, which may take a
+			// while with 10,000 GIPs.
+			if err := d.processReady(ctx); err != nil {
+				return err
+			}
 			d.updateActive()
 		case <-d.health.notify:
 			d.onHealthChanges()
@@ -268,6 +274,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
+// drainReqs runs the requests already waiting for the loop (peer messages
+// above all) before a tick: after the loop was busy (a large batch applied,
+// 10,000 GIPs evaluated) the heartbeats that arrived meanwhile count before
+// the tick judges reachability, so a busy DC does not see its peers
+// unreachable, fail over and back, only because it was not listening.
+func (d *Daemon) drainReqs() {
+	for range maxDrain {
+		select {
+		case f := <-d.reqs:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// maxDrain bounds the requests one drain runs, so that a flood of requests
+// never starves the ticker.
+const maxDrain = 256
+
 // processReady persists, sends, reports and advances until the node has
 // nothing more to say.
 func (d *Daemon) processReady(ctx context.Context) error {
@@ -281,6 +307,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 				return fmt.Errorf("persisting federation state: %w", err)
 			}
 			d.afterPersist(ctx)
+			d.afterLargeUpdate(rd.Update) // apply.go
 		}
 		if len(rd.Events) > 0 {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)

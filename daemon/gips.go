@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
@@ -36,7 +37,11 @@ func (d *Daemon) healthView(gs []vipsmart.GIP) vipsmart.HealthView {
 		for _, n := range m.VIPsUnknown {
 			unknown[m.Name][n] = true
 		}
-		d.holding[m.Name] = m.Holding
+		held := make(map[string]bool, len(m.Holding)) // a set: looked up per GIP
+		for _, g := range m.Holding {
+			held[g] = true
+		}
+		d.holding[m.Name] = held
 	}
 	own := map[string]bool{}
 	for name := range d.vips {
@@ -69,7 +74,7 @@ func (d *Daemon) prevActive(g vipsmart.GIP, view vipsmart.HealthView) []string {
 	}
 	prev := slices.Clone(d.active[g.Name])
 	for dc, held := range d.holding {
-		if view.Reachable[dc] && slices.Contains(held, g.Name) && !slices.Contains(prev, dc) {
+		if view.Reachable[dc] && held[g.Name] && !slices.Contains(prev, dc) {
 			prev = append(prev, dc)
 		}
 	}
@@ -125,7 +130,8 @@ func (d *Daemon) updateActive() {
 		if holdDown {
 			now = slices.DeleteFunc(slices.Clone(now), func(s string) bool { return s == self })
 		}
-		was := slices.Contains(d.active[g.Name], self)
+		prev, had := d.active[g.Name]
+		was := slices.Contains(prev, self)
 		if !was && slices.Contains(now, self) && g.Mode != vipsmart.ModeAnycast {
 			if what := unknownBetter(g, self, view, unknown); what != "" {
 				since, ok := d.waitSince[g.Name]
@@ -143,20 +149,30 @@ func (d *Daemon) updateActive() {
 		}
 		is := slices.Contains(now, self)
 		if was != is {
-			if is {
+			// Only the first maxGIPEvents are told one by one (gipEvents):
+			// the others are counted, not explained, so that a change of
+			// 10,000 GIPs costs no 10,000 explanations.
+			switch {
+			case is && len(up) >= maxGIPEvents:
+				up = append(up, "")
+			case is:
 				up = append(up, fmt.Sprintf("GIP %s %s active here: %s", g.Name, g.Address, activeReason(g, view, now)))
-			} else {
+			case len(down) >= maxGIPEvents:
+				down = append(down, "")
+			default:
 				down = append(down, fmt.Sprintf("GIP %s %s inactive here: %s", g.Name, g.Address, d.inactiveReason(g, view, now)))
 			}
 		}
-		d.metrics.activeChanged(g, d.active[g.Name], now, view)
-		d.active[g.Name] = now
+		if !had || !slices.Equal(prev, now) {
+			d.metrics.activeChanged(g, prev, now, view)
+			d.active[g.Name] = now
+		}
 		if is && g.Mode != vipsmart.ModeAnycast {
 			if !g.Preempt || !topRanked(g, self) {
 				reported[g.Name] = true
 			}
 			for dc, held := range d.holding {
-				if dc != self && view.Reachable[dc] && slices.Contains(held, g.Name) {
+				if dc != self && view.Reachable[dc] && held[g.Name] {
 					conflicts[g.Name] = true
 				}
 			}
@@ -226,9 +242,13 @@ func unknownBetter(g vipsmart.GIP, self string, view vipsmart.HealthView, unknow
 
 // topRanked reports whether dc holds g's best-ranked placement.
 func topRanked(g vipsmart.GIP, dc string) bool {
-	ps := slices.Clone(g.Placements)
-	vipsmart.SortPlacements(ps)
-	return len(ps) > 0 && ps[0].DC == dc
+	best := -1
+	for i, p := range g.Placements {
+		if best < 0 || p.Priority > g.Placements[best].Priority || p.Priority == g.Placements[best].Priority && p.DC < g.Placements[best].DC {
+			best = i
+		}
+	}
+	return best >= 0 && g.Placements[best].DC == dc
 }
 
 func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string {
@@ -236,9 +256,10 @@ func activeReason(g vipsmart.GIP, view vipsmart.HealthView, act []string) string
 		return "anycast, placement healthy"
 	}
 	var others []string
+	why := vipsmart.ExplainPlacements(g, view, act)
 	for _, p := range g.Placements {
 		if !slices.Contains(act, p.DC) {
-			others = append(others, p.DC+" "+vipsmart.ExplainPlacements(g, view, act)[p.DC])
+			others = append(others, p.DC+" "+why[p.DC])
 		}
 	}
 	if len(others) == 0 {
@@ -278,7 +299,9 @@ func (d *Daemon) activeKey() string {
 	now := d.cfg.Now()
 	fmt.Fprintf(&b, "%d/%d/%t/%t", d.node.GIPVersion(), d.healthVersion, now.Before(d.holdDownUntil), d.inheriting(now))
 	for _, m := range d.node.DCs(now) {
-		fmt.Fprintf(&b, "|%s:%t:%v:%v:%v", m.Name, m.Reachable, m.VIPsDown, m.Holding, m.VIPsUnknown)
+		// The lists are hashed, not printed: a DC may report holding
+		// 10,000 GIPs, and this key is made at every tick.
+		fmt.Fprintf(&b, "|%s:%t:%x:%x:%x", m.Name, m.Reachable, hashNames(m.VIPsDown), hashNames(m.Holding), hashNames(m.VIPsUnknown))
 	}
 	expired := 0
 	for _, since := range d.waitSince {
@@ -289,6 +312,16 @@ func (d *Daemon) activeKey() string {
 	fmt.Fprintf(&b, "|waits:%d/%d", len(d.waitSince), expired)
 	b.WriteString(d.quorumKey())
 	return b.String()
+}
+
+// hashNames is an FNV-1a hash of names and their count.
+func hashNames(names []string) [2]uint64 {
+	h := fnv.New64a()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+	}
+	return [2]uint64{uint64(len(names)), h.Sum64()}
 }
 
 // gipInfos describes GIPs with their current active placements and, with

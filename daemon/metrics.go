@@ -47,11 +47,13 @@ func opKind(p federation.Proposal) string {
 		return "remove_gip"
 	case federation.RotateIdentity:
 		return "rotate_identity"
+	case federation.ApplyGIPs:
+		return "apply_gips"
 	}
 	return "other"
 }
 
-var opKinds = []string{"add_dc", "remove_dc", "leave", "add_gip", "update_gip", "remove_gip", "rotate_identity"}
+var opKinds = []string{"add_dc", "remove_dc", "leave", "add_gip", "update_gip", "remove_gip", "rotate_identity", "apply_gips"}
 
 // The reasons of vipsmart_gip_failovers_total: why a DC that was active for
 // a GIP no longer is.

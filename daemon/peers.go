@@ -84,7 +84,7 @@ func (d *Daemon) runPeer(ctx context.Context, q *peerQueue) {
 			idle.Reset(peerIdle)
 		case m := <-q.ch:
 			idle.Reset(peerIdle)
-			sctx, cancel := context.WithTimeout(ctx, d.cfg.SendTimeout)
+			sctx, cancel := context.WithTimeout(ctx, d.sendTimeout(m))
 			start := time.Now()
 			err := d.cfg.Transport.Send(sctx, m)
 			cancel()

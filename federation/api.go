@@ -78,6 +78,11 @@ type Proposal struct {
 	// Token is AddDC's join token, made on the candidate: the invite
 	// carries it to the candidate (and nowhere else).
 	Token string
+	// Batch is the GIP changes of ApplyGIPs; ExpectEpoch, if not 0, is
+	// the epoch the batch was computed at: ApplyGIPs is refused
+	// (ECONFLICT) when the federation has moved on (batch.go).
+	Batch       *Batch
+	ExpectEpoch uint64
 }
 
 // Report is what a DC tells the other members in its heartbeats besides
@@ -148,7 +153,8 @@ type Change struct {
 	// Names is set on a forced RemoveDC of several DCs: all of them,
 	// sorted (Name is the first).
 	Names []string      `json:"names,omitempty"`
-	GIP   *vipsmart.GIP `json:"gip,omitempty"` // PutGIP
+	GIP   *vipsmart.GIP `json:"gip,omitempty"`   // PutGIP
+	Batch *Batch        `json:"batch,omitempty"` // ApplyGIPs (batch.go)
 	// Founder is set on an AddDC whose coordinator was standalone: the
 	// coordinator that declares the federation.
 	Founder *vipsmart.DC `json:"founder,omitempty"`

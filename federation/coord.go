@@ -113,6 +113,12 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 			return "", vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "GIP %s does not exist", p.Name)
 		}
 		c.Name = p.Name
+	case ApplyGIPs:
+		bc, err := n.proposeBatch(now, p)
+		if err != nil {
+			return "", err
+		}
+		c = bc
 	case RotateIdentity:
 		if err := n.needMember("rotate its key"); err != nil {
 			return "", err
@@ -313,6 +319,8 @@ func describe(c Change) string {
 		return "put GIP " + c.GIP.Name
 	case DeleteGIP:
 		return "delete GIP " + c.Name
+	case ApplyGIPs:
+		return describeBatch(c)
 	case RotateIdentity:
 		return "rotate the key of " + c.DC.Name + " to " + vipsmart.ShortIdentity(c.DC.Identity)
 	}
@@ -625,7 +633,7 @@ func (n *Node) commitOp(now time.Time) {
 			continue
 		}
 		m := n.newMsg(MsgCommit, t)
-		dd := d
+		dd := slimDecision(d)
 		m.OpID, m.Last, m.Founding = o.id, &dd, n.h.Founding
 		n.send(m)
 	}

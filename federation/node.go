@@ -426,15 +426,15 @@ func (n *Node) Tick(now time.Time) {
 	n.expire(now)
 	n.resendAborts(now)
 	if o := n.op; o != nil {
-		if now.Sub(o.phaseStart) >= n.cfg.PhaseTimeout {
+		if now.Sub(o.phaseStart) >= n.phaseTimeout() {
 			name := n.firstMissing()
 			d, _ := n.dcByName(name)
 			if o.phase == phProbe {
-				n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s did not answer within %s; %s", n.probeWhat(name), n.cfg.PhaseTimeout, n.probeAdvice(name)))
+				n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s did not answer within %s; %s", n.probeWhat(name), n.phaseTimeout(), n.probeAdvice(name)))
 			} else {
-				n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s (%s) did not answer the %s within %s; the operation was rolled back", name, d.AddrPort(), o.phase, n.cfg.PhaseTimeout))
+				n.failOp(now, vipsmart.Errorf(vipsmart.ETIMEOUT, "", "%s (%s) did not answer the %s within %s; the operation was rolled back", name, d.AddrPort(), o.phase, n.phaseTimeout()))
 			}
-		} else if now.Sub(o.lastSend) >= n.cfg.HeartbeatInterval {
+		} else if now.Sub(o.lastSend) >= n.resendEvery() {
 			n.sendPhase(now, true)
 		}
 	}
@@ -499,7 +499,7 @@ func (n *Node) expire(now time.Time) {
 		// they matter (see docs/federation.md): they end with the epoch, an
 		// abort, or news that the coordinator is past the operation.
 		n.h.Doubts = slices.DeleteFunc(n.h.Doubts, func(d Doubt) bool { return d.OpID == l.OpID })
-		n.h.Doubts = append(n.h.Doubts, Doubt{FedID: l.FedID, Epoch: l.Epoch, ToEpoch: l.ToEpoch, OpID: l.OpID, Coordinator: l.Coordinator.Name, Change: l.Change, Seq: l.Seq})
+		n.h.Doubts = append(n.h.Doubts, Doubt{FedID: l.FedID, Epoch: l.Epoch, ToEpoch: l.ToEpoch, OpID: l.OpID, Coordinator: l.Coordinator.Name, Change: slimChange(l.Change), Seq: l.Seq})
 	}
 	n.releaseLock(now, fmt.Sprintf("operation %s of %s did not commit before its deadline", l.OpID, l.Coordinator.Name))
 }

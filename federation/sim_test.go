@@ -548,6 +548,9 @@ func (s *sim) operator() {
 	default:
 		p = Proposal{Kind: DeleteGIP, Name: fmt.Sprintf("gip-%d", 1+s.rng.IntN(4))}
 	}
+	if (p.Kind == PutGIP || p.Kind == DeleteGIP) && s.rng.IntN(3) == 0 {
+		p = s.batchProposal(d) // batch_sim_test.go
+	}
 	s.stats.ops++
 	id, err := d.node.Propose(s.clock(d), p)
 	desc := fmt.Sprintf("%s %s%s%v %s force=%v", p.Kind, p.DC.Name, p.Name, p.Names, p.GIP.Name, p.Force)

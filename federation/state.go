@@ -98,7 +98,7 @@ type hardState struct {
 }
 
 func (h *hardState) encode() []byte {
-	b, err := json.Marshal(h)
+	b, err := json.Marshal(h.persisted())
 	if err != nil {
 		panic("federation: encoding the record: " + err.Error())
 	}
@@ -204,6 +204,8 @@ func gipChanges(gips map[string]vipsmart.GIP, c Change) (put []vipsmart.GIP, del
 		if c.GIP != nil {
 			put = append(put, cloneGIP(*c.GIP))
 		}
+	case ApplyGIPs:
+		return batchChanges(gips, c.Batch)
 	case DeleteGIP:
 		if _, ok := gips[c.Name]; ok {
 			del = append(del, c.Name)

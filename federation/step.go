@@ -198,7 +198,7 @@ func (n *Node) canApply(d Decision) bool {
 		return false
 	}
 	l := n.h.Lock
-	return l == nil || (l.OpID == d.OpID && !l.Own)
+	return (l == nil || (l.OpID == d.OpID && !l.Own)) && n.canApplyBatch(d)
 }
 
 // aheadTomb reports whether d is the tombstone of a DC that left this
@@ -319,7 +319,8 @@ func (n *Node) leaveFed(now time.Time, why string) {
 func (n *Node) applyDecision(now time.Time, d Decision) {
 	members := applyMembers(n.h.Members, d.Change)
 	quorum := quorumAfter(n.h.Members, d.Change)
-	put, del := gipChanges(n.gips, d.Change)
+	put, del := gipChanges(n.gips, n.withBatch(d.Change))
+	d = slimDecision(d)
 	n.h.Lock = nil
 	n.h.Last = &d
 	n.setEpoch(d.ToEpoch)
@@ -455,6 +456,9 @@ func (n *Node) onLock(now time.Time, m Message) {
 	case n.lockBlocked(m.OpID, m.From.Name, *m.Change) != "":
 		code := vipsmart.ESTATE
 		n.refuse(m, MsgLockResp, code, "%s", n.lockBlocked(m.OpID, m.From.Name, *m.Change))
+	case m.Change.Kind == ApplyGIPs && n.batchProblem(m.Change.Batch) != nil:
+		e := n.batchProblem(m.Change.Batch)
+		n.refuse(m, MsgLockResp, e.Code, "%s", e.Message)
 	case m.Change.Kind == PutGIP && n.ownPlacementProblem(m.Change.GIP) != nil:
 		e := n.ownPlacementProblem(m.Change.GIP)
 		n.refuse(m, MsgLockResp, e.Code, "%s", e.Message)
@@ -734,6 +738,8 @@ func (c *Change) validate() error {
 		}
 		g := cloneGIP(*c.GIP)
 		return g.Validate()
+	case ApplyGIPs:
+		return c.Batch.validate()
 	case RotateIdentity:
 		if c.DC == nil {
 			return fmt.Errorf("rotate-identity without a DC")

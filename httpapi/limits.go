@@ -210,9 +210,14 @@ func (s *Server) limits(next http.Handler) http.Handler {
 		ol = *s.OperatorLimits
 	}
 	peer, op := newLimiter(pl).wrap(next), newLimiter(ol).wrap(next)
+	apply := newLimiter(DefaultApplyLimits).wrap(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isPeerPath(r.URL.Path) {
 			peer.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == ApplyPath {
+			apply.ServeHTTP(w, r)
 			return
 		}
 		op.ServeHTTP(w, r)

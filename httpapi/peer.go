@@ -1,10 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -156,7 +154,7 @@ func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
 	if m.To.Identity == "" {
 		return fmt.Errorf("%s (%s): no key is pinned for it, so nothing is sent", m.To.Name, m.To.AddrPort())
 	}
-	b, err := json.Marshal(m)
+	body, size, err := encodeMessage(m) // peerbatch.go
 	if err != nil {
 		return fmt.Errorf("encoding %s message: %w", m.Type, err)
 	}
@@ -166,7 +164,7 @@ func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
 	// DC named in its answers.
 	tries := p.candidates(m.To.Identity, addr)
 	for i, a := range tries {
-		err = p.send(ctx, m, a, b)
+		err = p.send(ctx, m, a, body, size)
 		if err == nil || isRefusal(err) || ctx.Err() != nil {
 			if err == nil && i > 0 {
 				p.prefer(m.To.Identity, a)
@@ -182,11 +180,13 @@ func isRefusal(err error) bool {
 	return errors.As(err, &r)
 }
 
-func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string, b []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PeerPath, bytes.NewReader(b))
+func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string, body func() io.Reader, size int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PeerPath, body())
 	if err != nil {
 		return err
 	}
+	req.ContentLength = size
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := p.client(addr, m.To.Identity).Do(req)
 	if err != nil {

@@ -73,6 +73,7 @@ func (s *Server) Handler() http.Handler {
 	handle("/v1/leave", route{"POST": s.leave})
 	s.gipRoutes(handle)
 	s.extraRoutes(handle)
+	s.applyRoutes(handle)
 	handle("/v1/events", route{"GET": s.events})
 	handle("/healthz", route{"GET": func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }})
 	if s.Trust != nil {

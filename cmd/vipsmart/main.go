@@ -53,6 +53,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es) // apply.go: diff's "something would change"
+	}
 	fmt.Fprintln(stderr, "Error:", err)
 	var ue usageError
 	if errors.As(err, &ue) || vipsmart.IsCode(err, vipsmart.EINVALID) || strings.HasPrefix(err.Error(), "unknown command") {
@@ -109,6 +113,10 @@ every other command is a client of a daemon's operator API.`,
 			}
 			switch g.output {
 			case "table", "json":
+			case "yaml":
+				if cmd.Name() != "export" {
+					return usageError{fmt.Errorf("--output %q is unknown for %s (yaml is for export only): give table or json", g.output, cmd.CommandPath())}
+				}
 			default:
 				return usageError{fmt.Errorf("--output %q is unknown: give table or json", g.output)}
 			}
@@ -142,6 +150,7 @@ every other command is a client of a daemon's operator API.`,
 	root.AddCommand(newServeCmd(g), newStatusCmd(g), newVIPCmd(g), newDCCmd(g), newGIPCmd(g), newEventsCmd(g), newDemoCmd(g),
 		newStoreCmd(g), newBackupCmd(g), newRestoreCmd(g))
 	root.AddCommand(newVersionCmd(g), newUICmd(g), newBGPCmd(g), newTokenCmd(g), newNodeCmd(g))
+	root.AddCommand(newApplyCmd(g), newDiffCmd(g), newExportCmd(g))
 	g.completions(root)
 	return root
 }

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/manifest"
+)
+
+// exitStatus is an error that only sets the exit status (diff's 1 when
+// something would change); it prints nothing.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// fileFlags are the flags apply and diff share.
+type fileFlags struct {
+	files   []string
+	prune   bool
+	version string
+}
+
+func (f *fileFlags) add(c *cobra.Command) {
+	c.Flags().StringArrayVarP(&f.files, "filename", "f", nil, "a YAML or JSON file, a directory of them (*.yaml, *.yml, *.json), or - for standard input; repeatable")
+	c.Flags().BoolVar(&f.prune, "prune", false, "also remove the VIPs of this DC and the GIPs of the federation that the files do not declare")
+	c.Flags().StringVar(&f.version, "expect-version", "", "refuse unless the objects are still at this resource version (as `vipsmart diff` printed it)")
+}
+
+// request reads the files into a request (nothing is sent yet).
+func (f *fileFlags) request(stdin io.Reader) (vipsmart.ApplyRequest, error) {
+	s, err := manifest.ReadPaths(f.files, stdin)
+	if err != nil {
+		return vipsmart.ApplyRequest{}, err
+	}
+	req, err := s.Request()
+	if err != nil {
+		return req, err
+	}
+	req.Prune, req.ResourceVersion = f.prune, f.version
+	if req.ResourceVersion != "" {
+		if _, _, err := vipsmart.ParseResourceVersion(req.ResourceVersion); err != nil {
+			return req, vipsmart.Errorf(vipsmart.EINVALID, "--expect-version", "--expect-version: %s", err.(*vipsmart.Error).Message)
+		}
+	}
+	return req, nil
+}
+
+func newDiffCmd(g *globals) *cobra.Command {
+	var ff fileFlags
+	c := &cobra.Command{
+		Use:   "diff -f FILE|DIR|- [--prune] [--expect-version V]",
+		Short: "Show what apply would change: added, changed and removed objects",
+		Long: `Diff compares the VIPs and GIPs declared in the files with the local DC's VIPs
+and the federation's GIPs, and prints what vipsmart apply with the same flags
+would change, with the resource version it compared against (give it to apply
+--expect-version to apply exactly this diff). Exit status: 0 when nothing
+would change, 1 when something would, 2 on trouble (bad files, daemon not
+reachable), as diff(1). See docs/apply.md for the file format.`,
+		Example: "  vipsmart diff -f addresses/\n  vipsmart export | vipsmart diff -f -",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := ff.request(cmd.InOrStdin())
+			if err != nil {
+				return usageError{err}
+			}
+			req.DryRun = true
+			ctx, cancel := g.ctx()
+			defer cancel()
+			res, err := g.client().Apply(ctx, req)
+			if err != nil {
+				return usageError{err}
+			}
+			if g.output == "json" {
+				if err := printJSON(g.stdout, res); err != nil {
+					return err
+				}
+			} else {
+				printDiff(g.stdout, res)
+			}
+			if len(res.Changes) > 0 {
+				return exitStatus(1)
+			}
+			return nil
+		},
+	}
+	ff.add(c)
+	return c
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var ff fileFlags
+	var dry bool
+	c := &cobra.Command{
+		Use:   "apply -f FILE|DIR|- [--prune] [--dry-run] [--expect-version V]",
+		Short: "Make the VIPs and GIPs what the files declare: every GIP change in one federation change",
+		Long: `Apply makes the local DC's VIPs and the federation's GIPs what the files declare
+(YAML or JSON, one or many objects per file; see docs/apply.md). It first
+computes the diff (as vipsmart diff), then commits every GIP change as ONE
+federation change, on every member or on none, and applies the VIP changes
+on the local DC; if the federation change fails, the VIP changes are undone.
+Applying the same files again changes nothing and makes no federation change.
+
+Apply is refused, changing nothing, when the objects changed between its diff
+and its commit (another apply, a gip or vip command, a DC added): so two
+pipelines never silently overwrite each other. --expect-version V pins the
+resource version a reviewed diff printed. --prune also removes the objects the
+files do not declare; --dry-run prints the diff and changes nothing.`,
+		Example: "  vipsmart apply -f addresses/ --prune\n  vipsmart apply -f gips.yaml --expect-version 7-3f9a2c1b0d4e5f60",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := ff.request(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			cl := g.client()
+			req.DryRun = true
+			plan, err := cl.Apply(ctx, req)
+			if err != nil {
+				return err
+			}
+			if len(plan.Changes) == 0 || dry {
+				if g.output == "json" {
+					return printJSON(g.stdout, plan)
+				}
+				printDiff(g.stdout, plan)
+				if len(plan.Changes) == 0 {
+					fmt.Fprintln(g.stdout, "nothing to change")
+				} else {
+					fmt.Fprintln(g.stdout, "dry run: nothing was changed")
+				}
+				return nil
+			}
+			req.DryRun = false
+			req.ResourceVersion = plan.ResourceVersion
+			res, err := cl.Apply(ctx, req)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(g.stdout, res)
+			}
+			printDiff(g.stdout, res)
+			fmt.Fprintf(g.stdout, "applied")
+			if res.OpID != "" {
+				fmt.Fprintf(g.stdout, ": GIP changes committed by operation %s on every member (epoch %d)", res.OpID, res.Epoch)
+			}
+			fmt.Fprintf(g.stdout, "; resource version now %s\n", res.NewVersion)
+			return nil
+		},
+	}
+	ff.add(c)
+	c.Flags().BoolVar(&dry, "dry-run", false, "print what would change and change nothing")
+	return c
+}
+
+func newExportCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "export [-o yaml|json]",
+		Short: "Print the local DC's VIPs and the federation's GIPs in the file format of apply",
+		Long: `Export prints every VIP of the local DC and every GIP of the federation as
+apply reads them (YAML documents by default, -o json for a JSON array), so
+that vipsmart export | vipsmart apply -f - changes nothing.`,
+		Example: "  vipsmart export > addresses.yaml\n  vipsmart export -o json",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.ctx()
+			defer cancel()
+			cl := g.client()
+			vs, err := cl.ListVIPs(ctx)
+			if err != nil {
+				return err
+			}
+			gs, err := cl.ListGIPs(ctx)
+			if err != nil {
+				return err
+			}
+			vips := make([]vipsmart.VIP, 0, len(vs))
+			for _, v := range vs {
+				vips = append(vips, v.VIP)
+			}
+			gips := make([]vipsmart.GIP, 0, len(gs))
+			for _, gi := range gs {
+				gips = append(gips, gi.GIP)
+			}
+			objs := manifest.Objects(vips, gips)
+			if g.output == "json" {
+				return manifest.WriteJSON(g.stdout, objs)
+			}
+			return manifest.WriteYAML(g.stdout, objs)
+		},
+	}
+}
+
+// printDiff prints the changes of res, one object a line (+ add, ~ change,
+// - remove), the fields a change changes, and the counts.
+func printDiff(w io.Writer, res vipsmart.ApplyResult) {
+	fmt.Fprintf(w, "resource version %s\n", res.ResourceVersion)
+	for _, c := range res.Changes {
+		sign := map[string]string{vipsmart.ActionAdd: "+", vipsmart.ActionChange: "~", vipsmart.ActionRemove: "-"}[c.Action]
+		what := ""
+		switch {
+		case c.VIP != nil && c.Action != vipsmart.ActionChange:
+			what = " " + c.VIP.Address.String()
+		case c.GIP != nil && c.Action != vipsmart.ActionChange:
+			what = " " + c.GIP.Address.String() + " " + vipsmart.PlacementsString(c.GIP.Placements)
+		}
+		fmt.Fprintf(w, "%s %s %s%s\n", sign, c.Kind, c.Name, what)
+		for _, f := range c.Fields {
+			fmt.Fprintf(w, "    %s\n", f)
+		}
+	}
+	fmt.Fprintf(w, "%d to add, %d to change, %d to remove\n", res.Added, res.Changed, res.Removed)
+}

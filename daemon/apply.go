@@ -1,0 +1,300 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/federation"
+)
+
+var _ vipsmart.ApplyService = (*Daemon)(nil)
+
+// Apply implements vipsmart.ApplyService (vipsmart apply and diff).
+//
+// On the loop, at once: compare the request with the current objects (and
+// its resource version, if given, with the current one); refuse the whole
+// request if its end state is inconsistent; add and change the VIPs
+// (placements may name new VIPs, which every member checks in its lock);
+// then propose every GIP change as one ApplyGIPs operation at the epoch
+// the diff was computed at. When it commits, remove the VIPs to remove;
+// when it fails, undo the VIP changes, so that a refused apply changes
+// nothing anywhere.
+func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart.ApplyResult, error) {
+	if err := req.Validate(); err != nil {
+		return vipsmart.ApplyResult{}, err
+	}
+	var res vipsmart.ApplyResult
+	var undo []func()
+	var removals []string
+	var opID string
+	ch := make(chan error, 1)
+	start := d.cfg.Now()
+	err := d.call(ctx, func() error {
+		cur := d.vipList()
+		gips := d.node.GIPs()
+		epoch := d.node.Status(d.cfg.Now()).Epoch
+		res.ResourceVersion = vipsmart.ResourceVersion(epoch, cur)
+		res.Epoch = epoch
+		if req.ResourceVersion != "" && req.ResourceVersion != res.ResourceVersion {
+			return d.versionConflict(req.ResourceVersion, epoch, res.ResourceVersion)
+		}
+		res.Changes = vipsmart.DiffObjects(cur, gips, req.VIPs, req.GIPs, req.Prune)
+		res.Added, res.Changed, res.Removed = vipsmart.CountChanges(res.Changes)
+		if res.Changes == nil {
+			res.Changes = []vipsmart.ObjectChange{}
+		}
+		if req.DryRun || len(res.Changes) == 0 {
+			return nil
+		}
+		if err := d.node.LocalChangeAllowed(); err != nil {
+			if st := d.node.Status(d.cfg.Now()); st.Status == vipsmart.StatusCandidateReview {
+				// Locked by another operation for a few seconds: busy,
+				// so that the client retries (and then finds the
+				// objects changed, if that operation committed).
+				return vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: %s", asError(err).Message)
+			}
+			return err
+		}
+		var put []vipsmart.GIP
+		var del []string
+		var vipAdd, vipChange []vipsmart.VIP
+		for _, c := range res.Changes {
+			switch {
+			case c.Kind == vipsmart.KindGIP && c.Action == vipsmart.ActionRemove:
+				del = append(del, c.Name)
+			case c.Kind == vipsmart.KindGIP:
+				put = append(put, *c.GIP)
+			case c.Action == vipsmart.ActionAdd:
+				vipAdd = append(vipAdd, *c.VIP)
+			case c.Action == vipsmart.ActionChange:
+				vipChange = append(vipChange, *c.VIP)
+			default:
+				removals = append(removals, c.Name)
+			}
+		}
+		if err := d.checkEndState(gips, put, del, vipAdd, vipChange, removals); err != nil {
+			return err
+		}
+		now := d.cfg.Now().UTC().Truncate(time.Millisecond)
+		for _, v := range vipAdd {
+			v.Created = now
+			if err := d.cfg.Store.CreateVIP(ctx, v); err != nil {
+				d.undo(undo)
+				return err
+			}
+			d.vips[v.Name] = v
+			name := v.Name
+			undo = append(undo, func() { d.dropVIP(name) })
+		}
+		for _, v := range vipChange {
+			old := d.vips[v.Name]
+			v.Created = now
+			if err := d.replaceVIP(ctx, v); err != nil {
+				d.undo(undo)
+				return err
+			}
+			undo = append(undo, func() { _ = d.replaceVIP(context.Background(), old) })
+		}
+		if len(vipAdd)+len(vipChange) > 0 {
+			d.vipsChanged()
+		}
+		if len(put)+len(del) == 0 {
+			return nil
+		}
+		id, err := d.node.Propose(d.cfg.Now(), federation.Proposal{Kind: federation.ApplyGIPs, Batch: &federation.Batch{Put: put, Delete: del}, ExpectEpoch: epoch, By: askedBy(ctx)})
+		if err != nil {
+			d.undo(undo)
+			return err
+		}
+		opID = id
+		d.waiters[id] = ch
+		return nil
+	})
+	if err != nil || req.DryRun || len(res.Changes) == 0 {
+		return res, err
+	}
+	if opID != "" {
+		var perr error
+		select {
+		case perr = <-ch:
+		case <-d.stopped:
+			return res, errStopped
+		case <-ctx.Done():
+			return res, &vipsmart.Error{Code: vipsmart.ETIMEOUT, Message: fmt.Sprintf("operation %s is still running: see `vipsmart status` and `vipsmart events`; run vipsmart diff once it ended", opID), Err: ctx.Err()}
+		}
+		d.metrics.operation(federation.Proposal{Kind: federation.ApplyGIPs}, start, d.cfg.Now, &perr)
+		if perr != nil {
+			_ = d.call(context.WithoutCancel(ctx), func() error { d.undo(undo); return nil })
+			return res, perr
+		}
+		res.OpID = opID
+	}
+	err = d.call(context.WithoutCancel(ctx), func() error {
+		for _, name := range removals {
+			if err := d.cfg.Store.DeleteVIP(ctx, name); err != nil {
+				return err
+			}
+			delete(d.vips, name)
+		}
+		if len(removals) > 0 {
+			d.vipsChanged()
+		}
+		res.Applied = true
+		res.Epoch = d.node.Status(d.cfg.Now()).Epoch
+		res.NewVersion = vipsmart.ResourceVersion(res.Epoch, d.vipList())
+		d.event(vipsmart.EventFederation, fmt.Sprintf("applied %d added, %d changed, %d removed (VIPs and GIPs)%s%s", res.Added, res.Changed, res.Removed, opNote(opID), byNote(ctx)))
+		return nil
+	})
+	return res, err
+}
+
+// sendTimeout bounds one delivery of m: SendTimeout, or for a message
+// carrying a whole batch (an apply-gips lock: megabytes that the peer
+// decodes and checks before it answers) four times that, or 9/10 of the
+// review TTL if longer (the batch's phase timeout: batch.go).
+func (d *Daemon) sendTimeout(m federation.Message) time.Duration {
+	if m.Change != nil && m.Change.Batch != nil && len(m.Change.Batch.Put)+len(m.Change.Batch.Delete) > 0 {
+		ttl := d.cfg.Federation.ReviewTTL
+		if ttl == 0 {
+			ttl = federation.DefaultReviewTTL
+		}
+		return max(4*d.cfg.SendTimeout, ttl*9/10)
+	}
+	return d.cfg.SendTimeout
+}
+
+// largeUpdate is the number of GIPs written at once above which the
+// daemon hands the memory of the transient copies back to the OS (a batch
+// of 10,000 GIPs decodes, checks, persists and clones them several times).
+const largeUpdate = 1000
+
+// It does so on a goroutine of its own: a forced collection of a heap
+// holding 10,000 GIPs takes a while, and the loop must go on sending
+// heartbeats meanwhile (a loop stalled past the detection window makes
+// its peers see it unreachable). At most one runs at a time.
+func (d *Daemon) afterLargeUpdate(u *vipsmart.FederationUpdate) {
+	if len(u.PutGIPs)+len(u.DeleteGIPs) >= largeUpdate && freeing.CompareAndSwap(false, true) {
+		go func() {
+			defer freeing.Store(false)
+			debug.FreeOSMemory()
+		}()
+	}
+}
+
+// freeing is set while an afterLargeUpdate collection runs.
+var freeing atomic.Bool
+
+func opNote(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " by operation " + id
+}
+
+// versionConflict explains why a request's resource version is not the
+// current one.
+func (d *Daemon) versionConflict(want string, epoch uint64, have string) error {
+	we, _, err := vipsmart.ParseResourceVersion(want)
+	if err != nil {
+		return err
+	}
+	why := "the VIPs of " + d.cfg.Self.Name + " changed"
+	if we != epoch {
+		why = fmt.Sprintf("the federation went from epoch %d to %d", we, epoch)
+	}
+	return vipsmart.Errorf(vipsmart.ECONFLICT, "resource_version", "the objects changed since the diff this apply is based on (resource version %s, now %s: %s); nothing was changed: run vipsmart diff again and apply what it shows", want, have, why)
+}
+
+// checkEndState refuses a request whose end state the federation would
+// refuse piecemeal: a VIP removed while a GIP placement on this DC still
+// names it, or an address both a VIP and a GIP of this DC.
+func (d *Daemon) checkEndState(gips []vipsmart.GIP, put []vipsmart.GIP, del []string, vipAdd, vipChange []vipsmart.VIP, removals []string) error {
+	final := make(map[string]vipsmart.GIP, len(gips))
+	for _, g := range gips {
+		final[g.Name] = g
+	}
+	for _, n := range del {
+		delete(final, n)
+	}
+	for _, g := range put {
+		final[g.Name] = g
+	}
+	vipAddr := map[string]string{}
+	for name, v := range d.vips {
+		vipAddr[name] = v.Address.String()
+	}
+	for _, v := range append(append([]vipsmart.VIP{}, vipAdd...), vipChange...) {
+		vipAddr[v.Name] = v.Address.String()
+	}
+	gone := map[string]bool{}
+	for _, n := range removals {
+		gone[n] = true
+		delete(vipAddr, n)
+	}
+	self := d.cfg.Self.Name
+	addrs := map[string]string{}
+	for name, a := range vipAddr {
+		addrs[a] = name
+	}
+	for _, g := range final {
+		for _, p := range g.Placements {
+			if p.DC == self && p.VIP != "" && gone[p.VIP] {
+				return vipsmart.Errorf(vipsmart.ECONFLICT, "vips", "VIP %s would be removed while GIP %s still names it in its placement in %s: keep the VIP or change the GIP's placement in the same files", p.VIP, g.Name, self)
+			}
+			if p.DC == self && p.VIP != "" {
+				if _, ok := vipAddr[p.VIP]; !ok {
+					return vipsmart.Errorf(vipsmart.EINVALID, "gips", "GIP %s names VIP %s in its placement in %s, which has no such VIP: add the VIP to the files or leave the placement's vip empty", g.Name, p.VIP, self)
+				}
+			}
+		}
+		if v, ok := addrs[g.Address.String()]; ok {
+			return vipsmart.Errorf(vipsmart.ECONFLICT, "gips", "GIP %s has address %s, which VIP %s of %s has too: give each address once", g.Name, g.Address, v, self)
+		}
+	}
+	return nil
+}
+
+// replaceVIP writes v in place of the VIP of the same name (store and
+// cache).
+func (d *Daemon) replaceVIP(ctx context.Context, v vipsmart.VIP) error {
+	if _, ok := d.vips[v.Name]; ok {
+		if err := d.cfg.Store.DeleteVIP(ctx, v.Name); err != nil {
+			return err
+		}
+		delete(d.vips, v.Name)
+	}
+	if err := d.cfg.Store.CreateVIP(ctx, v); err != nil {
+		return err
+	}
+	d.vips[v.Name] = v
+	return nil
+}
+
+func (d *Daemon) dropVIP(name string) {
+	if err := d.cfg.Store.DeleteVIP(context.Background(), name); err != nil {
+		d.log.Error("apply: undoing a VIP added", "vip", name, "err", err)
+	}
+	delete(d.vips, name)
+}
+
+// undo reverts the VIP changes of a failed apply, newest first.
+func (d *Daemon) undo(fs []func()) {
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+	if len(fs) > 0 {
+		d.vipsChanged()
+	}
+}
+
+func (d *Daemon) vipList() []vipsmart.VIP {
+	out := make([]vipsmart.VIP, 0, len(d.vips))
+	for _, v := range d.vips {
+		out = append(out, v)
+	}
+	return out
+}

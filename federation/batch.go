@@ -1,0 +1,396 @@
+package federation
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+)
+
+// ApplyGIPs commits many GIP changes (Proposal.Batch) as one operation:
+// one lock round, one epoch step, every member or none (vipsmart apply).
+const ApplyGIPs ProposalKind = "apply-gips"
+
+// The bounds of one batch. A lock message carries the whole batch, so it
+// must fit the peer body limit (httpapi.MaxPeerBody, 16 MiB) with room to
+// spare: MaxBatchBytes bounds an over-estimate of the batch's JSON size.
+const (
+	MaxBatchChanges = 100_000
+	MaxBatchBytes   = 12 << 20
+)
+
+// Batch is the GIP changes of one ApplyGIPs operation: GIPs written
+// (created or replaced) and GIPs deleted, each name at most once. Count
+// and Digest identify the content; a batch travels in full only in the
+// lock messages (and the locks members persist). Decisions (commits,
+// heartbeats, the last decision a DC keeps, doubts) carry it slim, Count
+// and Digest alone: a member applies a slim decision from the batch of the
+// lock it holds for that operation, or else catches up by fetching the
+// state, so that the size of a batch never multiplies with heartbeats.
+type Batch struct {
+	Put    []vipsmart.GIP `json:"put,omitempty"`
+	Delete []string       `json:"delete,omitempty"`
+	Count  int            `json:"count"`
+	Digest string         `json:"digest"`
+	// raw caches the JSON encoding of a batch made by Propose: its lock
+	// message goes to every member, each encoded on its own.
+	raw []byte
+}
+
+// batchJSON is Batch without its methods (the default encoding).
+type batchJSON Batch
+
+// MarshalJSON encodes b, from the cached encoding when it has one.
+func (b *Batch) MarshalJSON() ([]byte, error) {
+	if b.raw != nil {
+		return b.raw, nil
+	}
+	return json.Marshal((*batchJSON)(b))
+}
+
+// Encoded returns the cached JSON encoding of b (a batch made by Propose),
+// or nil. A transport may send it as it is instead of encoding it again
+// for every peer (httpapi/peerbatch.go).
+func (b *Batch) Encoded() []byte {
+	if b == nil {
+		return nil
+	}
+	return b.raw
+}
+
+// Cache encodes b once and keeps the encoding (MarshalJSON, Encoded). The
+// batch must not change afterwards.
+func (b *Batch) Cache() error {
+	raw, err := json.Marshal((*batchJSON)(b))
+	if err != nil {
+		return err
+	}
+	b.raw = raw
+	return nil
+}
+
+// NewBatch returns the batch of puts and deletes, sorted, with its Count
+// and Digest.
+func NewBatch(put []vipsmart.GIP, del []string) *Batch {
+	b := &Batch{Put: make([]vipsmart.GIP, 0, len(put)), Delete: slices.Clone(del)}
+	for _, g := range put {
+		g = cloneGIP(g)
+		vipsmart.SortPlacements(g.Placements)
+		b.Put = append(b.Put, g)
+	}
+	sort.Slice(b.Put, func(i, j int) bool { return b.Put[i].Name < b.Put[j].Name })
+	sort.Strings(b.Delete)
+	b.Count = len(b.Put) + len(b.Delete)
+	b.Digest = b.digest()
+	return b
+}
+
+// full reports whether b carries its content (not only its identity).
+func (b *Batch) full() bool { return b != nil && len(b.Put)+len(b.Delete) == b.Count }
+
+// slim returns b without its content.
+func (b *Batch) slim() *Batch {
+	if b == nil {
+		return nil
+	}
+	return &Batch{Count: b.Count, Digest: b.Digest}
+}
+
+// digest is a SHA-256 over the batch's content, field by field.
+func (b *Batch) digest() string {
+	h := sha256.New()
+	var buf []byte
+	str := func(s string) {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(s)))
+		buf = append(buf, s...)
+		h.Write(buf)
+	}
+	num := func(n uint64) {
+		buf = binary.AppendUvarint(buf[:0], n)
+		h.Write(buf)
+	}
+	num(uint64(len(b.Put)))
+	for _, g := range b.Put {
+		str(g.Name)
+		str(g.Address.String())
+		str(string(g.Mode))
+		if g.Preempt {
+			num(1)
+		} else {
+			num(0)
+		}
+		num(uint64(len(g.Placements)))
+		for _, p := range g.Placements {
+			str(p.DC)
+			num(uint64(p.Priority))
+			str(p.VIP)
+		}
+	}
+	num(uint64(len(b.Delete)))
+	for _, n := range b.Delete {
+		str(n)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// size over-estimates the JSON size of b's content.
+func (b *Batch) size() int {
+	n := 64
+	for _, g := range b.Put {
+		n += 96 + len(g.Name) + 2*len(g.Address.String())
+		for _, p := range g.Placements {
+			n += 48 + len(p.DC) + len(p.VIP)
+		}
+	}
+	for _, d := range b.Delete {
+		n += 4 + 2*len(d)
+	}
+	return n
+}
+
+// validate checks a batch received from a peer: well-formed GIPs, each
+// name once, and (when it carries its content) the digest.
+func (b *Batch) validate() error {
+	if b == nil {
+		return fmt.Errorf("apply-gips without a batch")
+	}
+	if b.Count < 1 || b.Count > MaxBatchChanges {
+		return fmt.Errorf("batch of %d changes: give 1 to %d", b.Count, MaxBatchChanges)
+	}
+	if len(b.Put)+len(b.Delete) == 0 {
+		if len(b.Digest) != len("sha256:")+64 {
+			return fmt.Errorf("slim batch without a digest")
+		}
+		return nil
+	}
+	if !b.full() {
+		return fmt.Errorf("batch says %d changes but carries %d", b.Count, len(b.Put)+len(b.Delete))
+	}
+	seen := make(map[string]bool, b.Count)
+	for _, g := range b.Put {
+		g := cloneGIP(g)
+		if err := g.Validate(); err != nil {
+			return fmt.Errorf("batch GIP %s: %w", g.Name, err)
+		}
+		if seen[g.Name] {
+			return fmt.Errorf("batch names GIP %s twice", g.Name)
+		}
+		seen[g.Name] = true
+	}
+	for _, name := range b.Delete {
+		if err := vipsmart.ValidateName("delete", name); err != nil {
+			return err
+		}
+		if seen[name] {
+			return fmt.Errorf("batch names GIP %s twice", name)
+		}
+		seen[name] = true
+	}
+	if b.digest() != b.Digest {
+		return fmt.Errorf("batch digest %s does not match its content", b.Digest)
+	}
+	return nil
+}
+
+// proposeBatch checks an ApplyGIPs proposal at the coordinator and returns
+// its change (with the batch sorted, counted and digested).
+func (n *Node) proposeBatch(now time.Time, p Proposal) (Change, error) {
+	c := Change{Kind: ApplyGIPs, By: p.By}
+	if err := n.needMember("change GIPs"); err != nil {
+		return c, err
+	}
+	if p.ExpectEpoch != 0 && p.ExpectEpoch != n.h.Epoch {
+		last := ""
+		if l := n.h.Last; l != nil {
+			last = fmt.Sprintf(" (last change: operation %s of %s: %s)", l.OpID, l.Coordinator, describe(l.Change))
+		}
+		return c, vipsmart.Errorf(vipsmart.ECONFLICT, "expected_epoch", "the federation changed since the diff this apply is based on: it is at epoch %d, the diff was made at epoch %d%s; nothing was changed: run vipsmart diff again and apply what it shows", n.h.Epoch, p.ExpectEpoch, last)
+	}
+	if p.Batch == nil || len(p.Batch.Put)+len(p.Batch.Delete) == 0 {
+		return c, vipsmart.Errorf(vipsmart.EINVALID, "batch", "the batch changes nothing: there is nothing to commit")
+	}
+	b := NewBatch(p.Batch.Put, p.Batch.Delete)
+	if b.Count > MaxBatchChanges {
+		return c, vipsmart.Errorf(vipsmart.EINVALID, "batch", "the batch has %d GIP changes, more than the %d one federation change can carry: apply the files in parts", b.Count, MaxBatchChanges)
+	}
+	if sz := b.size(); sz > MaxBatchBytes {
+		return c, vipsmart.Errorf(vipsmart.EINVALID, "batch", "the batch's GIP changes take about %.1f MiB, more than the %d MiB one federation change can carry: apply the files in parts", float64(sz)/(1<<20), MaxBatchBytes>>20)
+	}
+	members := make(map[string]bool, len(n.h.Members))
+	for _, m := range n.h.Members {
+		members[m.Name] = true
+	}
+	touched := make(map[string]bool, b.Count)
+	for _, name := range b.Delete {
+		if touched[name] {
+			return c, vipsmart.Errorf(vipsmart.EINVALID, "batch", "GIP %s is changed twice in one batch: give each GIP once", name)
+		}
+		touched[name] = true
+		if _, ok := n.gips[name]; !ok {
+			return c, vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "GIP %s does not exist, so it cannot be deleted", name)
+		}
+	}
+	for i := range b.Put {
+		g := &b.Put[i]
+		if err := g.Validate(); err != nil {
+			e := vipsmart.Errorf(vipsmart.ErrorCodeOf(err), "", "GIP %s: %v", g.Name, err)
+			return c, e
+		}
+		if touched[g.Name] {
+			return c, vipsmart.Errorf(vipsmart.EINVALID, "batch", "GIP %s is changed twice in one batch: give each GIP once", g.Name)
+		}
+		touched[g.Name] = true
+		for _, pl := range g.Placements {
+			if !members[pl.DC] {
+				return c, vipsmart.Errorf(vipsmart.EINVALID, "placements", "GIP %s: placement %s is not a member of federation %s (members: %s)", g.Name, pl.DC, n.h.FedID, names(n.h.Members))
+			}
+		}
+		if err := n.checkOwnPlacements(g); err != nil {
+			return c, err
+		}
+	}
+	// Addresses stay unique once the batch is applied.
+	addrs := make(map[string]string, len(n.gips)+len(b.Put))
+	for name, g := range n.gips {
+		if !touched[name] {
+			addrs[g.Address.String()] = name
+		}
+	}
+	for _, g := range b.Put {
+		a := g.Address.String()
+		if other, ok := addrs[a]; ok {
+			return c, vipsmart.Errorf(vipsmart.ECONFLICT, "address", "GIP %s: address %s is already used by GIP %s", g.Name, a, other)
+		}
+		addrs[a] = g.Name
+	}
+	b.Digest = b.digest()
+	if err := b.Cache(); err != nil {
+		return c, vipsmart.Errorf(vipsmart.EINTERNAL, "batch", "encoding the batch: %v", err)
+	}
+	c.Batch = b
+	return c, nil
+}
+
+// persisted is h as it is written: a lock keeps its batch slim. The batch
+// is only needed to apply the commit without a state transfer; a DC that
+// restarts while locked has lost it and, if the batch commits, fetches the
+// state (as a DC that missed the lock would). So a batch of megabytes is
+// never written with every record of the lock's lifetime.
+func (h *hardState) persisted() *hardState {
+	if h.Lock == nil || !h.Lock.Change.Batch.full() {
+		return h
+	}
+	c := *h
+	l := *h.Lock
+	l.Change = slimChange(l.Change)
+	c.Lock = &l
+	return &c
+}
+
+// batchProblem checks a batch against this DC's own VIPs, as a member does
+// when it is asked for its lock.
+func (n *Node) batchProblem(b *Batch) *vipsmart.Error {
+	if b == nil {
+		return nil
+	}
+	for i := range b.Put {
+		if e := n.ownPlacementProblem(&b.Put[i]); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// batchChanges returns the GIPs written and deleted by a full batch.
+func batchChanges(gips map[string]vipsmart.GIP, b *Batch) (put []vipsmart.GIP, del []string) {
+	if !b.full() {
+		return nil, nil
+	}
+	put = make([]vipsmart.GIP, 0, len(b.Put))
+	for _, g := range b.Put {
+		put = append(put, cloneGIP(g))
+	}
+	for _, name := range b.Delete {
+		if _, ok := gips[name]; ok {
+			del = append(del, name)
+		}
+	}
+	return put, del
+}
+
+// withBatch returns c with its batch's content: c itself unless it is a
+// slim ApplyGIPs change, then the content of the lock this DC holds for
+// the same batch (nil batch if it holds none).
+func (n *Node) withBatch(c Change) Change {
+	if c.Kind != ApplyGIPs || c.Batch.full() {
+		return c
+	}
+	if l := n.h.Lock; l != nil && l.Change.Kind == ApplyGIPs && l.Change.Batch.full() && c.Batch != nil && l.Change.Batch.Digest == c.Batch.Digest {
+		return l.Change
+	}
+	c.Batch = nil
+	return c
+}
+
+// canApplyBatch reports whether this DC can apply decision d's GIP
+// changes: always unless d is a slim batch whose content this DC does not
+// hold (it then fetches the state from a DC that is ahead).
+func (n *Node) canApplyBatch(d Decision) bool {
+	return d.Change.Kind != ApplyGIPs || n.withBatch(d.Change).Batch.full()
+}
+
+// slimChange returns c as decisions carry it (a batch without content).
+func slimChange(c Change) Change {
+	if c.Batch != nil {
+		c.Batch = c.Batch.slim()
+	}
+	return c
+}
+
+// slimDecision returns d as it travels in commits and heartbeats.
+func slimDecision(d Decision) Decision {
+	d.Change = slimChange(d.Change)
+	return d
+}
+
+// resendEvery is how long the coordinator waits before it resends an
+// unanswered phase message: a heartbeat interval, or for a batch a third
+// of the batch's phase timeout (3 s by default). A lock of 10,000 GIPs is
+// megabytes that a member decodes and checks before it answers: resent
+// each second, it made a loaded member decode it again and again, later
+// still.
+func (n *Node) resendEvery() time.Duration {
+	if o := n.op; o != nil && o.change.Kind == ApplyGIPs {
+		return max(n.cfg.HeartbeatInterval, n.phaseTimeout()/3)
+	}
+	return n.cfg.HeartbeatInterval
+}
+
+// phaseTimeout is how long the coordinator waits for the answers of one
+// phase: PhaseTimeout, or for a batch (each member decodes, checks and
+// persists the whole batch before it answers) at least 9/10 of the review
+// TTL: the coordinator commits as soon as the last lock answer arrives,
+// before its own lock (taken first, for the review TTL) expires.
+func (n *Node) phaseTimeout() time.Duration {
+	if o := n.op; o != nil && o.change.Kind == ApplyGIPs {
+		return max(n.cfg.PhaseTimeout, n.cfg.ReviewTTL*9/10)
+	}
+	return n.cfg.PhaseTimeout
+}
+
+func describeBatch(c Change) string {
+	b := c.Batch
+	if b == nil {
+		return "apply GIP changes"
+	}
+	if !b.full() {
+		return fmt.Sprintf("apply %d GIP changes (%s)", b.Count, vipsmart.ShortIdentity(b.Digest))
+	}
+	return fmt.Sprintf("apply %d GIP changes: %d written, %d deleted", b.Count, len(b.Put), len(b.Delete))
+}

@@ -1,0 +1,243 @@
+package federation
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+)
+
+func batchGIP(i int, dcs ...string) vipsmart.GIP {
+	g := vipsmart.GIP{Name: fmt.Sprintf("g-%d", i), Address: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Mode: vipsmart.ModeFailover, Preempt: true}
+	for j, dc := range dcs {
+		g.Placements = append(g.Placements, vipsmart.Placement{DC: dc, Priority: 200 - j})
+	}
+	return g
+}
+
+// TestBatchCommitsEverywhereInOneEpoch: one ApplyGIPs operation writes and
+// deletes many GIPs on every member in one epoch step; the commit and the
+// heartbeats carry the batch slim.
+func TestBatchCommitsEverywhereInOneEpoch(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	var put []vipsmart.GIP
+	for i := range 500 {
+		put = append(put, batchGIP(i, "dc-1", "dc-2", "dc-3"))
+	}
+	e := c.h("dc-1").Epoch
+	id, err := c.propose("dc-2", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: put}, ExpectEpoch: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commitSizes []int
+	c.drop = func(m Message) bool {
+		if m.Type == MsgCommit || m.Type == MsgHeartbeat || m.Type == MsgHeartbeatResp {
+			b, _ := json.Marshal(m)
+			commitSizes = append(commitSizes, len(b))
+		}
+		return false
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.run(time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	for _, name := range c.names {
+		if h := c.h(name); h.Epoch != e+1 || len(c.nodes[name].gips) != 500 || len(c.gips[name]) != 500 {
+			t.Fatalf("%s at epoch %d with %d GIPs (%d stored), want epoch %d and 500", name, h.Epoch, len(c.nodes[name].gips), len(c.gips[name]), e+1)
+		}
+		if b := c.h(name).Last.Change.Batch; b == nil || b.full() || b.Count != 500 {
+			t.Fatalf("%s keeps its last decision with batch %+v, want it slim with count 500", name, b)
+		}
+	}
+	for _, n := range commitSizes {
+		if n > 4096 {
+			t.Fatalf("a commit or heartbeat took %d bytes: the batch should travel slim", n)
+		}
+	}
+	// A second batch deletes some and rewrites others, at the new epoch.
+	c.drop = nil
+	id, err = c.propose("dc-3", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(7, "dc-3")}, Delete: []string{"g-1", "g-2"}}, ExpectEpoch: e + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.run(time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	if g := c.nodes["dc-1"].gips["g-7"]; len(g.Placements) != 1 || len(c.nodes["dc-1"].gips) != 498 {
+		t.Fatalf("after the second batch: g-7 %+v, %d GIPs", g, len(c.nodes["dc-1"].gips))
+	}
+}
+
+// TestBatchRefusals: a stale expected epoch, an unknown delete, a
+// placement on a non-member, a duplicate address and a VIP another member
+// lacks are all refused, and nothing changes anywhere.
+func TestBatchRefusals(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	e := c.h("dc-1").Epoch
+	_, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1")}}, ExpectEpoch: e - 1})
+	wantErr(t, err, vipsmart.ECONFLICT, "changed since the diff", fmt.Sprintf("epoch %d", e))
+	_, err = c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Delete: []string{"nope"}}})
+	wantErr(t, err, vipsmart.ENOTFOUND, "nope")
+	_, err = c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-7")}}})
+	wantErr(t, err, vipsmart.EINVALID, "dc-7")
+	g2 := batchGIP(2, "dc-1")
+	g2.Address = batchGIP(1).Address
+	_, err = c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1"), g2}}})
+	wantErr(t, err, vipsmart.ECONFLICT, "already used")
+	_, err = c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{}})
+	wantErr(t, err, vipsmart.EINVALID, "nothing")
+	// dc-3 has no VIP web: its lock refuses the whole batch.
+	c.nodes["dc-3"].SetLocalVIPs(map[string]netip.Addr{})
+	g := batchGIP(3, "dc-1", "dc-3")
+	g.Placements[1].VIP = "web"
+	id, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1"), g}}, ExpectEpoch: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	wantErr(t, c.result(id), vipsmart.EINVALID, "dc-3", "no VIP named web")
+	c.run(time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	for _, name := range c.names {
+		if h := c.h(name); h.Epoch != e || len(c.nodes[name].gips) != 0 {
+			t.Fatalf("%s at epoch %d with %d GIPs after refusals, want %d and none", name, h.Epoch, len(c.nodes[name].gips), e)
+		}
+	}
+}
+
+// TestBatchMemberMissesCommitCatchesUp: a member whose lock expired before
+// the commit reached it cannot apply the slim decision; it fetches the
+// state and ends with the whole batch.
+func TestBatchMemberMissesCommitCatchesUp(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	var put []vipsmart.GIP
+	for i := range 50 {
+		put = append(put, batchGIP(i, "dc-1", "dc-2"))
+	}
+	c.drop = func(m Message) bool { return m.To.Name == "dc-3" && m.Type == MsgCommit }
+	id, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: put}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	// dc-3 still holds its lock with the batch: a heartbeat's slim
+	// decision lets it apply the batch from the lock.
+	if c.h("dc-3").Lock == nil {
+		t.Fatal("dc-3 should still hold its lock")
+	}
+	c.drop = func(m Message) bool { return m.To.Name == "dc-3" && (m.Type == MsgState || m.Type == MsgCommit) }
+	c.run(time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	if len(c.nodes["dc-3"].gips) != 50 {
+		t.Fatalf("dc-3 has %d GIPs, want 50", len(c.nodes["dc-3"].gips))
+	}
+
+	// Next batch: dc-3 hears nothing until its lock expired; then only a
+	// state transfer can give it the batch.
+	c.drop = func(m Message) bool { return m.To.Name == "dc-3" && m.Type != MsgLock }
+	id, err = c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Delete: []string{"g-1", "g-2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.drop = func(m Message) bool { return m.To.Name == "dc-3" && m.Type != MsgLock && m.Type != MsgLockResp }
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.drop = func(m Message) bool { return m.To.Name == "dc-3" || m.From.Name == "dc-3" }
+	c.run(11 * time.Second) // dc-3's lock expires
+	if c.h("dc-3").Lock != nil || len(c.h("dc-3").Doubts) != 1 {
+		t.Fatalf("dc-3 lock %+v doubts %+v: want the lock expired into one doubt", c.h("dc-3").Lock, c.h("dc-3").Doubts)
+	}
+	if d := c.h("dc-3").Doubts[0]; d.Change.Batch == nil || d.Change.Batch.full() {
+		t.Fatalf("the doubt keeps batch %+v, want it slim", d.Change.Batch)
+	}
+	c.drop = nil
+	c.run(2 * time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	if len(c.nodes["dc-3"].gips) != 48 {
+		t.Fatalf("dc-3 has %d GIPs, want 48", len(c.nodes["dc-3"].gips))
+	}
+}
+
+// TestBatchValidation: a peer's batch whose content does not match its
+// digest or count is malformed.
+func TestBatchValidation(t *testing.T) {
+	b := NewBatch([]vipsmart.GIP{batchGIP(1, "dc-1")}, []string{"old"})
+	if err := b.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.slim().validate(); err != nil {
+		t.Fatalf("slim: %v", err)
+	}
+	bad := *b
+	bad.Put = []vipsmart.GIP{batchGIP(2, "dc-1")}
+	if err := bad.validate(); err == nil || !strings.Contains(err.Error(), "digest") {
+		t.Fatalf("tampered batch: %v", err)
+	}
+	bad = *b
+	bad.Count = 5
+	if err := bad.validate(); err == nil {
+		t.Fatal("a batch with a wrong count was accepted")
+	}
+	dup := NewBatch([]vipsmart.GIP{batchGIP(1, "dc-1")}, []string{"g-1"})
+	if err := dup.validate(); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("a batch naming a GIP twice: %v", err)
+	}
+}
+
+// TestLargestBatchFitsThePeerLimit: the largest batch Propose accepts,
+// as a lock message, fits the peer body limit (16 MiB, httpapi).
+func TestLargestBatchFitsThePeerLimit(t *testing.T) {
+	const peerLimit = 16 << 20
+	long := func(prefix string, i int) string {
+		s := fmt.Sprintf("%s-%d-", prefix, i)
+		return s + strings.Repeat("x", 63-len(s))
+	}
+	var dcs []string
+	for i := range 8 {
+		dcs = append(dcs, long("dc", i))
+	}
+	var put []vipsmart.GIP
+	total := (&Batch{}).size()
+	for i := 0; ; i++ {
+		g := vipsmart.GIP{Name: long("g", i), Address: netip.MustParseAddr(fmt.Sprintf("2001:db8:ffff:ffff:ffff:ffff:%x:%x", i>>16, i&0xffff)), Mode: vipsmart.ModeAnycast}
+		for j, dc := range dcs {
+			g.Placements = append(g.Placements, vipsmart.Placement{DC: dc, Priority: 1 + j, VIP: long("v", j)})
+		}
+		total += (&Batch{Put: []vipsmart.GIP{g}}).size() - (&Batch{}).size()
+		if total > MaxBatchBytes {
+			break
+		}
+		put = append(put, g)
+	}
+	b := NewBatch(put, nil)
+	self := vipsmart.DC{Name: dcs[0], Address: netip.MustParseAddr("2001:db8::1"), Port: 9610}
+	m := Message{Type: MsgLock, From: self, To: self, FedID: "f-" + long("x", 0), OpID: long("op", 0), Change: &Change{Kind: ApplyGIPs, Batch: b, By: long("by", 0)}}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > peerLimit {
+		t.Fatalf("a lock with %d GIPs (size estimate %d) is %d bytes, over the peer limit %d", len(put), b.size(), len(raw), peerLimit)
+	}
+	if b.size() < len(raw)-4096 {
+		t.Fatalf("the size estimate %d is under the real size %d", b.size(), len(raw))
+	}
+	t.Logf("largest batch: %d GIPs with maximal names in 8 DCs, lock message %.1f MiB", len(put), float64(len(raw))/(1<<20))
+}

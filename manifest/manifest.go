@@ -1,0 +1,463 @@
+// Package manifest reads and writes the declarative files of vipsmart
+// apply, diff and export: VIP and GIP objects in YAML (go.yaml.in/yaml/v3)
+// or JSON, one or many per file, files or a directory of them.
+//
+// Invariants: every object read is validated as the operator API would
+// validate it (defaults filled: a VIP's check, a GIP's mode failover and
+// preempt true); an error names the file, the document (its number and
+// line) and the field; a set of files with any error yields no objects at
+// all. Write then Read gives the same objects back.
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vipsmart/vipsmart"
+)
+
+// The kinds of objects.
+const (
+	KindVIP = "VIP"
+	KindGIP = "GIP"
+)
+
+// Object is one document of a file: a VIP or a GIP, as the files spell it.
+type Object struct {
+	Kind       string      `yaml:"kind" json:"kind"`
+	Name       string      `yaml:"name" json:"name"`
+	Address    string      `yaml:"address" json:"address"`
+	Interface  string      `yaml:"interface,omitempty" json:"interface,omitempty"`
+	Check      *Check      `yaml:"check,omitempty" json:"check,omitempty"`
+	Mode       string      `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Preempt    *bool       `yaml:"preempt,omitempty" json:"preempt,omitempty"`
+	Placements []Placement `yaml:"placements,omitempty" json:"placements,omitempty"`
+}
+
+// Check is a VIP's health check as the files spell it.
+type Check struct {
+	URL          string `yaml:"url" json:"url"`
+	Interval     string `yaml:"interval,omitempty" json:"interval,omitempty"`
+	Timeout      string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Rise         int    `yaml:"rise,omitempty" json:"rise,omitempty"`
+	Fall         int    `yaml:"fall,omitempty" json:"fall,omitempty"`
+	ExpectStatus int    `yaml:"expect_status,omitempty" json:"expect_status,omitempty"`
+}
+
+// Placement is a GIP's placement as the files spell it.
+type Placement struct {
+	DC       string `yaml:"dc" json:"dc"`
+	Priority int    `yaml:"priority" json:"priority"`
+	VIP      string `yaml:"vip,omitempty" json:"vip,omitempty"`
+}
+
+var (
+	vipKeys   = []string{"kind", "name", "address", "interface", "check"}
+	gipKeys   = []string{"kind", "name", "address", "mode", "preempt", "placements"}
+	checkKeys = []string{"url", "interval", "timeout", "rise", "fall", "expect_status"}
+	placeKeys = []string{"dc", "priority", "vip"}
+)
+
+// Set is what a set of files declares: validated VIPs and GIPs.
+type Set struct {
+	VIPs []vipsmart.VIP
+	GIPs []vipsmart.GIP
+	// origin of each object ("vip/NAME", "gip/NAME"): where it was read.
+	origin map[string]string
+}
+
+// Error is an error in a file: where, and what (a *vipsmart.Error with
+// code invalid, whose message starts with the place).
+func wrongAt(where, field, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if field != "" {
+		msg = fmt.Sprintf("field %q: %s", field, msg)
+	}
+	return vipsmart.Errorf(vipsmart.EINVALID, field, "%s: %s", where, msg)
+}
+
+// ReadPaths reads every path: "-" is standard input (in), a directory
+// is its *.yaml, *.yml and *.json files (not its subdirectories), in name
+// order. The objects of every file form one Set.
+func ReadPaths(paths []string, in io.Reader) (*Set, error) {
+	if len(paths) == 0 {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "no file given: give -f FILE, -f DIR or -f - (standard input)")
+	}
+	s := &Set{origin: map[string]string{}}
+	for _, p := range paths {
+		if p == "-" {
+			b, err := io.ReadAll(in)
+			if err != nil {
+				return nil, fmt.Errorf("reading standard input: %w", err)
+			}
+			if err := s.read("<stdin>", b); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f %s: %v", p, errors.Unwrap(err))
+		}
+		files := []string{p}
+		if fi.IsDir() {
+			files = nil
+			ents, err := os.ReadDir(p)
+			if err != nil {
+				return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f %s: %v", p, err)
+			}
+			for _, e := range ents {
+				ext := strings.ToLower(filepath.Ext(e.Name()))
+				if !e.IsDir() && (ext == ".yaml" || ext == ".yml" || ext == ".json") {
+					files = append(files, filepath.Join(p, e.Name()))
+				}
+			}
+			if len(files) == 0 {
+				return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f %s: the directory holds no .yaml, .yml or .json file", p)
+			}
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f %s: %v", f, err)
+			}
+			if err := s.read(f, b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// Read reads the objects of one file's content (name is for messages).
+func Read(name string, b []byte) (*Set, error) {
+	s := &Set{origin: map[string]string{}}
+	if err := s.read(name, b); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Set) read(name string, b []byte) error {
+	t := bytes.TrimSpace(b)
+	if len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		return s.readJSON(name, b)
+	}
+	return s.readYAML(name, b)
+}
+
+// readJSON reads a JSON object or an array of objects, strictly.
+func (s *Set) readJSON(name string, b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var top json.RawMessage
+	if err := dec.Decode(&top); err != nil {
+		return wrongAt(name, "", "not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return wrongAt(name, "", "data after the JSON value: give one object or one array of objects")
+	}
+	base := bytes.Index(b, top)
+	var items []json.RawMessage
+	if bytes.TrimSpace(top)[0] == '[' {
+		if err := json.Unmarshal(top, &items); err != nil {
+			return wrongAt(name, "", "%v", err)
+		}
+	} else {
+		items = []json.RawMessage{top}
+	}
+	off, line, counted := base, 1+bytes.Count(b[:base], []byte("\n")), base
+	for i, raw := range items {
+		if j := bytes.Index(b[off:], raw); j >= 0 {
+			off += j
+		}
+		line += bytes.Count(b[counted:off], []byte("\n")) // each byte counted once
+		counted = off
+		where := fmt.Sprintf("%s: document %d (line %d)", name, i+1, line)
+		var o Object
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&o); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "json: ")
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return wrongAt(where, te.Field, "must be a JSON %s, not %s", te.Type.Kind(), te.Value)
+			}
+			if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
+				return wrongAt(where, strings.Trim(f, `"`), "unknown field: a VIP has %s; a GIP has %s", strings.Join(vipKeys, ", "), strings.Join(gipKeys, ", "))
+			}
+			return wrongAt(where, "", "%s", msg)
+		}
+		var keys map[string]json.RawMessage
+		_ = json.Unmarshal(raw, &keys)
+		if err := s.add(where, o, sortedKeys(keys)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// readYAML reads one or many YAML documents, each an object or a list of
+// objects; empty documents are skipped.
+func (s *Set) readYAML(name string, b []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for doc := 1; ; doc++ {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return wrongAt(fmt.Sprintf("%s: document %d", name, doc), "", "not valid YAML: %v", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		root := &n
+		if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+			root = root.Content[0]
+		}
+		items := []*yaml.Node{root}
+		switch {
+		case root.Kind == yaml.ScalarNode && root.Tag == "!!null":
+			continue
+		case root.Kind == yaml.SequenceNode:
+			items = root.Content
+		case root.Kind != yaml.MappingNode:
+			return wrongAt(fmt.Sprintf("%s: document %d (line %d)", name, doc, root.Line), "", "a document is an object (kind: VIP or kind: GIP, with its fields) or a list of objects")
+		}
+		for i, it := range items {
+			where := fmt.Sprintf("%s: document %d (line %d)", name, doc, it.Line)
+			if root.Kind == yaml.SequenceNode {
+				where = fmt.Sprintf("%s: document %d, item %d (line %d)", name, doc, i+1, it.Line)
+			}
+			if it.Kind != yaml.MappingNode {
+				return wrongAt(where, "", "an object is a mapping (kind: VIP or kind: GIP, with its fields)")
+			}
+			var keys []string
+			for k := 0; k+1 < len(it.Content); k += 2 {
+				keys = append(keys, it.Content[k].Value)
+				if err := checkNested(where, it.Content[k].Value, it.Content[k+1]); err != nil {
+					return err
+				}
+			}
+			var o Object
+			if err := it.Decode(&o); err != nil {
+				return wrongAt(where, "", "%s", strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
+			}
+			if err := s.add(where, o, keys); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// checkNested refuses unknown keys inside check and placements.
+func checkNested(where, key string, v *yaml.Node) error {
+	check := func(n *yaml.Node, allowed []string, field string) error {
+		if n.Kind != yaml.MappingNode {
+			return nil // the decoder says what is wrong
+		}
+		for k := 0; k+1 < len(n.Content); k += 2 {
+			if !slices.Contains(allowed, n.Content[k].Value) {
+				return wrongAt(fmt.Sprintf("%s, line %d", where, n.Content[k].Line), field+"."+n.Content[k].Value, "unknown field: %s has %s", field, strings.Join(allowed, ", "))
+			}
+		}
+		return nil
+	}
+	switch key {
+	case "check":
+		return check(v, checkKeys, "check")
+	case "placements":
+		if v.Kind == yaml.SequenceNode {
+			for _, p := range v.Content {
+				if err := check(p, placeKeys, "placements"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// add validates one object and adds it to s.
+func (s *Set) add(where string, o Object, keys []string) error {
+	kind := strings.ToUpper(o.Kind)
+	switch kind {
+	case KindVIP, KindGIP:
+	case "":
+		return wrongAt(where, "kind", "missing: give kind: VIP or kind: GIP")
+	default:
+		return wrongAt(where, "kind", "%q is unknown: give VIP or GIP", o.Kind)
+	}
+	allowed := vipKeys
+	if kind == KindGIP {
+		allowed = gipKeys
+	}
+	for _, k := range keys {
+		if !slices.Contains(allowed, k) {
+			return wrongAt(where, k, "unknown field for a %s: a %s has %s", kind, kind, strings.Join(allowed, ", "))
+		}
+	}
+	where = fmt.Sprintf("%s, %s %s", where, kind, o.Name)
+	fail := func(err error) error {
+		var e *vipsmart.Error
+		if errors.As(err, &e) {
+			return wrongAt(where, e.Field, "%s", e.Message)
+		}
+		return wrongAt(where, "", "%v", err)
+	}
+	if err := vipsmart.ValidateName("name", o.Name); err != nil {
+		return fail(err)
+	}
+	a, err := vipsmart.ParseHostAddr("address", o.Address)
+	if err != nil {
+		return fail(err)
+	}
+	key := strings.ToLower(kind) + "/" + o.Name
+	if prev, ok := s.origin[key]; ok {
+		return wrongAt(where, "name", "%s %s is declared twice (first in %s): declare each object once", kind, o.Name, prev)
+	}
+	if kind == KindVIP {
+		v := vipsmart.VIP{Name: o.Name, Address: a, Interface: o.Interface}
+		if c := o.Check; c != nil {
+			v.Check = &vipsmart.Check{URL: c.URL, Rise: c.Rise, Fall: c.Fall, ExpectStatus: c.ExpectStatus}
+			for _, f := range []struct {
+				s   string
+				d   *vipsmart.Duration
+				fld string
+			}{{c.Interval, &v.Check.Interval, "check.interval"}, {c.Timeout, &v.Check.Timeout, "check.timeout"}} {
+				if f.s == "" {
+					continue
+				}
+				d, err := time.ParseDuration(f.s)
+				if err != nil {
+					return wrongAt(where, f.fld, "%q is not a duration: give e.g. 1s or 250ms", f.s)
+				}
+				*f.d = vipsmart.Duration(d)
+			}
+		}
+		if err := v.Validate(); err != nil {
+			return fail(err)
+		}
+		s.VIPs = append(s.VIPs, v)
+	} else {
+		g := vipsmart.GIP{Name: o.Name, Address: a, Mode: vipsmart.GIPMode(o.Mode), Preempt: true, Placements: []vipsmart.Placement{}}
+		if o.Preempt != nil {
+			g.Preempt = *o.Preempt
+		}
+		for _, p := range o.Placements {
+			g.Placements = append(g.Placements, vipsmart.Placement{DC: p.DC, Priority: p.Priority, VIP: p.VIP})
+		}
+		if err := g.Validate(); err != nil {
+			return fail(err)
+		}
+		vipsmart.SortPlacements(g.Placements)
+		s.GIPs = append(s.GIPs, g)
+	}
+	s.origin[key] = where
+	return nil
+}
+
+// Request returns the ApplyRequest of s, checked as a whole (each address
+// once); an error names where the objects were read.
+func (s *Set) Request() (vipsmart.ApplyRequest, error) {
+	req := vipsmart.ApplyRequest{VIPs: slices.Clone(s.VIPs), GIPs: slices.Clone(s.GIPs)}
+	if req.VIPs == nil {
+		req.VIPs = []vipsmart.VIP{}
+	}
+	if req.GIPs == nil {
+		req.GIPs = []vipsmart.GIP{}
+	}
+	if err := req.Validate(); err != nil {
+		var e *vipsmart.Error
+		if errors.As(err, &e) {
+			var i int
+			var kind string
+			if _, err := fmt.Sscanf(strings.ReplaceAll(e.Field, "[", " "), "%s %d", &kind, &i); err == nil {
+				where := ""
+				switch {
+				case strings.HasPrefix(kind, "vips") && i < len(req.VIPs):
+					where = s.origin["vip/"+req.VIPs[i].Name]
+				case strings.HasPrefix(kind, "gips") && i < len(req.GIPs):
+					where = s.origin["gip/"+req.GIPs[i].Name]
+				}
+				if where != "" {
+					return req, wrongAt(where, "address", "%s", e.Message)
+				}
+			}
+		}
+		return req, err
+	}
+	return req, nil
+}
+
+// Objects returns the file objects of VIPs and GIPs (VIPs then GIPs, each
+// by name), as Write writes them.
+func Objects(vips []vipsmart.VIP, gips []vipsmart.GIP) []Object {
+	vs, gs := slices.Clone(vips), slices.Clone(gips)
+	sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
+	sort.Slice(gs, func(i, j int) bool { return gs[i].Name < gs[j].Name })
+	out := make([]Object, 0, len(vs)+len(gs))
+	for _, v := range vs {
+		o := Object{Kind: KindVIP, Name: v.Name, Address: v.Address.String(), Interface: v.Interface}
+		if c := v.Check; c != nil {
+			o.Check = &Check{URL: c.URL, Rise: c.Rise, Fall: c.Fall, ExpectStatus: c.ExpectStatus}
+			if c.Interval != 0 {
+				o.Check.Interval = time.Duration(c.Interval).String()
+			}
+			if c.Timeout != 0 {
+				o.Check.Timeout = time.Duration(c.Timeout).String()
+			}
+		}
+		out = append(out, o)
+	}
+	for _, g := range gs {
+		p := g.Preempt
+		o := Object{Kind: KindGIP, Name: g.Name, Address: g.Address.String(), Mode: string(g.Mode), Preempt: &p, Placements: []Placement{}}
+		for _, pl := range g.Placements {
+			o.Placements = append(o.Placements, Placement{DC: pl.DC, Priority: pl.Priority, VIP: pl.VIP})
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// WriteYAML writes objects as YAML documents, one per object.
+func WriteYAML(w io.Writer, objs []Object) error {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	for _, o := range objs {
+		if err := enc.Encode(o); err != nil {
+			return err
+		}
+	}
+	return enc.Close()
+}
+
+// WriteJSON writes objects as one JSON array.
+func WriteJSON(w io.Writer, objs []Object) error {
+	if objs == nil {
+		objs = []Object{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(objs)
+}
