@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,10 @@ type Daemon struct {
 	cfg  Config
 	log  *slog.Logger
 	node *federation.Node
+
+	// eventsSkipUntil is set when storing events failed: until then new
+	// events are logged but not stored (appendEvents).
+	eventsSkipUntil atomic.Int64
 
 	reqs    chan func()
 	waiters map[string]chan error
@@ -340,12 +345,31 @@ func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
 	for _, e := range evs {
 		d.log.Log(ctx, logLevel(e.Level), e.Message, "kind", e.Kind, "op", e.OpID)
 	}
+	// The event log is not worth a stalled loop: a store that does not
+	// answer (etcd cut off) is given eventStoreTimeout, then skipped for
+	// eventStoreBackoff, so that heartbeats keep going out. What is not
+	// stored is still in the daemon's log.
+	now := d.cfg.Now()
+	if now.UnixNano() < d.eventsSkipUntil.Load() {
+		d.log.Warn("events not stored: the store did not answer lately", "events", len(evs))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, eventStoreTimeout)
+	defer cancel()
 	if _, err := d.cfg.Store.AppendEvents(ctx, evs); err != nil {
-		d.log.Error("storing events", "err", err)
+		d.eventsSkipUntil.Store(now.Add(eventStoreBackoff).UnixNano())
+		d.log.Error("storing events", "err", err, "events", len(evs))
 		return
 	}
 	d.metrics.eventsAppended(evs)
 }
+
+// eventStoreTimeout bounds how long the loop waits to store events, and
+// eventStoreBackoff how long it then stops trying (docs/ha.md).
+const (
+	eventStoreTimeout = 250 * time.Millisecond
+	eventStoreBackoff = 2 * time.Second
+)
 
 // event records one daemon-level event (VIP changes) from the loop.
 func (d *Daemon) event(kind, msg string) {
