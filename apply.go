@@ -261,6 +261,9 @@ func gipFields(a, b GIP) []string {
 	if a.Preempt != b.Preempt {
 		f = append(f, fmt.Sprintf("preempt: %t -> %t", a.Preempt, b.Preempt))
 	}
+	if x, y := a.PartitionOrDefault(), b.PartitionOrDefault(); x != y {
+		f = append(f, fmt.Sprintf("partition: %s -> %s", x, y))
+	}
 	pa, pb := slices.Clone(a.Placements), slices.Clone(b.Placements)
 	SortPlacements(pa)
 	SortPlacements(pb)

@@ -19,6 +19,15 @@ const (
 // Consistent reports whether g uses the consistent partition policy.
 func (g GIP) Consistent() bool { return g.Partition == PartitionConsistent }
 
+// PartitionOrDefault is g's partition policy, PartitionAvailable when it
+// is not set (a GIP stored before the field existed).
+func (g GIP) PartitionOrDefault() PartitionPolicy {
+	if g.Partition == "" {
+		return PartitionAvailable
+	}
+	return g.Partition
+}
+
 // validatePartition checks (and defaults) g.Partition.
 func (g *GIP) validatePartition() error {
 	switch g.Partition {

@@ -42,6 +42,7 @@ type Object struct {
 	Check      *Check      `yaml:"check,omitempty" json:"check,omitempty"`
 	Mode       string      `yaml:"mode,omitempty" json:"mode,omitempty"`
 	Preempt    *bool       `yaml:"preempt,omitempty" json:"preempt,omitempty"`
+	Partition  string      `yaml:"partition,omitempty" json:"partition,omitempty"`
 	Placements []Placement `yaml:"placements,omitempty" json:"placements,omitempty"`
 }
 
@@ -64,7 +65,7 @@ type Placement struct {
 
 var (
 	vipKeys   = []string{"kind", "name", "address", "interface", "check"}
-	gipKeys   = []string{"kind", "name", "address", "mode", "preempt", "placements"}
+	gipKeys   = []string{"kind", "name", "address", "mode", "preempt", "partition", "placements"}
 	checkKeys = []string{"url", "interval", "timeout", "rise", "fall", "expect_status"}
 	placeKeys = []string{"dc", "priority", "vip"}
 )
@@ -358,7 +359,7 @@ func (s *Set) add(where string, o Object, keys []string) error {
 		}
 		s.VIPs = append(s.VIPs, v)
 	} else {
-		g := vipsmart.GIP{Name: o.Name, Address: a, Mode: vipsmart.GIPMode(o.Mode), Preempt: true, Placements: []vipsmart.Placement{}}
+		g := vipsmart.GIP{Name: o.Name, Address: a, Mode: vipsmart.GIPMode(o.Mode), Preempt: true, Partition: vipsmart.PartitionPolicy(o.Partition), Placements: []vipsmart.Placement{}}
 		if o.Preempt != nil {
 			g.Preempt = *o.Preempt
 		}
@@ -430,7 +431,7 @@ func Objects(vips []vipsmart.VIP, gips []vipsmart.GIP) []Object {
 	}
 	for _, g := range gs {
 		p := g.Preempt
-		o := Object{Kind: KindGIP, Name: g.Name, Address: g.Address.String(), Mode: string(g.Mode), Preempt: &p, Placements: []Placement{}}
+		o := Object{Kind: KindGIP, Name: g.Name, Address: g.Address.String(), Mode: string(g.Mode), Preempt: &p, Partition: string(g.PartitionOrDefault()), Placements: []Placement{}}
 		for _, pl := range g.Placements {
 			o.Placements = append(o.Placements, Placement{DC: pl.DC, Priority: pl.Priority, VIP: pl.VIP})
 		}

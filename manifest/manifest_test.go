@@ -130,3 +130,38 @@ func TestReadPathsDirectory(t *testing.T) {
 		t.Fatal("no -f accepted")
 	}
 }
+
+// TestPartitionRoundTrip: a GIP's partition policy is read, written by
+// export (also when the stored GIP predates the field), read back the
+// same, and a change of it alone is a change the diff shows.
+func TestPartitionRoundTrip(t *testing.T) {
+	s, err := Read("p.yaml", []byte("kind: GIP\nname: db\naddress: 203.0.113.20\npartition: consistent\nplacements: [{dc: dc-1, priority: 200}, {dc: dc-2, priority: 100}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.GIPs) != 1 || s.GIPs[0].Partition != vipsmart.PartitionConsistent {
+		t.Fatalf("read %+v, want partition consistent", s.GIPs)
+	}
+	old := s.GIPs[0]
+	old.Partition = "" // stored before the field existed: available
+	var b bytes.Buffer
+	if err := WriteYAML(&b, Objects(nil, []vipsmart.GIP{old, s.GIPs[0]})); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "partition: available"); n != 1 {
+		t.Fatalf("export wrote %d \"partition: available\":\n%s", n, b.String())
+	}
+	if n := strings.Count(b.String(), "partition: consistent"); n != 1 {
+		t.Fatalf("export wrote %d \"partition: consistent\":\n%s", n, b.String())
+	}
+	if _, err := Read("bad.yaml", []byte("kind: GIP\nname: db\naddress: 203.0.113.20\npartition: strict\nplacements: [{dc: dc-1, priority: 200}]\n")); err == nil || !strings.Contains(err.Error(), "partition") {
+		t.Fatalf("partition strict: %v, want a refusal naming the field", err)
+	}
+	ch := vipsmart.DiffObjects(nil, []vipsmart.GIP{old}, nil, s.GIPs, false)
+	if len(ch) != 1 || ch[0].Action != vipsmart.ActionChange || len(ch[0].Fields) != 1 || ch[0].Fields[0] != "partition: available -> consistent" {
+		t.Fatalf("diff %+v, want one change of partition", ch)
+	}
+	if ch := vipsmart.DiffObjects(nil, []vipsmart.GIP{old}, nil, []vipsmart.GIP{func() vipsmart.GIP { g := old; g.Partition = vipsmart.PartitionAvailable; return g }()}, false); len(ch) != 0 {
+		t.Fatalf("unset and available differ in the diff: %+v", ch)
+	}
+}
