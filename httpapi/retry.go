@@ -48,11 +48,18 @@ func retryPause(n int) time.Duration {
 // each pause. Reads are never refused as busy.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	start := time.Now()
+	var busy error // the last busy answer, once there was one
 	for n := 1; ; n++ {
 		err := c.doOnce(ctx, method, path, q, in, out)
+		if busy != nil && err != nil && ctx.Err() != nil {
+			// The time ran out during a retry: what stands in the way
+			// is still the last busy answer, not the timeout.
+			return fmt.Errorf("gave up after %d attempts in %s (the timeout ran out): %w", n-1, time.Since(start).Round(time.Millisecond), busy)
+		}
 		if !c.RetryBusy || !vipsmart.IsCode(err, vipsmart.EBUSY) || method == http.MethodGet {
 			return err
 		}
+		busy = err
 		pause := retryPause(n)
 		left := time.Duration(1<<63 - 1)
 		if dl, ok := ctx.Deadline(); ok {
@@ -67,7 +74,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return err
+			return fmt.Errorf("gave up after %d attempts in %s (the timeout ran out): %w", n, time.Since(start).Round(time.Millisecond), err)
 		}
 	}
 }
