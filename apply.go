@@ -176,57 +176,14 @@ func checkString(c *Check) string {
 // objects that are not wanted. Objects must be validated (defaults
 // filled, placements sorted). It takes time linear in the objects.
 func DiffObjects(curVIPs []VIP, curGIPs []GIP, wantVIPs []VIP, wantGIPs []GIP, prune bool) []ObjectChange {
-	var out []ObjectChange
-	have := make(map[string]VIP, len(curVIPs))
-	for _, v := range curVIPs {
-		have[v.Name] = v
-	}
-	wanted := make(map[string]bool, len(wantVIPs))
-	for _, v := range wantVIPs {
-		wanted[v.Name] = true
-		v := v
-		old, ok := have[v.Name]
-		if !ok {
-			out = append(out, ObjectChange{Kind: KindVIP, Name: v.Name, Action: ActionAdd, VIP: &v})
-			continue
-		}
-		if f := vipFields(old, v); len(f) > 0 {
-			out = append(out, ObjectChange{Kind: KindVIP, Name: v.Name, Action: ActionChange, Fields: f, VIP: &v})
-		}
-	}
-	if prune {
-		for _, v := range curVIPs {
-			if !wanted[v.Name] {
-				v := v
-				out = append(out, ObjectChange{Kind: KindVIP, Name: v.Name, Action: ActionRemove, VIP: &v})
-			}
-		}
-	}
-	hg := make(map[string]GIP, len(curGIPs))
-	for _, g := range curGIPs {
-		hg[g.Name] = g
-	}
-	wg := make(map[string]bool, len(wantGIPs))
-	for _, g := range wantGIPs {
-		wg[g.Name] = true
-		g := g
-		old, ok := hg[g.Name]
-		if !ok {
-			out = append(out, ObjectChange{Kind: KindGIP, Name: g.Name, Action: ActionAdd, GIP: &g})
-			continue
-		}
-		if f := gipFields(old, g); len(f) > 0 {
-			out = append(out, ObjectChange{Kind: KindGIP, Name: g.Name, Action: ActionChange, Fields: f, GIP: &g})
-		}
-	}
-	if prune {
-		for _, g := range curGIPs {
-			if !wg[g.Name] {
-				g := g
-				out = append(out, ObjectChange{Kind: KindGIP, Name: g.Name, Action: ActionRemove, GIP: &g})
-			}
-		}
-	}
+	out := diffNamed(curVIPs, wantVIPs, prune, func(v VIP) string { return v.Name }, vipFields,
+		func(v VIP, action string, fields []string) ObjectChange {
+			return ObjectChange{Kind: KindVIP, Name: v.Name, Action: action, Fields: fields, VIP: &v}
+		})
+	out = append(out, diffNamed(curGIPs, wantGIPs, prune, func(g GIP) string { return g.Name }, gipFields,
+		func(g GIP, action string, fields []string) ObjectChange {
+			return ObjectChange{Kind: KindGIP, Name: g.Name, Action: action, Fields: fields, GIP: &g}
+		})...)
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Kind != out[j].Kind {
 			return out[i].Kind == KindVIP
@@ -248,6 +205,37 @@ func vipFields(a, b VIP) []string {
 		f = append(f, fmt.Sprintf("check: %s -> %s", ca, cb))
 	}
 	return f
+}
+
+// diffNamed is DiffObjects for one kind of object, named by name: adds and
+// changes (fields lists what differs) in the order of want, then, with
+// prune, removals in the order of cur.
+func diffNamed[T any](cur, want []T, prune bool, name func(T) string, fields func(old, new T) []string, change func(o T, action string, fields []string) ObjectChange) []ObjectChange {
+	var out []ObjectChange
+	have := make(map[string]T, len(cur))
+	for _, o := range cur {
+		have[name(o)] = o
+	}
+	wanted := make(map[string]bool, len(want))
+	for _, o := range want {
+		wanted[name(o)] = true
+		old, ok := have[name(o)]
+		if !ok {
+			out = append(out, change(o, ActionAdd, nil))
+			continue
+		}
+		if f := fields(old, o); len(f) > 0 {
+			out = append(out, change(o, ActionChange, f))
+		}
+	}
+	if prune {
+		for _, o := range cur {
+			if !wanted[name(o)] {
+				out = append(out, change(o, ActionRemove, nil))
+			}
+		}
+	}
+	return out
 }
 
 func gipFields(a, b GIP) []string {
