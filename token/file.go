@@ -24,26 +24,10 @@ const keepUsed = 24 * time.Hour
 // maxJoin bounds the join tokens kept (the oldest go first).
 const maxJoin = 1000
 
-type apiRec struct {
-	Name    string        `json:"name"`
-	Role    vipsmart.Role `json:"role"`
-	Hash    string        `json:"hash"`
-	Created time.Time     `json:"created"`
-	Expires *time.Time    `json:"expires,omitempty"`
-}
-
-type joinRec struct {
-	Hash    string     `json:"hash"`
-	Created time.Time  `json:"created"`
-	Expires time.Time  `json:"expires"`
-	Op      string     `json:"op,omitempty"`   // how it was used (the join)
-	Used    *time.Time `json:"used,omitempty"` // when the DC joined
-}
-
 type fileData struct {
-	Version int       `json:"version"`
-	API     []apiRec  `json:"api_tokens"`
-	Join    []joinRec `json:"join_tokens"`
+	Version int          `json:"version"`
+	API     []APIRecord  `json:"api_tokens"`
+	Join    []JoinRecord `json:"join_tokens"`
 }
 
 // File keeps a DC's tokens, hashed, in one JSON file (mode 0600, written
@@ -110,35 +94,21 @@ func (f *File) save() error {
 // expiry), and returns it with its secret (shown once). A name in use is
 // refused (ECONFLICT) unless that token has expired.
 func (f *File) CreateAPI(name string, role vipsmart.Role, ttl time.Duration, now time.Time) (vipsmart.NewAPIToken, error) {
-	if err := vipsmart.ValidateName("name", name); err != nil {
+	rec, out, err := NewAPIRecord(name, role, ttl, now)
+	if err != nil {
 		return vipsmart.NewAPIToken{}, err
-	}
-	if _, err := vipsmart.ParseRole("role", string(role)); err != nil {
-		return vipsmart.NewAPIToken{}, err
-	}
-	if ttl < 0 {
-		return vipsmart.NewAPIToken{}, vipsmart.Errorf(vipsmart.EINVALID, "ttl", "ttl %s is negative: give a duration such as 24h, or 0 for no expiry", ttl)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	keep := f.d.API[:0:0]
 	for _, r := range f.d.API {
 		if r.Name == name {
-			if r.Expires == nil || now.Before(*r.Expires) {
-				return vipsmart.NewAPIToken{}, vipsmart.Errorf(vipsmart.ECONFLICT, "name", "an API token named %s exists: revoke it first (vipsmart token revoke %s) or pick another name", name, name)
+			if r.Live(now) {
+				return vipsmart.NewAPIToken{}, ErrAPIExists(name)
 			}
 			continue // an expired token of that name is replaced
 		}
 		keep = append(keep, r)
-	}
-	t, err := NewAPI(name)
-	if err != nil {
-		return vipsmart.NewAPIToken{}, err
-	}
-	rec := apiRec{Name: name, Role: role, Hash: Hash(t.Secret), Created: now.UTC().Truncate(time.Second)}
-	if ttl > 0 {
-		e := now.Add(ttl).UTC().Truncate(time.Second)
-		rec.Expires = &e
 	}
 	old := f.d.API
 	f.d.API = append(keep, rec)
@@ -147,11 +117,7 @@ func (f *File) CreateAPI(name string, role vipsmart.Role, ttl time.Duration, now
 		f.d.API = old
 		return vipsmart.NewAPIToken{}, err
 	}
-	return vipsmart.NewAPIToken{APIToken: rec.info(), Token: t.String()}, nil
-}
-
-func (r apiRec) info() vipsmart.APIToken {
-	return vipsmart.APIToken{Name: r.Name, Role: r.Role, Created: r.Created, Expires: r.Expires}
+	return out, nil
 }
 
 // ListAPI returns every API token (never a secret), sorted by name.
@@ -160,7 +126,7 @@ func (f *File) ListAPI() []vipsmart.APIToken {
 	defer f.mu.Unlock()
 	out := make([]vipsmart.APIToken, 0, len(f.d.API))
 	for _, r := range f.d.API {
-		out = append(out, r.info())
+		out = append(out, r.Info())
 	}
 	return out
 }
@@ -180,7 +146,7 @@ func (f *File) RevokeAPI(name string) error {
 			return nil
 		}
 	}
-	return vipsmart.Errorf(vipsmart.ENOTFOUND, "name", "there is no API token named %s: see `vipsmart token list`", name)
+	return ErrNoAPI(name)
 }
 
 // Authenticate checks a bearer token and returns what it is
@@ -190,22 +156,14 @@ func (f *File) Authenticate(bearer string, now time.Time) (vipsmart.APIToken, er
 	if err != nil {
 		return vipsmart.APIToken{}, err
 	}
-	h := Hash(t.Secret)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, r := range f.d.API {
-		if r.Name != t.Name {
-			continue
+	for i := range f.d.API {
+		if f.d.API[i].Name == t.Name {
+			return CheckAPIRecord(&f.d.API[i], t, now)
 		}
-		if !equalHash(r.Hash, h) {
-			break
-		}
-		if r.Expires != nil && !now.Before(*r.Expires) {
-			return vipsmart.APIToken{}, vipsmart.Errorf(vipsmart.EUNAUTHORIZED, "token", "API token %s expired at %s: ask for a new one (vipsmart token create on the DC)", r.Name, r.Expires.Format(time.RFC3339))
-		}
-		return r.info(), nil
 	}
-	return vipsmart.APIToken{}, vipsmart.Errorf(vipsmart.EUNAUTHORIZED, "token", "the API token is not valid (unknown, revoked, or its secret is wrong)")
+	return vipsmart.APIToken{}, ErrBadAPI()
 }
 
 // ---- join tokens ----
@@ -213,10 +171,7 @@ func (f *File) Authenticate(bearer string, now time.Time) (vipsmart.APIToken, er
 // CreateJoin makes a join token for this DC (name, key identity), valid
 // for ttl, and stores its hash.
 func (f *File) CreateJoin(name, identity string, ttl time.Duration, now time.Time) (vipsmart.JoinToken, error) {
-	if ttl < time.Second || ttl > 7*24*time.Hour {
-		return vipsmart.JoinToken{}, vipsmart.Errorf(vipsmart.EINVALID, "ttl", "ttl %s is out of range: give 1s to 168h (default 15m)", ttl)
-	}
-	j, err := NewJoin(name, identity, now.Add(ttl))
+	rec, out, err := NewJoinRecord(name, identity, ttl, now)
 	if err != nil {
 		return vipsmart.JoinToken{}, err
 	}
@@ -224,7 +179,7 @@ func (f *File) CreateJoin(name, identity string, ttl time.Duration, now time.Tim
 	defer f.mu.Unlock()
 	old := f.d.Join
 	f.pruneJoin(now)
-	f.d.Join = append(f.d.Join, joinRec{Hash: j.Hash(), Created: now.UTC().Truncate(time.Second), Expires: j.Expires})
+	f.d.Join = append(f.d.Join, rec)
 	if len(f.d.Join) > maxJoin {
 		f.d.Join = f.d.Join[len(f.d.Join)-maxJoin:]
 	}
@@ -232,13 +187,13 @@ func (f *File) CreateJoin(name, identity string, ttl time.Duration, now time.Tim
 		f.d.Join = old
 		return vipsmart.JoinToken{}, err
 	}
-	return vipsmart.JoinToken{Token: j.String(), DC: j.DC, Identity: j.Identity, Expires: j.Expires}, nil
+	return out, nil
 }
 
 func (f *File) pruneJoin(now time.Time) {
 	keep := f.d.Join[:0:0]
 	for _, r := range f.d.Join {
-		if now.Sub(r.Expires) < keepUsed {
+		if !r.Forgotten(now) {
 			keep = append(keep, r)
 		}
 	}
@@ -250,32 +205,21 @@ func (f *File) pruneJoin(now time.Time) {
 // unused and unexpired. It returns the token's hash or an error whose message says which rule failed and how to get a good
 // token (EINVALID for a malformed one, EFORBIDDEN otherwise).
 func (f *File) CheckJoin(tok, name, identity string, now time.Time) (string, error) {
-	if tok == "" {
-		return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "an invite needs a join token: make one on %s with `vipsmart dc join-token` and pass it to dc add --token", name)
-	}
-	j, err := ParseJoin(tok)
+	h, err := ParseJoinFor(tok, name, identity)
 	if err != nil {
 		return "", err
 	}
-	if j.DC != name || j.Identity != identity {
-		return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the join token was made for %s (key %s), not for %s (key %s): make one on %s with `vipsmart dc join-token`", j.DC, vipsmart.ShortIdentity(j.Identity), name, vipsmart.ShortIdentity(identity), name)
-	}
-	h := j.Hash()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, r := range f.d.Join {
-		if !equalHash(r.Hash, h) {
-			continue
+	for i := range f.d.Join {
+		if equalHash(f.d.Join[i].Hash, h) {
+			if err := CheckJoinRecord(&f.d.Join[i], name, now); err != nil {
+				return "", err
+			}
+			return h, nil
 		}
-		switch {
-		case r.Used != nil:
-			return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the join token was already used (at %s: %s): a join token works once; make a new one on %s with `vipsmart dc join-token`", r.Used.Format(time.RFC3339), r.Op, name)
-		case !now.Before(r.Expires):
-			return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the join token expired at %s: make a new one on %s with `vipsmart dc join-token` (--ttl sets how long it lasts)", r.Expires.Format(time.RFC3339), name)
-		}
-		return h, nil
 	}
-	return "", vipsmart.Errorf(vipsmart.EFORBIDDEN, "token", "the join token was not made on %s, or was forgotten (its data directory reset?): make a new one on %s with `vipsmart dc join-token`", name, name)
+	return "", CheckJoinRecord(nil, name, now)
 }
 
 // HasUnused reports whether a join token that is neither used nor expired
@@ -284,7 +228,7 @@ func (f *File) HasUnused(now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range f.d.Join {
-		if r.Used == nil && now.Before(r.Expires) {
+		if r.Unused(now) {
 			return true
 		}
 	}
@@ -299,10 +243,9 @@ func (f *File) ConsumeAll(now time.Time, how string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var marked []int
-	t := now.UTC().Truncate(time.Second)
 	for i := range f.d.Join {
-		if r := &f.d.Join[i]; r.Used == nil && now.Before(r.Expires) {
-			r.Used, r.Op = &t, how
+		if r := &f.d.Join[i]; r.Unused(now) {
+			r.Use(now, how)
 			marked = append(marked, i)
 		}
 	}
