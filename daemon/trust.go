@@ -25,7 +25,8 @@ type Keyring interface {
 	Discard() error
 }
 
-// Tokens keeps the DC's join and API tokens, hashed (token.File).
+// Tokens keeps the DC's join and API tokens, hashed (a token.Keeper:
+// token.File, or etcd.Tokens on a DC with several nodes).
 type Tokens interface {
 	CreateJoin(name, identity string, ttl time.Duration, now time.Time) (vipsmart.JoinToken, error)
 	CheckJoin(tok, name, identity string, now time.Time) (string, error)

@@ -248,6 +248,15 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	if store.etcd != nil {
+		// The DC's tokens are shared by its nodes (sharedtrust.go).
+		closeTokens, err := shareTokens(ctx, log, store.etcd, ts)
+		if err != nil {
+			ts.close()
+			return err
+		}
+		defer closeTokens()
+	}
 	self.Identity = ts.id.Fingerprint()
 	peers := httpapi.NewPeerClient(ts.id.PeerClientConfig)
 	srvErr := make(chan error, 3)

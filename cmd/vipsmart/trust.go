@@ -111,7 +111,7 @@ func listenSocket(path, group, dataDir string) (net.Listener, error) {
 // and, with --api-listen, HTTPS with tokens).
 type trustServe struct {
 	id      *identity.Identity
-	tokens  *token.File
+	tokens  token.Keeper
 	fed     net.Listener
 	sock    net.Listener
 	api     net.Listener
