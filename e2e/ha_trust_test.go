@@ -1,14 +1,23 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/etcd/etcdtest"
+	"github.com/vipsmart/vipsmart/identity"
 )
 
 // startHATrust is startHA on a 1-member etcd, each node of dc-1 with
@@ -115,5 +124,152 @@ func TestHAJoinTokenFailover(t *testing.T) {
 	expectFederation(t, []*daemon{h.other}, []*daemon{next})
 	if r := dcAdd(t, h.other, next, "--token", tok); r.code != 1 || !strings.Contains(r.stderr, "already used") {
 		t.Fatalf("dc add with the used token: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// presentedKey is the fingerprint of the key the federation listener at
+// addr presents (dialing with k as the client certificate).
+func presentedKey(addr string, k peerKey) (string, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, Certificates: []tls.Certificate{k.cert}})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return identity.Fingerprint(c.ConnectionState().PeerCertificates[0]), nil
+}
+
+// etcdKeys lists the keys below prefix in c.
+func etcdKeys(t *testing.T, c *etcdtest.Cluster, prefix string) []string {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, kv := range resp.Kvs {
+		out = append(out, string(kv.Key))
+	}
+	return out
+}
+
+// expectKey checks that every running node of dc-1 presents key fp on its
+// federation listener, keeps it in its data directory and publishes it
+// in node list.
+func (h *haDC) expectKey(fp string, within time.Duration) {
+	h.t.Helper()
+	eventually(h.t, within, "every node of dc-1 presents key "+vipsmart.ShortIdentity(fp), func() error {
+		for _, d := range h.running() {
+			k := loadKey(h.t, d.dataDir)
+			if k.fp != fp {
+				return fmt.Errorf("%s keeps key %s in its data directory", d.sock, vipsmart.ShortIdentity(k.fp))
+			}
+			got, err := presentedKey(d.addr(), k)
+			if err != nil || got != fp {
+				return fmt.Errorf("%s presents %s (%v)", d.addr(), vipsmart.ShortIdentity(got), err)
+			}
+		}
+		ns, err := nodeList(h.t, h.running()[0])
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if n.Identity != fp {
+				return fmt.Errorf("node list: %s has key %s", n.Name, vipsmart.ShortIdentity(n.Identity))
+			}
+		}
+		return nil
+	})
+}
+
+// TestHARotateIdentity: dc rotate-identity on a DC with three nodes,
+// asked through a follower. A rotation that cannot commit (dc-2 down)
+// leaves the old key on every node and no pending pair in etcd; one that
+// commits gives every node the new key (dc-2 lists it, every node presents
+// it), dc-2 refuses the old key, and dc-2 accepts every node of dc-1 as
+// the leader with the new key (each leads in turn and coordinates a
+// change).
+func TestHARotateIdentity(t *testing.T) {
+	h := startHATrust(t, 3, nil)
+	leader := h.waitLeader(10 * time.Second)
+	mustDCAdd(t, leader, h.other)
+	expectFederation(t, []*daemon{leader, h.other}, nil)
+	old := loadKey(t, leader.dataDir)
+	oldDC := dcOfStatus(statusOf(t, leader))
+	h.expectKey(old.fp, 5*time.Second)
+	var follower *daemon
+	for _, d := range h.nodes {
+		if d != leader {
+			follower = d
+			break
+		}
+	}
+
+	// Aborted: dc-2 is down, so the change cannot commit.
+	h.other.kill()
+	if r := cli(t, follower.server(), "dc", "rotate-identity"); r.code == 0 {
+		t.Fatalf("rotate-identity with dc-2 down: exit 0 %q", r.stdout)
+	}
+	h.other.start()
+	expectFederation(t, []*daemon{leader, h.other}, nil)
+	h.expectKey(old.fp, 5*time.Second)
+	eventually(t, 5*time.Second, "no pending key in etcd", func() error {
+		for _, k := range etcdKeys(t, h.etcd, "/vipsmart/dc-1/identity") {
+			if k != "/vipsmart/dc-1/identity" {
+				return fmt.Errorf("etcd holds %s", k)
+			}
+		}
+		return nil
+	})
+	for _, d := range h.nodes {
+		if _, err := os.Stat(filepath.Join(d.dataDir, identity.NextKeyFile)); err == nil {
+			t.Errorf("%s keeps a pending key after the aborted rotation", d.sock)
+		}
+	}
+
+	// Committed.
+	out := mustCLI(t, follower.server(), "dc", "rotate-identity")
+	st := statusOf(t, follower)
+	if st.Identity == old.fp || !strings.Contains(out, st.Identity) {
+		t.Fatalf("rotate-identity: %q; identity %s (old %s)", out, st.Identity, old.fp)
+	}
+	fp := st.Identity
+	eventually(t, 5*time.Second, "dc-2 lists dc-1's new key", func() error {
+		for _, m := range statusOf(t, h.other).Federation.Members {
+			if m.Name == "dc-1" && m.Identity != fp {
+				return fmt.Errorf("dc-2 lists dc-1 with key %s", vipsmart.ShortIdentity(m.Identity))
+			}
+		}
+		return nil
+	})
+	h.expectKey(fp, 5*time.Second)
+	if ks := etcdKeys(t, h.etcd, "/vipsmart/dc-1/identity.next"); len(ks) != 0 {
+		t.Fatalf("etcd keeps the pending pair after the commit: %v", ks)
+	}
+	// The old key is refused by dc-2, and changes nothing there.
+	states, seqs := snapshotAll(t, []*daemon{h.other})
+	for name, m := range forgeries(oldDC, dcOfStatus(statusOf(t, h.other)), statusOf(t, h.other)) {
+		if code, b, err := post(h.other.addr(), &old, mustJSON(t, m)); err != nil || code != http.StatusForbidden {
+			t.Errorf("%s with dc-1's old key to dc-2: %d %s %v; want 403", name, code, b, err)
+		}
+	}
+	expectUnchanged(t, "messages with dc-1's old key", []*daemon{h.other}, states, seqs)
+	// Every node, leading in turn, is accepted by dc-2 with the new key.
+	for i := range 3 {
+		leader = h.waitLeader(15 * time.Second)
+		mustCLI(t, leader.server(), "gip", "add", fmt.Sprintf("g%d", i), fmt.Sprintf("203.0.113.%d", 10+i), "--placement", "dc-1:100,dc-2:50")
+		eventually(t, 5*time.Second, "dc-2 has the GIP dc-1's leader added", func() error {
+			_, err := h.other.client().GetGIP(context.Background(), fmt.Sprintf("g%d", i))
+			return err
+		})
+		if i < 2 {
+			leader.kill()
+		}
 	}
 }

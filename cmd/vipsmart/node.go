@@ -68,6 +68,13 @@ type nodeRuntime struct {
 	// mirror announces the leader's set on this node while it follows
 	// (nodeannounce.go); nil without an announcer a follower runs.
 	mirror *mirror
+
+	// id is the DC's key this node presents (it changes with a rotation:
+	// sharedkey.go); pendingKey the fingerprint of a rotation's pending
+	// key (string), accepted from the leader too.
+	id         *identity.Identity
+	pendingKey atomic.Value
+	retired    atomic.Pointer[retiredKey]
 }
 
 // nodeOpPrefix is where a leader serves the operator API forwarded by its
@@ -83,9 +90,9 @@ func newNodeRuntime(log *slog.Logger, o *serveOptions, self vipsmart.DC, store *
 	if hb <= 0 {
 		hb = federation.DefaultHeartbeatInterval
 	}
-	n := &nodeRuntime{log: log, st: store.etcd, se: store.session, node: o.store.node, self: self, hbEvery: hb, ttl: o.store.leaseTTL, peers: peers, store: store}
+	n := &nodeRuntime{log: log, st: store.etcd, se: store.session, node: o.store.node, self: self, hbEvery: hb, ttl: o.store.leaseTTL, peers: peers, store: store, id: id}
 	n.tr = &http.Transport{
-		TLSClientConfig:     id.PeerClientConfig(self.Identity),
+		TLSClientConfig:     id.OwnClientConfig(n.pendingFP),
 		TLSHandshakeTimeout: 2 * time.Second,
 		MaxIdleConnsPerHost: 8,
 		IdleConnTimeout:     30 * time.Second,
@@ -190,7 +197,7 @@ func (n *nodeRuntime) renew(ctx context.Context) error {
 
 // claimInfo is what the node publishes in its claim.
 func (n *nodeRuntime) claimInfo() []byte {
-	b, _ := json.Marshal(nodeInfo{Node: n.node, DC: n.self.Name, Address: n.self.AddrPort().String(), Identity: n.self.Identity, Version: buildInfo().Version, PID: os.Getpid()})
+	b, _ := json.Marshal(nodeInfo{Node: n.node, DC: n.self.Name, Address: n.self.AddrPort().String(), Identity: n.id.Fingerprint(), Version: buildInfo().Version, PID: os.Getpid()})
 	return b
 }
 
@@ -378,7 +385,9 @@ func (n *nodeRuntime) standbyHeartbeats(ctx context.Context) {
 	n.mu.Lock()
 	rec, rep := n.record, n.report
 	n.mu.Unlock()
-	msgs, err := federation.StandbyHeartbeats(rec, n.self, rep)
+	self := n.self
+	self.Identity = n.id.Fingerprint()
+	msgs, err := federation.StandbyHeartbeats(rec, self, rep)
 	if err != nil {
 		n.log.Warn("standby heartbeats", "err", err)
 		return
@@ -560,7 +569,7 @@ func (n *nodeRuntime) forwardPeer(w http.ResponseWriter, r *http.Request) {
 // the daemon, believing a follower's forwarded sender key, and the node
 // routes for the DC's own key only.
 func (n *nodeRuntime) leaderFed(d *daemon.Daemon, op http.Handler, log *slog.Logger) http.Handler {
-	own := func(key string) bool { return key != "" && key == n.self.Identity }
+	own := n.ownKey
 	peer := (&httpapi.Server{Peer: d, Logger: log, TrustForward: own}).Peers(identity.PeerFingerprint)
 	mux := http.NewServeMux()
 	mux.Handle("/", peer)
@@ -619,6 +628,7 @@ func followThenLead(ctx context.Context, log *slog.Logger, o *serveOptions, self
 		nr.mirror.start(ctx)
 	}
 	nr.start(ctx)
+	go nr.watchKey(ctx, ts.id, o.trust.tlsCert != "", &nr.pendingKey)
 	sctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	lead, err := nr.follow(sctx, ts, errc)

@@ -82,7 +82,7 @@ func leaderGen(d *daemon.Daemon) string {
 // serveAnnouncements is the leader's nodeAnnouncePath.
 func (n *nodeRuntime) serveAnnouncements(d *daemon.Daemon) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if key := identity.PeerFingerprint(r.TLS); key == "" || key != n.self.Identity {
+		if key := identity.PeerFingerprint(r.TLS); !n.ownKey(key) {
 			httpapi.WriteError(w, vipsmart.Errorf(vipsmart.EFORBIDDEN, "", "only the nodes of DC %s may ask for its announcements", n.self.Name))
 			return
 		}

@@ -55,7 +55,7 @@ func (s *storeReads) Status(ctx context.Context) (vipsmart.StatusInfo, error) {
 	if err != nil {
 		return vipsmart.StatusInfo{}, err
 	}
-	st := vipsmart.StatusInfo{Name: v.Self.Name, Address: v.Self.Address, Port: v.Self.Port, Identity: s.node.self.Identity, Status: v.Status, Epoch: v.Epoch, VIPs: len(vips), GIPs: len(gips), Announced: []vipsmart.Announced{}}
+	st := vipsmart.StatusInfo{Name: v.Self.Name, Address: v.Self.Address, Port: v.Self.Port, Identity: s.node.id.Fingerprint(), Status: v.Status, Epoch: v.Epoch, VIPs: len(vips), GIPs: len(gips), Announced: []vipsmart.Announced{}}
 	if v.FedID != "" {
 		st.Federation = &vipsmart.FederationInfo{ID: v.FedID, Epoch: v.Epoch, Members: v.Members}
 	}

@@ -307,6 +307,18 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	cfg := daemon.Config{Self: self, Store: store, Transport: peers, Federation: o.fed, Logger: log, Announcer: ann, Metrics: ops.reg, ActivationWait: o.actWait, Keys: ts.id, Tokens: ts.tokens, Inherited: inherited}
+	if store.etcd != nil {
+		// The DC's key is shared through etcd, rotations too
+		// (sharedkey.go); it may have changed while this node followed.
+		keys, err := newSharedKeys(ctx, log, ts.id, store, o.trust.tlsCert != "")
+		if err != nil {
+			ts.close()
+			return err
+		}
+		keys.retired = ts.node.retire
+		cfg.Keys = keys
+		cfg.Self.Identity = ts.id.Fingerprint()
+	}
 	if cfg.Fault, err = testFault(log); err != nil {
 		ts.close()
 		return usageError{err}
