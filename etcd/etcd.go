@@ -29,6 +29,11 @@
 //	P nodes/<node>           a node's claim, bound to its session lease
 //	P identity               JSON SharedIdentity: the DC's key pair, which
 //	                         every node presents (ShareIdentity)
+//	P identity.next          JSON SharedIdentity: a rotation's pending pair
+//	P identity.current       the fingerprint the leader promoted last
+//	P tokens/api/<name>      JSON token.APIRecord (Tokens)
+//	P tokens/join/<hash>     JSON token.JoinRecord
+//	P tokens/imported        the first node imported its token file
 //
 // The GIP set is the base with the overlay applied: a versioned blob (in
 // chunks) plus per-GIP keys. A name never has both a put and a del key,

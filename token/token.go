@@ -1,5 +1,8 @@
-// Package token mints, reads and checks vipsmart's two kinds of secrets,
-// and keeps them hashed in a file of the data directory (File):
+// Package token mints, reads and checks vipsmart's two kinds of secrets.
+// A DC's set of tokens is a Keeper: File keeps it hashed in a file of the
+// data directory (a DC on bolt); etcd.Tokens keeps it in etcd, shared by
+// the nodes of a DC on etcd. Both apply the same rules (rules.go) and pass
+// one contract suite (token/tokentest). The two kinds:
 //
 //   - join tokens, made on a candidate DC (vipsmart dc join-token): they
 //     carry the candidate's name and key fingerprint, so that the
@@ -10,7 +13,9 @@
 //     create): a name, a role, an optional expiry.
 //
 // Invariants: a secret is shown once, when it is made, and stored only as
-// its SHA-256; the file is written atomically with mode 0600; every
+// its SHA-256; a revoke, a name and each join token's use happen once
+// across every user of one storage; the file is written atomically with
+// mode 0600; every
 // parser refuses anything but the exact format (it is fed by the network
 // and by operators).
 package token
