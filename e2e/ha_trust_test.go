@@ -273,3 +273,83 @@ func TestHARotateIdentity(t *testing.T) {
 		}
 	}
 }
+
+// ownPair makes a key pair with a self-signed certificate (as an
+// operator's PKI would give) and returns its PEM files' contents and
+// fingerprint.
+func ownPair(t *testing.T) (cert, key []byte, fp string) {
+	t.Helper()
+	dir := t.TempDir()
+	id, err := identity.Load(identity.Options{Dir: dir, Name: "dc-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert, err = os.ReadFile(filepath.Join(dir, identity.CertFile)); err != nil {
+		t.Fatal(err)
+	}
+	if key, err = os.ReadFile(filepath.Join(dir, identity.KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key, id.Fingerprint()
+}
+
+// TestHARotateIdentityOwnPKI: with --tls-cert on every node (the
+// operator's files, not shared through etcd), the operator puts the new
+// pair at .next on every node, rotates through a follower, and every node
+// presents the new key: the followers rename their own .next pair when
+// the leader promotes its fingerprint.
+func TestHARotateIdentityOwnPKI(t *testing.T) {
+	cert, key, oldFP := ownPair(t)
+	ncert, nkey, newFP := ownPair(t)
+	dirs := make([]string, 3)
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+		for name, b := range map[string][]byte{"cert.pem": cert, "key.pem": key, "cert.pem.next": ncert, "key.pem.next": nkey} {
+			if err := os.WriteFile(filepath.Join(dirs[i], name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h := startHATrust(t, 3, func(i int) []string {
+		return []string{"--tls-cert", filepath.Join(dirs[i], "cert.pem"), "--tls-key", filepath.Join(dirs[i], "key.pem")}
+	})
+	leader := h.waitLeader(10 * time.Second)
+	mustDCAdd(t, leader, h.other)
+	expectFederation(t, []*daemon{leader, h.other}, nil)
+	client := strangerKey(t, "x")
+	presents := func(fp string) {
+		t.Helper()
+		eventually(t, 5*time.Second, "every node presents "+vipsmart.ShortIdentity(fp), func() error {
+			for _, d := range h.running() {
+				if got, err := presentedKey(d.addr(), client); err != nil || got != fp {
+					return fmt.Errorf("%s presents %s (%v)", d.addr(), vipsmart.ShortIdentity(got), err)
+				}
+			}
+			return nil
+		})
+	}
+	presents(oldFP)
+	var follower *daemon
+	for _, d := range h.nodes {
+		if d != leader {
+			follower = d
+			break
+		}
+	}
+	if out := mustCLI(t, follower.server(), "dc", "rotate-identity"); !strings.Contains(out, newFP) {
+		t.Fatalf("rotate-identity: %q; want %s", out, newFP)
+	}
+	presents(newFP)
+	for i, d := range dirs {
+		if b, err := os.ReadFile(filepath.Join(d, "cert.pem")); err != nil || string(b) != string(ncert) {
+			t.Errorf("n%d's --tls-cert file is not the new certificate (%v)", i+1, err)
+		}
+	}
+	leader.kill()
+	leader = h.waitLeader(15 * time.Second)
+	mustCLI(t, leader.server(), "gip", "add", "g", "203.0.113.20", "--placement", "dc-1:100,dc-2:50")
+	eventually(t, 5*time.Second, "dc-2 has the GIP the new leader added", func() error {
+		_, err := h.other.client().GetGIP(context.Background(), "g")
+		return err
+	})
+}
