@@ -127,28 +127,28 @@ type inflight struct {
 }
 
 type simNode struct {
-	name  string
-	e     *Engine
-	state nodeState
-	wire  map[string]bool // addresses on the wire
-	wireUntil time.Time   // killed/frozen: the guard removes them then
-	ops   []*inflight
-	lag   time.Duration // watch lag
-	up    map[string]bool
+	name      string
+	e         *Engine
+	state     nodeState
+	wire      map[string]bool // addresses on the wire
+	wireUntil time.Time       // killed/frozen: the guard removes them then
+	ops       []*inflight
+	lag       time.Duration // watch lag
+	up        map[string]bool
 }
 
 type sim struct {
-	t      *testing.T
-	rng    *rand.Rand
-	now    time.Time
-	timers Timers
-	st     *simStore
-	hist   []View // snapshot per tick
-	vips   []VIP
-	nodes  []*simNode
-	chaos  bool
-	minGap time.Duration // least time between one node's unbinding and another's binding
-	lastOff map[string]time.Time
+	t           *testing.T
+	rng         *rand.Rand
+	now         time.Time
+	timers      Timers
+	st          *simStore
+	hist        []View // snapshot per tick
+	vips        []VIP
+	nodes       []*simNode
+	chaos       bool
+	minGap      time.Duration // least time between one node's unbinding and another's binding
+	lastOff     map[string]time.Time
 	lastOffNode map[string]string
 }
 
