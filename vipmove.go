@@ -91,3 +91,7 @@ type NodeEligibility struct {
 	Eligible bool   `json:"eligible"`
 	Why      string `json:"why,omitempty"`
 }
+
+// EventVIPHolder is the kind of the events that record a VIP moving
+// between the nodes of a DC: taken (with the reason) or released.
+const EventVIPHolder = "vip-holder"

@@ -602,3 +602,25 @@ func ExampleTimers() {
 	fmt.Println(DefaultTimers().Validate())
 	// Output: <nil>
 }
+
+func TestRemovedVIPKeyDeletedAfterGrace(t *testing.T) {
+	s := newSim(t, 8, []string{"n1", "n2"}, []VIP{{Name: "a"}, {Name: "b"}}, DefaultTimers())
+	s.run(time.Second)
+	h := s.holderOf("a")
+	// a replaced (removed and added back at once): same holder.
+	s.vips = []VIP{{Name: "b"}}
+	s.run(50 * time.Millisecond)
+	if s.holderOf("a") != "" {
+		t.Fatal("a removed VIP is still bound")
+	}
+	s.vips = []VIP{{Name: "a"}, {Name: "b"}}
+	s.run(200 * time.Millisecond)
+	if got := s.holderOf("a"); got != h {
+		t.Fatalf("a VIP removed and added back moved from %s to %q", h, got)
+	}
+	s.vips = []VIP{{Name: "b"}}
+	s.run(RemoveGrace + time.Second)
+	if _, ok := s.st.holders["a"]; ok {
+		t.Fatal("the holder key of a removed VIP is still there after the grace")
+	}
+}

@@ -218,13 +218,19 @@ type Engine struct {
 	up           map[string]bool
 	releasing    map[string]bool
 	busy         map[string]bool // a Take or Release in flight per VIP
+	gone         map[string]time.Time
 	moves        []Move
 }
+
+// RemoveGrace is how long the holder key of a VIP no longer configured is
+// kept (the address is unbound at once): `vip update` replaces a VIP by a
+// removal and an addition, and the holder keeps it through that.
+const RemoveGrace = 5 * time.Second
 
 // New returns the engine of node self.
 func New(self string, t Timers) *Engine {
 	return &Engine{self: self, t: t, vips: map[string]VIP{}, seen: map[string]seenBeat{},
-		up: map[string]bool{}, releasing: map[string]bool{}, busy: map[string]bool{},
+		up: map[string]bool{}, releasing: map[string]bool{}, busy: map[string]bool{}, gone: map[string]time.Time{},
 		view: View{Beats: map[string]Beat{}, Holders: map[string]Holding{}}}
 }
 
@@ -266,6 +272,13 @@ func (e *Engine) Observe(now time.Time, v View) {
 		if _, ok := v.Beats[n]; !ok && s.present {
 			s.present = false // a deletion is not a renewal: at stays
 			e.seen[n] = s
+		}
+	}
+	for name := range v.Holders {
+		if _, ok := e.vips[name]; ok {
+			delete(e.gone, name)
+		} else if _, ok := e.gone[name]; !ok {
+			e.gone[name] = now
 		}
 	}
 	// A holder never seen (this node started after its beat went):
@@ -451,7 +464,7 @@ func (e *Engine) Step(now time.Time) []Action {
 	}
 	// Holder keys of VIPs no longer configured: their holder deletes them.
 	for name, h := range e.view.Holders {
-		if _, ok := e.vips[name]; !ok && h.Node == e.self && !e.busy[name] {
+		if _, ok := e.vips[name]; !ok && h.Node == e.self && !e.busy[name] && now.Sub(e.gone[name]) >= RemoveGrace {
 			e.busy[name] = true
 			acts = append(acts, Action{Kind: Release, SentAt: now, VIP: name, HolderRev: h.Rev, Delete: true, Reason: "the VIP was removed"})
 		}
