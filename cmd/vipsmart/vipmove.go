@@ -232,6 +232,23 @@ func (m *mover) lease() (*etcd.Session, bool) {
 
 func (m *mover) run(ctx context.Context) {
 	defer close(m.stopped)
+	// Remove what a former run of this node left bound (its guard did
+	// unless it was killed too) before this node registers: the other
+	// nodes take a restarted node's VIPs at once.
+	for ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := m.split.setVIPs(sctx, nil)
+		cancel()
+		if err == nil {
+			break
+		}
+		m.log.Warn("removing the addresses a former run left; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 	watch := m.st.WatchMove(ctx)
 	var state etcd.MoveState
 	have := false
