@@ -124,6 +124,7 @@ type inflight struct {
 	ackAt    time.Time
 	res      Result
 	done     bool // committed (res set)
+	lostAck  bool // committed, but the answer is lost
 }
 
 type simNode struct {
@@ -148,6 +149,7 @@ type sim struct {
 	nodes       []*simNode
 	chaos       bool
 	minGap      time.Duration // least time between one node's unbinding and another's binding
+	loseAck     func(node string, a Action) bool
 	lastOff     map[string]time.Time
 	lastOffNode map[string]string
 }
@@ -208,7 +210,7 @@ func (s *sim) step() {
 			}
 			if op.done && !s.now.Before(op.ackAt) && (n.state == running || n.state == cut) {
 				res := op.res
-				if n.state == cut {
+				if n.state == cut || op.lostAck {
 					res = Result{} // the answer is lost: a timeout
 				}
 				res.At = s.now
@@ -245,7 +247,7 @@ func (s *sim) step() {
 		s.setWire(n, n.e.Bound(s.now))
 		for _, a := range acts {
 			c := s.now.Add(s.latency())
-			n.ops = append(n.ops, &inflight{a: a, commitAt: c, ackAt: c.Add(s.latency())})
+			n.ops = append(n.ops, &inflight{a: a, commitAt: c, ackAt: c.Add(s.latency()), lostAck: (s.chaos && s.rng.Intn(15) == 0) || (s.loseAck != nil && s.loseAck(n.name, a))})
 		}
 	}
 	s.check()
@@ -622,5 +624,27 @@ func TestRemovedVIPKeyDeletedAfterGrace(t *testing.T) {
 	s.run(RemoveGrace + time.Second)
 	if _, ok := s.st.holders["a"]; ok {
 		t.Fatal("the holder key of a removed VIP is still there after the grace")
+	}
+}
+
+// TestReleaseAnswerLost: a holder releases (its check failed), the release
+// commits but its answer is lost, and its check passes again before its
+// lagging view shows the release: it must not bind the VIP again while
+// another node takes it.
+func TestReleaseAnswerLost(t *testing.T) {
+	for seed := int64(0); seed < 20; seed++ {
+		s := newSim(t, 200+seed, []string{"n1", "n2", "n3"}, threeVIPs, DefaultTimers())
+		s.run(time.Second)
+		h := s.holderOf("a")
+		hn := s.node(h)
+		hn.lag = 150 * time.Millisecond
+		s.loseAck = func(node string, a Action) bool { return node == h && a.Kind == Release }
+		hn.e.SetHealth("a", false)
+		s.run(time.Duration(20+s.rng.Intn(40)) * time.Millisecond)
+		hn.e.SetHealth("a", true)
+		s.run(2 * time.Second)
+		if s.holderOf("a") == "" {
+			t.Fatalf("seed %d: VIP a has no holder", seed)
+		}
 	}
 }

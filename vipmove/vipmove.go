@@ -216,7 +216,10 @@ type Engine struct {
 	lastSent     time.Time // the last Register/Renew sent
 	beatBusy     bool      // a Register or Renew in flight
 	up           map[string]bool
-	releasing    map[string]bool
+	// releasedAt: the holder key revision at which this node released a
+	// VIP (or tried to: the answer may be lost). It holds that VIP again
+	// only under a newer revision naming it (a new Take).
+	releasedAt map[string]int64
 	busy         map[string]bool // a Take or Release in flight per VIP
 	gone         map[string]time.Time
 	moves        []Move
@@ -230,7 +233,7 @@ const RemoveGrace = 5 * time.Second
 // New returns the engine of node self.
 func New(self string, t Timers) *Engine {
 	return &Engine{self: self, t: t, vips: map[string]VIP{}, seen: map[string]seenBeat{},
-		up: map[string]bool{}, releasing: map[string]bool{}, busy: map[string]bool{}, gone: map[string]time.Time{},
+		up: map[string]bool{}, releasedAt: map[string]int64{}, busy: map[string]bool{}, gone: map[string]time.Time{},
 		view: View{Beats: map[string]Beat{}, Holders: map[string]Holding{}}}
 }
 
@@ -314,7 +317,8 @@ func (e *Engine) SetHealth(name string, up bool) { e.up[name] = up }
 func (e *Engine) holds(name string, now time.Time) bool {
 	h := e.view.Holders[name]
 	_, conf := e.vips[name]
-	return conf && e.myInc != 0 && h.Node == e.self && h.Inc == e.myInc && now.Before(e.deadline) && !e.releasing[name]
+	r, released := e.releasedAt[name]
+	return conf && e.myInc != 0 && h.Node == e.self && h.Inc == e.myInc && now.Before(e.deadline) && !(released && h.Rev <= r)
 }
 
 // Bound returns the VIPs this node may bind at now, sorted.
@@ -502,25 +506,36 @@ func (e *Engine) down() []string {
 func (e *Engine) decide(v VIP, now time.Time) (Action, bool) {
 	h := e.view.Holders[v.Name]
 	mine := e.myInc != 0 && h.Node == e.self && h.Inc == e.myInc
+	if r, ok := e.releasedAt[v.Name]; ok && h.Rev > r {
+		delete(e.releasedAt, v.Name)
+	}
 	if mine {
-		if ok, why := e.eligible(v, e.self, now); !ok {
-			if !e.alive(e.self, now) {
-				return Action{}, false // cannot write anyway; Bound is empty
-			}
-			e.releasing[v.Name] = true
-			return Action{Kind: Release, VIP: v.Name, HolderRev: h.Rev, Reason: fmt.Sprintf("released by %s: %s", e.self, why)}, true
+		if !e.alive(e.self, now) {
+			return Action{}, false // cannot write anyway; Bound is empty
 		}
-		if v.Preempt {
+		release := ""
+		if ok, why := e.eligible(v, e.self, now); !ok {
+			release = fmt.Sprintf("released by %s: %s", e.self, why)
+		} else if v.Preempt {
 			b, bp := e.best(v, now)
 			if p, _ := priority(v, e.self); b != e.self && bp > p {
-				e.releasing[v.Name] = true
-				return Action{Kind: Release, VIP: v.Name, HolderRev: h.Rev, Reason: fmt.Sprintf("handed over by %s (priority %d) to %s (priority %d, preempt)", e.self, p, b, bp)}, true
+				release = fmt.Sprintf("handed over by %s (priority %d) to %s (priority %d, preempt)", e.self, p, b, bp)
 			}
 		}
-		e.releasing[v.Name] = false
+		r, released := e.releasedAt[v.Name]
+		switch {
+		case release != "":
+			e.releasedAt[v.Name] = h.Rev
+			return Action{Kind: Release, VIP: v.Name, HolderRev: h.Rev, Reason: release}, true
+		case released && h.Rev <= r:
+			// A release sent, its outcome unknown, and this node may hold
+			// the VIP again: take it anew (fails if the release committed).
+			p, _ := priority(v, e.self)
+			return Action{Kind: Take, VIP: v.Name, HolderRev: h.Rev, Inc: e.myInc, Prev: e.self, PrevBeatInc: e.myInc,
+				Reason: fmt.Sprintf("kept by %s (priority %d)", e.self, p)}, true
+		}
 		return Action{}, false
 	}
-	e.releasing[v.Name] = false
 	if !e.alive(e.self, now) {
 		return Action{}, false
 	}
