@@ -220,9 +220,9 @@ type Engine struct {
 	// VIP (or tried to: the answer may be lost). It holds that VIP again
 	// only under a newer revision naming it (a new Take).
 	releasedAt map[string]int64
-	busy         map[string]bool // a Take or Release in flight per VIP
-	gone         map[string]time.Time
-	moves        []Move
+	busy       map[string]bool // a Take or Release in flight per VIP
+	gone       map[string]time.Time
+	moves      []Move
 }
 
 // RemoveGrace is how long the holder key of a VIP no longer configured is
