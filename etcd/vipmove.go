@@ -255,11 +255,20 @@ func (s *Store) doMove(ctx context.Context, node string, lease clientv3.LeaseID,
 	case vipmove.Renew:
 		val, _ := json.Marshal(beatValue{Down: a.Down})
 		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(beat), "=", a.Rev)).
-			Then(clientv3.OpPut(beat, string(val), clientv3.WithIgnoreLease())).Commit()
+			Then(clientv3.OpPut(beat, string(val), clientv3.WithIgnoreLease())).
+			Else(clientv3.OpGet(beat)).Commit()
 		if err != nil {
 			return vipmove.Result{}, err
 		}
 		if !resp.Succeeded {
+			// Still this incarnation's and not fenced: an earlier renewal
+			// committed and its answer was lost.
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 && kvs[0].CreateRevision == a.Inc && a.Inc != 0 {
+				var b beatValue
+				if json.Unmarshal(kvs[0].Value, &b) == nil && b.FencedBy == "" {
+					return vipmove.Result{Rev: kvs[0].ModRevision}, nil
+				}
+			}
 			return vipmove.Result{Lost: true}, nil
 		}
 		return vipmove.Result{OK: true, Inc: 0, Rev: resp.Header.Revision}, nil

@@ -83,9 +83,14 @@ func TestMoveCompareAndSwap(t *testing.T) {
 
 	// The holder renews: a takeover comparing the beat's former revision
 	// fails; so does one comparing a stale holder key.
-	ren := do(holderSe, vipmove.Action{Kind: vipmove.Renew, Rev: hr.Rev})
+	ren := do(holderSe, vipmove.Action{Kind: vipmove.Renew, Rev: hr.Rev, Inc: hr.Inc})
 	if !ren.OK {
 		t.Fatalf("renew: %+v", ren)
+	}
+	// A renewal comparing the revision before one whose answer was lost:
+	// not committed, not lost, the current revision.
+	if r := do(holderSe, vipmove.Action{Kind: vipmove.Renew, Rev: hr.Rev, Inc: hr.Inc}); r.OK || r.Lost || r.Rev != ren.Rev {
+		t.Fatalf("a renewal after one whose answer was lost: %+v, want the revision %d", r, ren.Rev)
 	}
 	if r := do(s3, vipmove.Action{Kind: vipmove.Take, VIP: "web", Inc: r3.Inc, HolderRev: hrev, Prev: holder, PrevBeatRev: hr.Rev, Fence: true}); r.OK {
 		t.Fatal("a takeover comparing the holder's beat before its renewal committed")
@@ -98,7 +103,7 @@ func TestMoveCompareAndSwap(t *testing.T) {
 	if !tk.OK {
 		t.Fatalf("takeover as observed: %+v", tk)
 	}
-	if r := do(holderSe, vipmove.Action{Kind: vipmove.Renew, Rev: ren.Rev}); r.OK || !r.Lost {
+	if r := do(holderSe, vipmove.Action{Kind: vipmove.Renew, Rev: ren.Rev, Inc: hr.Inc}); r.OK || !r.Lost {
 		t.Fatalf("the fenced holder's renewal: %+v: want lost", r)
 	}
 	ms, _ = st.MoveState(ctx)

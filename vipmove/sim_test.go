@@ -59,6 +59,9 @@ func (s *simStore) apply(self string, a Action) Result {
 		return Result{OK: true, Inc: s.rev, Rev: s.rev}
 	case Renew:
 		b, ok := s.beats[self]
+		if ok && b.rev != a.Rev && b.inc == a.Inc && !b.fenced {
+			return Result{Rev: b.rev} // an earlier renewal committed
+		}
 		if !ok || b.rev != a.Rev {
 			return Result{Lost: true}
 		}

@@ -159,7 +159,7 @@ type Action struct {
 	Kind   Kind
 	SentAt time.Time
 	// Register and Renew: the VIPs this node may not hold; Renew: the
-	// beat's mod revision to compare.
+	// beat's mod revision to compare (and Inc, this incarnation).
 	Down []string
 	Rev  int64
 	// Take and Release.
@@ -181,7 +181,9 @@ type Action struct {
 type Result struct {
 	// OK: the transaction committed. Lost (Renew): the beat was not
 	// ours any more. Neither: etcd did not answer or a compare failed
-	// (the caller should read the view again).
+	// (the caller should read the view again); for a Renew, Rev is then
+	// the beat's revision if it is still this incarnation's and not
+	// fenced (an earlier renewal whose answer was lost).
 	OK   bool
 	Lost bool
 	// Inc and Rev: the new beat's create and mod revisions (Register,
@@ -463,7 +465,7 @@ func (e *Engine) Step(now time.Time) []Action {
 			acts = append(acts, Action{Kind: Register, SentAt: now, Down: e.down()})
 		case now.Sub(e.lastSent) >= e.t.Renew:
 			e.beatBusy, e.lastSent = true, now
-			acts = append(acts, Action{Kind: Renew, SentAt: now, Down: e.down(), Rev: e.myRev})
+			acts = append(acts, Action{Kind: Renew, SentAt: now, Down: e.down(), Rev: e.myRev, Inc: e.myInc})
 		}
 	}
 	// Holder keys of VIPs no longer configured: their holder deletes them.
@@ -600,6 +602,10 @@ func (e *Engine) Done(a Action, r Result) {
 			}
 		case r.Lost && a.Rev == e.myRev:
 			e.lose()
+		case !r.OK && r.Rev > e.myRev && a.Inc == e.myInc:
+			// An earlier renewal committed but its answer was lost: go on
+			// from its revision, extending nothing.
+			e.myRev = r.Rev
 		}
 	case Take:
 		delete(e.busy, a.VIP)
