@@ -166,6 +166,34 @@ func TestVIPMove(t *testing.T) {
 		t.Errorf("vip update --node n1:999: exit %d: %s", r.code, r.stderr)
 	}
 
+	// SIGTERM of web's holder: it releases web, which moves at once.
+	cur, err := vipShow(t, nodes[0], "web")
+	if err != nil || cur.Holder == nil {
+		t.Fatalf("web: %+v %v", cur.Holder, err)
+	}
+	term := byName(cur.Holder.Node)
+	var other *daemon
+	for _, d := range nodes {
+		if d != term {
+			other = d
+		}
+	}
+	stopped := time.Now()
+	if err := term.stop(); err != nil {
+		t.Fatal(err)
+	}
+	after := holderOf(t, other, "web", 10*time.Second, "web moved off the stopped node", func(v vipsmart.VIPInfo) error {
+		if v.Holder.Node == cur.Holder.Node {
+			return fmt.Errorf("still %s", v.Holder.Node)
+		}
+		return nil
+	})
+	t.Logf("SIGTERM of %s: web held by %s %s after the signal (%s)", cur.Holder.Node, after.Holder.Node, time.Since(stopped).Round(time.Millisecond), after.Holder.Reason)
+	if !strings.Contains(after.Holder.Reason, "it stopped") {
+		t.Errorf("web moved after a clean stop with reason %q: want the release", after.Holder.Reason)
+	}
+	term.start()
+
 	// etcd entirely down: the holder withdraws (it cannot renew), changes
 	// are refused; etcd back: held again. A VIP only the leader may hold
 	// shows it in the leader's own announcements.
