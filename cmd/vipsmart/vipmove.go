@@ -251,7 +251,7 @@ func (m *mover) run(ctx context.Context) {
 	}
 	watch := m.st.WatchMove(ctx)
 	var state etcd.MoveState
-	have := false
+	have, fresh := false, false
 	wake := time.NewTimer(0)
 	defer wake.Stop()
 	for {
@@ -263,7 +263,7 @@ func (m *mover) run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			state, have = s, true
+			state, have, fresh = s, true, true
 			m.setVIPs(s.VIPs)
 		case <-m.healthC:
 		case r := <-m.results:
@@ -281,8 +281,9 @@ func (m *mover) run(ctx context.Context) {
 			}
 			m.eng.SetHealth(name, up)
 		}
-		if have {
+		if fresh {
 			m.eng.Observe(now, state.View)
+			fresh = false
 		}
 		// The bound set first: a release is written only once the address
 		// is gone.
