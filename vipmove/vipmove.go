@@ -460,7 +460,7 @@ func (e *Engine) Step(now time.Time) []Action {
 	var acts []Action
 	if !e.beatBusy {
 		switch {
-		case e.myInc == 0:
+		case e.myInc == 0 && (e.lastSent.IsZero() || now.Sub(e.lastSent) >= e.t.Renew):
 			e.beatBusy, e.lastSent = true, now
 			acts = append(acts, Action{Kind: Register, SentAt: now, Down: e.down()})
 		case now.Sub(e.lastSent) >= e.t.Renew:

@@ -542,3 +542,18 @@ func startMover(ctx context.Context, log *slog.Logger, o *serveOptions, store *o
 	m.start(ctx)
 	return split, m
 }
+
+// storedHolders adds to VIPs read from etcd (a follower that cannot reach
+// the leader) their holder as stored; eligibility is left out (it is
+// what the mover of a node sees).
+func storedHolders(ctx context.Context, st *etcd.Store, vs []vipsmart.VIPInfo) {
+	ms, err := st.MoveState(ctx)
+	if err != nil {
+		return
+	}
+	for i := range vs {
+		if h, ok := ms.View.Holders[vs[i].Name]; ok && h.Node != "" {
+			vs[i].Holder = &vipsmart.VIPHolder{Node: h.Node, Since: h.Since, Reason: h.Reason}
+		}
+	}
+}
