@@ -2,7 +2,8 @@
 # tools/vipmove-netns.sh: two nodes of dc-1 in two network namespaces joined by a veth, etcd in
 # the first, netlink VIPs (docs/ha.md, "VIPs that move between nodes"): SIGSTOP of the holder,
 # then kill -9 of the holder; prints when the holder's address went and when the other node
-# bound it. Root. VIPSMART and ETCD name the binaries (default: from PATH). Cleans up after itself.
+# bound it. Root. VIPSMART and ETCD name the binaries (default: from PATH), EXTRA adds serve flags
+# (e.g. the --vip-* timers). Cleans up after itself.
 set -u
 A=vmA$$; B=vmB$$
 ip netns add $A; ip netns add $B
@@ -14,7 +15,7 @@ ip netns exec $A ${ETCD:-etcd} --data-dir $W/etcd --listen-client-urls http://10
 EP=$!
 sleep 2
 run() { # ns node iface
-  ip netns exec $1 ${VIPSMART:-vipsmart} serve --name dc-1 --listen ${4}:9610 --data-dir $W/$2 --socket $W/$2.sock --store etcd --etcd-endpoints http://10.77.0.1:2379 --node $2 --announcer netlink --netlink-interface $3 > $W/$2.log 2>&1 &
+  ip netns exec $1 ${VIPSMART:-vipsmart} serve --name dc-1 --listen ${4}:9610 --data-dir $W/$2 --socket $W/$2.sock --store etcd --etcd-endpoints http://10.77.0.1:2379 --node $2 --announcer netlink --netlink-interface $3 ${EXTRA:-} > $W/$2.log 2>&1 &
   echo $!
 }
 P1=$(run $A n1 a0 10.77.0.1); sleep 1.5
