@@ -232,6 +232,15 @@ func (m *mover) lease() (*etcd.Session, bool) {
 
 func (m *mover) run(ctx context.Context) {
 	defer close(m.stopped)
+	// Register only once this process holds the node's name: a second
+	// process started under a live node's name must not touch its beat.
+	for !m.claimed(ctx) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	// Remove what a former run of this node left bound (its guard did
 	// unless it was killed too) before this node registers: the other
 	// nodes take a restarted node's VIPs at once.
@@ -306,6 +315,27 @@ func (m *mover) run(ctx context.Context) {
 		}
 		wake.Reset(next)
 	}
+}
+
+// claimed reports whether this node's claim (P nodes/<node>) is bound
+// to this process's session lease.
+func (m *mover) claimed(ctx context.Context) bool {
+	se, ok := m.lease()
+	if !ok {
+		return false
+	}
+	c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cs, err := m.st.Claims(c)
+	if err != nil {
+		return false
+	}
+	for _, cl := range cs {
+		if cl.Node == m.node && cl.Lease == se.Lease() {
+			return true
+		}
+	}
+	return false
 }
 
 // setVIPs takes the configured VIPs.
