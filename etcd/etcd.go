@@ -34,6 +34,8 @@
 //	P tokens/api/<name>      JSON token.APIRecord (Tokens)
 //	P tokens/join/<hash>     JSON token.JoinRecord
 //	P tokens/imported        the first node imported its token file
+//	P beats/<node>           a node's VIP-holder beat (vipmove.go)
+//	P holders/<vip>          JSON: a VIP's holder node (vipmove.go)
 //
 // The GIP set is the base with the overlay applied: a versioned blob (in
 // chunks) plus per-GIP keys. A name never has both a put and a del key,
