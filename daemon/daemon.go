@@ -132,6 +132,8 @@ type Daemon struct {
 	q       quorumState  // quorum.go
 	metrics *metrics     // nil without Config.Metrics
 	ticker  *time.Ticker // the loop's clock (Run); Reload resets it
+
+	nodes nodesSync // dcnodes.go
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.

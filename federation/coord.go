@@ -153,7 +153,7 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 		// A standalone DC declares a federation of itself, committed only
 		// if the add commits.
 		s := self
-		s.Nodes = n.localNodesOK()
+		s.Nodes = n.localNodesOK(self.AddrPort())
 		c.Founder = &s
 		o.fedID = "f-" + o.id
 	}

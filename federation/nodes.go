@@ -32,16 +32,20 @@ import (
 // named in invite answers and in a founding add, and compared by
 // NodesChanged; nothing is persisted.
 func (n *Node) SetLocalNodes(addrs []netip.AddrPort) {
-	n.localNodes = vipsmart.NormalizeNodes(n.h.Self.AddrPort(), addrs)
+	n.localNodes = slices.Clone(addrs)
+	slices.SortFunc(n.localNodes, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	n.localNodes = slices.Compact(n.localNodes)
 }
 
-// localNodesOK is the local node set, or none if it is not fit for a
-// member record (it would be refused at the edge).
-func (n *Node) localNodesOK() []netip.AddrPort {
-	if vipsmart.ValidateNodes("nodes", n.localNodes) != nil {
+// localNodesOK is the local node set as a member record whose address is
+// primary lists it (vipsmart.NormalizeNodes), or none if it is not fit
+// for a member record (it would be refused at the edge).
+func (n *Node) localNodesOK(primary netip.AddrPort) []netip.AddrPort {
+	nodes := vipsmart.NormalizeNodes(primary, n.localNodes)
+	if vipsmart.ValidateNodes("nodes", nodes) != nil {
 		return nil
 	}
-	return slices.Clone(n.localNodes)
+	return nodes
 }
 
 // NodesChanged returns the proposal that records the local node set
@@ -53,10 +57,14 @@ func (n *Node) NodesChanged() (p Proposal, ok bool) {
 		return Proposal{}, false
 	}
 	me, found := findDC(n.h.Members, n.h.Self.Name)
-	if !found || slices.Equal(me.Nodes, n.localNodes) {
+	if !found || n.localNodes == nil {
 		return Proposal{}, false
 	}
-	me.Nodes = slices.Clone(n.localNodes)
+	nodes := n.localNodesOK(me.AddrPort())
+	if slices.Equal(me.Nodes, nodes) {
+		return Proposal{}, false
+	}
+	me.Nodes = nodes
 	return Proposal{Kind: SetNodes, DC: me}, true
 }
 
@@ -130,3 +138,8 @@ func validateNodesChange(c *Change, coord string) error {
 	}
 	return fmt.Errorf("%s would change the node addresses of %s: a DC records only its own", coord, c.DC.Name)
 }
+
+// inviteNodes are the node addresses a candidate names in its answer to
+// an invite: all of them (the coordinator leaves out the one it was
+// given, vipsmart.NormalizeNodes).
+func (n *Node) inviteNodes() []netip.AddrPort { return n.localNodesOK(netip.AddrPort{}) }

@@ -396,7 +396,7 @@ func (n *Node) onInvite(now time.Time, m Message) {
 	if l := n.h.Lock; l != nil && l.OpID == m.OpID && n.h.Status == vipsmart.StatusInvited {
 		r := n.reply(MsgInviteResp, m)
 		r.OK = true
-		r.From.Nodes = n.localNodesOK() // nodes.go
+		r.From.Nodes = n.inviteNodes() // nodes.go
 		n.send(r)
 		return
 	}
@@ -424,7 +424,7 @@ func (n *Node) onInvite(now time.Time, m Message) {
 		n.setStatus(now, vipsmart.StatusInvited, m.OpID, fmt.Sprintf("invited to federation %s by %s", m.FedID, m.From.Name))
 		r := n.reply(MsgInviteResp, m)
 		r.OK = true
-		r.From.Nodes = n.localNodesOK() // nodes.go
+		r.From.Nodes = n.inviteNodes() // nodes.go
 		n.send(r)
 	}
 }

@@ -315,6 +315,9 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	defer cancelRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
+	if ts.node != nil {
+		go ts.node.syncNodes(runCtx, d) // nodesync.go
+	}
 	if err := ops.listenMetrics(); err != nil {
 		cancelRun()
 		<-runDone
