@@ -134,6 +134,7 @@ type Daemon struct {
 	ticker  *time.Ticker // the loop's clock (Run); Reload resets it
 
 	nodes nodesSync // dcnodes.go
+	keep  keeper    // keeper.go
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.
@@ -180,6 +181,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, node: node,
+		keep:      keeper{record: rec},
 		reqs:      make(chan func()),
 		waiters:   map[string]chan error{},
 		vips:      map[string]vipsmart.VIP{},
@@ -248,6 +250,9 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	d.ticker = time.NewTicker(d.cfg.TickInterval)
 	defer d.ticker.Stop()
+	kctx, stopKeeper := context.WithCancel(ctx)
+	defer stopKeeper()
+	d.startKeeper(kctx) // keeper.go
 	defer close(d.stopped)
 	defer d.withdrawAll()
 	defer d.stopPeers()
@@ -287,6 +292,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // the tick judges reachability, so a busy DC does not see its peers
 // unreachable, fail over and back, only because it was not listening.
 func (d *Daemon) drainReqs() {
+	d.ticked() // keeper.go
 	for range maxDrain {
 		select {
 		case f := <-d.reqs:
@@ -313,6 +319,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			if err := d.cfg.Store.SaveFederation(context.WithoutCancel(ctx), *rd.Update); err != nil {
 				return fmt.Errorf("persisting federation state: %w", err)
 			}
+			d.keepRecord(rd.Update.Record) // keeper.go
 			d.afterPersist(ctx)
 			d.afterLargeUpdate(rd.Update) // apply.go
 		}
