@@ -375,10 +375,9 @@ func TestHAEtcdTrouble(t *testing.T) {
 	m := h.etcd.Members
 	m[0].Kill()
 	// The next changes wait until etcd answers a linearizable read again
-	// (it has a leader): a change made while etcd elects a new leader
-	// holds the DC leader's loop until etcd answers (up to the request
-	// timeout), and the peers may see the DC unreachable meanwhile
-	// (docs/ha.md, "Known limits"). Without writes, the kill moves
+	// (it has a leader), so that they test the changes, not the
+	// election: a change in flight over etcd's election is
+	// TestHAEtcdLeaderKilledMidChange's. Without writes, the kill moves
 	// nothing, which the watch above checks.
 	ec := h.etcd.Client()
 	eventually(t, 20*time.Second, "etcd has a leader again", func() error {
