@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -295,4 +297,67 @@ func etcdLeaderKilledMidChange(t *testing.T, nodes int) {
 		}
 		return nil
 	})
+}
+
+// nodeChangeRe matches the event of a committed change that recorded a
+// DC's node addresses.
+var nodeChangeRe = regexp.MustCompile(`^operation (\S+) committed at epoch (\d+): record the node addresses of `)
+
+// nodeChanges counts the changes recording dc-1's node addresses
+// (federation set-nodes, which the DC makes itself as its nodes come and
+// go: docs/ha.md) that d's event log shows committed above epoch from.
+// A test that expects the epoch unchanged by a failure expects it moved
+// by exactly these.
+func nodeChanges(t testing.TB, d *daemon, from uint64) uint64 {
+	t.Helper()
+	evs, err := d.client().Events(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatalf("events of %s: %v", d.name, err)
+	}
+	ops := map[string]bool{}
+	for _, e := range evs {
+		m := nodeChangeRe.FindStringSubmatch(e.Message)
+		if m == nil {
+			continue
+		}
+		if ep, _ := strconv.ParseUint(m[2], 10, 64); ep > from {
+			ops[m[1]] = true
+		}
+	}
+	return uint64(len(ops))
+}
+
+// waitNodesRecorded waits until leader's record of dc-1 lists the
+// running nodes (so no change recording them is pending).
+func (h *haDC) waitNodesRecorded(leader *daemon) {
+	h.t.Helper()
+	eventually(h.t, 20*time.Second, "dc-1's record lists its running nodes", func() error { return h.nodesRecorded(leader) })
+}
+
+// nodesRecorded says whether leader's record of dc-1 lists the running
+// nodes (none when the one running node is the recorded address), or
+// that dc-1 is in no federation.
+func (h *haDC) nodesRecorded(leader *daemon) error {
+	ds, err := leader.client().ListDCs(context.Background())
+	if err != nil {
+		return err
+	}
+	for _, x := range ds {
+		if x.Name != "dc-1" {
+			continue
+		}
+		run := h.running()
+		want := addrsOf(run...)
+		if len(run) == 1 && run[0].addr() == x.AddrPort().String() {
+			want = nil
+		}
+		var got []string
+		for _, a := range x.Nodes {
+			got = append(got, a.String())
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("dc-1's record lists nodes %v, %d run: %v", got, len(run), want)
+		}
+	}
+	return nil
 }
