@@ -5,7 +5,9 @@
 // Invariants: one goroutine (Run's loop) owns the federation node, the VIP
 // cache and the waiters; everything else reaches them through d.reqs. A
 // Ready is persisted before any of its messages is sent or any of its
-// results is reported.
+// results is reported. While the loop waits for the store, the heartbeat
+// keeper (keeper.go) sends heartbeats built only from the last stored
+// record.
 package daemon
 
 import (

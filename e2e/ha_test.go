@@ -530,7 +530,7 @@ func TestHALeaderCutFromEtcd(t *testing.T) {
 	// earlier, when it must store a change the new leader committed
 	// (the new leader records the DC's live nodes: docs/ha.md) and its
 	// write is fenced.
-	if logs := leader.Logs(); !strings.Contains(logs, "which answers as the leader, while this node cannot reach etcd") && !strings.Contains(logs, "persisting federation state: store unavailable: save federation: node n1 no longer leads DC dc-1") {
+	if logs := leader.Logs(); !strings.Contains(logs, "which answers as the leader, while this node cannot reach etcd") && !strings.Contains(logs, "node n1 lost the leadership of DC dc-1: it could not store a change, its write fenced") {
 		t.Fatalf("the former leader did not say why it stopped:\n%s", leader.Logs())
 	}
 	l := h.waitLeader(20 * time.Second)

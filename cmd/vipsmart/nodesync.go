@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/vipsmart/vipsmart/daemon"
+	"github.com/vipsmart/vipsmart/etcd"
 )
 
 // syncNodes hands the DC's live nodes (etcd's claims, as watched) to the
@@ -29,3 +31,8 @@ func (n *nodeRuntime) syncNodes(ctx context.Context, d *daemon.Daemon) {
 		}
 	}
 }
+
+// fencedOut reports whether the daemon stopped because a write of a node
+// whose term ended was fenced (etcd.ErrNotLeader): the node lost the
+// leadership, which its supervisor's restart turns into following.
+func fencedOut(err error) bool { return errors.Is(err, etcd.ErrNotLeader) }
