@@ -23,11 +23,13 @@ import (
 //     (federation.StandbyHeartbeats, as a follower node does while the DC
 //     has no reachable leader): nothing it sends says more than what is
 //     stored, so the rule "persist, then send" holds;
-//   - takes the heartbeats (and their answers) that other DCs send
-//     meanwhile, answering 202 at once, and holds the latest of each
-//     sender until the loop ticks again, when they are stepped, before
-//     the tick judges reachability: this DC does not see its peers
-//     unreachable because it was not listening.
+//   - takes the heartbeats (and their answers) that members send
+//     meanwhile (from the key the stored record pins for the sender),
+//     answering 202 at once, and holds the latest of each sender until
+//     the loop ticks again, when they are stepped, before the tick judges
+//     reachability: this DC does not see its peers unreachable because it
+//     was not listening. A message from a key the record does not pin
+//     for its sender waits for the loop, which refuses it (403).
 //
 // Every other message, and every operator request, waits for the loop as
 // before. The keeper only reads what the loop handed it (under its
@@ -70,6 +72,26 @@ func (d *Daemon) ticked() {
 	for _, from := range order {
 		held[from]()
 	}
+}
+
+// pinned reports whether the last stored record pins key for member dc.
+func (d *Daemon) pinned(dc, key string) bool {
+	if key == "" {
+		return false
+	}
+	d.keep.mu.Lock()
+	rec := d.keep.record
+	d.keep.mu.Unlock()
+	members, err := federation.RecordMembers(rec)
+	if err != nil {
+		return false
+	}
+	for _, m := range members {
+		if m.Name == dc {
+			return m.Identity == key
+		}
+	}
+	return false
 }
 
 // loopHeld reports whether the loop has not ticked for one heartbeat
@@ -128,10 +150,11 @@ func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
 }
 
 // callOrHold is call for a delivered federation message f handles,
-// except that a heartbeat or its answer that the loop does not take
-// within one heartbeat interval (the loop waits for the store) is held
-// for the loop's next tick and accepted at once.
-func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, f func() error) error {
+// except that a heartbeat or its answer from a member (key is the key
+// its connection presented) that the loop does not take within one
+// heartbeat interval (the loop waits for the store) is held for the
+// loop's next tick and accepted at once.
+func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key string, f func() error) error {
 	if m.Type != federation.MsgHeartbeat && m.Type != federation.MsgHeartbeatResp {
 		return d.call(ctx, f)
 	}
@@ -153,6 +176,9 @@ func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, f func() 
 		case <-d.stopped:
 			return errStopped
 		}
+	}
+	if m.From.Identity != key || !d.pinned(m.From.Name, key) {
+		return d.call(ctx, f) // not believed: the loop refuses it
 	}
 	d.keep.mu.Lock()
 	defer d.keep.mu.Unlock()

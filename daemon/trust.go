@@ -147,7 +147,7 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 		d.PeerRefused(c.Addr, m.From.Name, "", err.Message)
 		return err
 	}
-	return d.callOrHold(ctx, m, func() error { // keeper.go
+	return d.callOrHold(ctx, m, c.Identity, func() error { // keeper.go
 		now := d.cfg.Now()
 		v, err := d.node.Admit(m, c.Identity)
 		switch v {

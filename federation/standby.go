@@ -48,3 +48,18 @@ func StandbyHeartbeats(record []byte, self vipsmart.DC, report *Report) ([]Messa
 	}
 	return out, nil
 }
+
+// RecordMembers returns the member list of a persisted record (none for
+// a DC in no federation): who a DC believes, with the keys it pinned,
+// read without a Node (the daemon's heartbeat keeper, while its loop
+// waits for the store).
+func RecordMembers(record []byte) ([]vipsmart.DC, error) {
+	if record == nil {
+		return nil, nil
+	}
+	var h hardState
+	if err := json.Unmarshal(record, &h); err != nil {
+		return nil, vipsmart.Errorf(vipsmart.EINTERNAL, "", "the federation record is corrupt: %v", err)
+	}
+	return h.Members, nil
+}
