@@ -33,6 +33,10 @@ type DC struct {
 	// consistent GIPs (serve --witness): it holds no VIPs and no
 	// placements and announces nothing. Fixed when the DC joins.
 	Witness bool `json:"witness,omitempty"`
+	// Nodes are the federation addresses of the DC's nodes when it runs
+	// several (docs/ha.md), sorted; empty for a DC of one node at
+	// Address:Port. Committed by the DC itself (dcnodes.go).
+	Nodes []netip.AddrPort `json:"nodes,omitempty"`
 }
 
 // AddrPort returns the DC's API endpoint.
@@ -55,9 +59,11 @@ func (d DC) Validate() error {
 		return Errorf(EINVALID, "port", "port must be between 1 and 65535")
 	}
 	if d.Identity != "" {
-		return ValidateIdentity("identity", d.Identity)
+		if err := ValidateIdentity("identity", d.Identity); err != nil {
+			return err
+		}
 	}
-	return nil
+	return ValidateNodes("nodes", d.Nodes)
 }
 
 // Status is the membership status of the local DC.

@@ -5,7 +5,9 @@
 // Invariants: one goroutine (Run's loop) owns the federation node, the VIP
 // cache and the waiters; everything else reaches them through d.reqs. A
 // Ready is persisted before any of its messages is sent or any of its
-// results is reported.
+// results is reported. While the loop waits for the store, the heartbeat
+// keeper (keeper.go) sends heartbeats built only from the last stored
+// record.
 package daemon
 
 import (
@@ -132,6 +134,9 @@ type Daemon struct {
 	q       quorumState  // quorum.go
 	metrics *metrics     // nil without Config.Metrics
 	ticker  *time.Ticker // the loop's clock (Run); Reload resets it
+
+	nodes nodesSync // dcnodes.go
+	keep  keeper    // keeper.go
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.
@@ -178,6 +183,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, node: node,
+		keep:      keeper{record: rec},
 		reqs:      make(chan func()),
 		waiters:   map[string]chan error{},
 		vips:      map[string]vipsmart.VIP{},
@@ -246,6 +252,9 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	d.ticker = time.NewTicker(d.cfg.TickInterval)
 	defer d.ticker.Stop()
+	kctx, stopKeeper := context.WithCancel(ctx)
+	defer stopKeeper()
+	d.startKeeper(kctx) // keeper.go
 	defer close(d.stopped)
 	defer d.withdrawAll()
 	defer d.stopPeers()
@@ -285,6 +294,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // the tick judges reachability, so a busy DC does not see its peers
 // unreachable, fail over and back, only because it was not listening.
 func (d *Daemon) drainReqs() {
+	d.ticked() // keeper.go
 	for range maxDrain {
 		select {
 		case f := <-d.reqs:
@@ -311,6 +321,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			if err := d.cfg.Store.SaveFederation(context.WithoutCancel(ctx), *rd.Update); err != nil {
 				return fmt.Errorf("persisting federation state: %w", err)
 			}
+			d.keepRecord(rd.Update.Record) // keeper.go
 			d.afterPersist(ctx)
 			d.afterLargeUpdate(rd.Update) // apply.go
 		}

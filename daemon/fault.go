@@ -63,7 +63,11 @@ type sendFailure struct{ to, reason string }
 
 // beforeSend crashes at the armed point, else sends m synchronously.
 func (f *Fault) beforeSend(d *Daemon, m federation.Message) *sendFailure {
-	if f.SendType != "" && m.Type == f.SendType {
+	// The change recording the DC's nodes (dcnodes.go) runs on its own
+	// whenever nodes come and go: it never trips the crash point armed
+	// for the change a test makes.
+	nodes := m.Change != nil && m.Change.Kind == federation.SetNodes || m.Last != nil && m.Last.Change.Kind == federation.SetNodes
+	if f.SendType != "" && m.Type == f.SendType && !nodes {
 		if f.sent >= f.SendAfter {
 			f.Crash(fmt.Sprintf("before sending %s message %d (to %s)", m.Type, f.sent+1, m.To.Name))
 		}

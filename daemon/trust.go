@@ -148,7 +148,7 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 		d.PeerRefused(c.Addr, m.From.Name, "", err.Message)
 		return err
 	}
-	return d.call(ctx, func() error {
+	return d.callOrHold(ctx, m, c.Identity, func() error { // keeper.go
 		now := d.cfg.Now()
 		v, err := d.node.Admit(m, c.Identity)
 		switch v {

@@ -57,6 +57,7 @@ func TestHALeaderKilledMidAdd(t *testing.T) {
 			if l := h.waitLeader(10 * time.Second); l != n1 {
 				t.Fatalf("the leader is %s; want n1", l.sock)
 			}
+			h.waitNodesRecorded(n1) // no change recording the nodes runs during the add
 			expectFederation(t, append([]*daemon{n2}, others...), []*daemon{cand})
 
 			r := dcAdd(t, n2, cand)
@@ -72,6 +73,7 @@ func TestHALeaderKilledMidAdd(t *testing.T) {
 				t.Fatalf("the leader exited without reaching the crash point:\n%s", n1.Logs())
 			}
 			leader := h.waitLeader(10 * time.Second)
+			h.waitNodesRecorded(leader)
 			for i, d := range h.nodes {
 				if d == leader {
 					t.Logf("n%d leads after the crash", i+1)
@@ -81,7 +83,7 @@ func TestHALeaderKilledMidAdd(t *testing.T) {
 			if c.committed {
 				for _, d := range dc1 {
 					after := expectFederation(t, append([]*daemon{d, cand}, others...), nil)
-					if after.Federation.ID != before.Federation.ID || after.Federation.Epoch != before.Federation.Epoch+1 {
+					if after.Federation.ID != before.Federation.ID || after.Federation.Epoch != before.Federation.Epoch+1+nodeChanges(t, d, before.Federation.Epoch) {
 						t.Fatalf("after a committed add: %s/%d; before %s/%d", after.Federation.ID, after.Federation.Epoch, before.Federation.ID, before.Federation.Epoch)
 					}
 				}
@@ -89,7 +91,7 @@ func TestHALeaderKilledMidAdd(t *testing.T) {
 			}
 			for _, d := range dc1 {
 				after := expectFederation(t, append([]*daemon{d}, others...), []*daemon{cand})
-				if after.Federation.ID != before.Federation.ID || after.Federation.Epoch != before.Federation.Epoch {
+				if after.Federation.ID != before.Federation.ID || after.Federation.Epoch != before.Federation.Epoch+nodeChanges(t, d, before.Federation.Epoch) {
 					t.Fatalf("after an aborted add: %s/%d; before %s/%d", after.Federation.ID, after.Federation.Epoch, before.Federation.ID, before.Federation.Epoch)
 				}
 			}

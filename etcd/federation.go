@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -233,6 +234,21 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 			} else {
 				err = s.saveIncremental(ctx, rec, put, del)
 			}
+			if retryable(err) {
+				// The connection to the member broke (it was killed,
+				// or lost etcd's leadership): the write may or may not
+				// have been applied. Writing the same update again on
+				// the head read afresh is the same state either way,
+				// so try again (through another member) until the
+				// request timeout rather than fail the caller, whose
+				// loop cannot go on without it.
+				select {
+				case <-ctx.Done():
+					return err
+				case <-time.After(retryPause):
+				}
+				continue
+			}
 			if !errors.Is(err, errHeadMoved) {
 				return err
 			}
@@ -456,4 +472,23 @@ func dedupe(ss []string) []string {
 		}
 	}
 	return out
+}
+
+// retryPause is the pause before SaveFederation writes again after the
+// connection to a member broke.
+const retryPause = 100 * time.Millisecond
+
+// retryable reports whether err says the member could not serve the
+// request (gRPC Unavailable: connection reset, no leader), which another
+// member, or the same after etcd's election, may serve; not the
+// fence's refusal nor the request timeout.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var e *vipsmart.Error
+	if errors.As(err, &e) {
+		return false
+	}
+	return unavailable(err, 0) == "cannot serve requests"
 }

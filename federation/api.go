@@ -56,6 +56,9 @@ const (
 	// RotateIdentity commits a new key fingerprint of the coordinator
 	// (Proposal.DC: the coordinator with its new Identity).
 	RotateIdentity ProposalKind = "rotate-identity"
+	// SetNodes commits the node addresses of the coordinator
+	// (Proposal.DC: the coordinator with its new Nodes; nodes.go).
+	SetNodes ProposalKind = "set-nodes"
 )
 
 // Proposal is an operator change. DC is the candidate of AddDC; Name is the

@@ -47,7 +47,7 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 			if m.Name == d.Name {
 				return "", vipsmart.Errorf(vipsmart.ECONFLICT, "name", "%s is already a member of federation %s", d.Name, n.h.FedID)
 			}
-			if m.AddrPort() == d.AddrPort() {
+			if m.AddrPort() == d.AddrPort() || slices.Contains(m.Nodes, d.AddrPort()) {
 				return "", vipsmart.Errorf(vipsmart.ECONFLICT, "address", "%s is already the address of member %s", d.AddrPort(), m.Name)
 			}
 		}
@@ -119,6 +119,13 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 			return "", err
 		}
 		c = bc
+	case SetNodes:
+		nc, err := n.proposeNodes(p)
+		if err != nil {
+			return "", err
+		}
+		nc.By = c.By
+		c = nc
 	case RotateIdentity:
 		if err := n.needMember("rotate its key"); err != nil {
 			return "", err
@@ -146,6 +153,7 @@ func (n *Node) Propose(now time.Time, p Proposal) (string, error) {
 		// A standalone DC declares a federation of itself, committed only
 		// if the add commits.
 		s := self
+		s.Nodes = n.localNodesOK(self.AddrPort())
 		c.Founder = &s
 		o.fedID = "f-" + o.id
 	}
@@ -323,6 +331,8 @@ func describe(c Change) string {
 		return describeBatch(c)
 	case RotateIdentity:
 		return "rotate the key of " + c.DC.Name + " to " + vipsmart.ShortIdentity(c.DC.Identity)
+	case SetNodes:
+		return fmt.Sprintf("record the node addresses of %s: %v", c.DC.Name, c.DC.Nodes)
 	}
 	return string(c.Kind)
 }
@@ -456,6 +466,7 @@ func (n *Node) onResponse(now time.Time, m Message) {
 	switch o.phase {
 	case phInvite:
 		n.noteWitness(m)
+		n.noteNodes(m)
 		if m.SenderEpoch > o.from {
 			o.to = m.SenderEpoch + 1
 		}

@@ -152,6 +152,12 @@ var mutants = []mutant{
 	{"renounced-invite-accepted", "step.go",
 		"case slices.Contains(n.h.Renounced, m.OpID):", "case false:",
 		"a candidate that told a forced removal it will not join through an add accepts that add's invite"},
+	{"nodes-of-every-member", "state.go",
+		"if c.DC != nil && out[i].Name == c.DC.Name {\n\t\t\t\tout[i].Nodes", "if c.DC != nil {\n\t\t\t\tout[i].Nodes",
+		"a SetNodes change gives every member the coordinator's node addresses"},
+	{"nodes-of-another-dc", "nodes.go",
+		"c.Kind != SetNodes || c.DC == nil || c.DC.Name == coord {", "true {",
+		"a coordinator may set another DC's node addresses (the edge no longer checks whose they are)"},
 }
 
 func TestMutants(t *testing.T) {

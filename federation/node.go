@@ -122,6 +122,9 @@ type Node struct {
 	rdRecord []byte
 
 	q quorumState // quorum.go
+
+	// localNodes are the addresses of this DC's live nodes (nodes.go).
+	localNodes []netip.AddrPort
 }
 
 func (c *Config) setDefaults() {
@@ -177,7 +180,7 @@ func NewNode(cfg Config, record []byte, gips []vipsmart.GIP, now time.Time) (*No
 		if !n.h.Status.Valid() {
 			return nil, vipsmart.Errorf(vipsmart.EINTERNAL, "", "the federation record has an unknown status %q", n.h.Status)
 		}
-		if n.h.Self != cfg.Self {
+		if !n.h.Self.SameEndpoint(cfg.Self) {
 			n.h.Self = cfg.Self
 			n.dirty = true
 		}

@@ -91,7 +91,7 @@ func RebuildRecord(self vipsmart.DC, st State, fedID string, minEpoch uint64) ([
 	if !ok {
 		return nil, nil, vipsmart.Errorf(vipsmart.ESTATE, "from", "federation %s (epoch %d) does not list %s: it was removed; start it afresh and add it again with dc add", fedID, st.Epoch, self.Name)
 	}
-	if listed != self {
+	if !listed.SameEndpoint(self) {
 		return nil, nil, vipsmart.Errorf(vipsmart.EINVALID, "advertise", "federation %s lists %s at %s, but this daemon advertises %s: start it with --advertise %s (or remove it and add it again at the new address)", fedID, self.Name, listed.AddrPort(), self.AddrPort(), listed.AddrPort())
 	}
 	if st.Epoch < minEpoch {

@@ -153,6 +153,7 @@ type sim struct {
 	committed map[string]bool            // forced removals seen committed
 	inviteFed map[string]string          // op -> the federation its invite was for
 	gaveUp    map[string]map[string]bool // DC -> federations whose invite it let expire
+	nodeSets  map[string]map[string]bool // DC -> the node sets it named (nodes_sim_test.go)
 	stats     simStats
 }
 
@@ -249,6 +250,7 @@ func (s *sim) start(d *simDC) {
 		return
 	}
 	d.node = n
+	s.setLocalNodes(d)
 	s.drain(d)
 }
 
@@ -551,6 +553,9 @@ func (s *sim) operator() {
 	if (p.Kind == PutGIP || p.Kind == DeleteGIP) && s.rng.IntN(3) == 0 {
 		p = s.batchProposal(d) // batch_sim_test.go
 	}
+	if p.Kind != AddDC && h.memberish() && s.rng.IntN(10) == 0 {
+		p = s.nodesProposal(d) // nodes_sim_test.go
+	}
 	s.stats.ops++
 	id, err := d.node.Propose(s.clock(d), p)
 	desc := fmt.Sprintf("%s %s%s%v %s force=%v", p.Kind, p.DC.Name, p.Name, p.Names, p.GIP.Name, p.Force)
@@ -656,6 +661,9 @@ func stateHash(h *hardState, gips map[string]vipsmart.GIP) (uint64, string) {
 		b.WriteString(m.Name)
 		b.WriteByte('=')
 		b.WriteString(m.AddrPort().String())
+		if len(m.Nodes) > 0 {
+			fmt.Fprintf(&b, "%v", m.Nodes)
+		}
 		b.WriteByte('|')
 	}
 	if len(h.Quorum) > 0 {
@@ -735,6 +743,7 @@ func (s *sim) record(d *simDC) {
 	n := d.node
 	h := &n.h
 	name := d.dc.Name
+	s.checkNodes(d) // nodes_sim_test.go
 	// (3) epochs never go down, across restarts.
 	if h.Epoch < d.maxEpoch {
 		s.failf("%s epoch went down from %d to %d", name, d.maxEpoch, h.Epoch)

@@ -28,7 +28,7 @@ func TestStandbyHeartbeats(t *testing.T) {
 		t.Fatalf("heartbeats to %v, want dc-2 and dc-3", msgs)
 	}
 	for _, m := range msgs {
-		if m.Type != MsgHeartbeat || m.From != node || m.FedID != "f-1" || m.Epoch != 3 || m.SenderFed != "f-1" || m.SenderEpoch != 3 ||
+		if m.Type != MsgHeartbeat || !m.From.SameEndpoint(node) || m.FedID != "f-1" || m.Epoch != 3 || m.SenderFed != "f-1" || m.SenderEpoch != 3 ||
 			m.Status != vipsmart.StatusMember || m.Last == nil || m.Last.OpID != "op-3" || m.Report == nil || m.Report.VIPsDown[0] != "web" {
 			t.Fatalf("heartbeat %+v", m)
 		}

@@ -177,6 +177,14 @@ func applyMembers(members []vipsmart.DC, c Change) []vipsmart.DC {
 			}
 		}
 		return out
+	case SetNodes:
+		out := slices.Clone(members)
+		for i := range out {
+			if c.DC != nil && out[i].Name == c.DC.Name {
+				out[i].Nodes = slices.Clone(c.DC.Nodes)
+			}
+		}
+		return out
 	}
 	return slices.Clone(members)
 }

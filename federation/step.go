@@ -396,6 +396,7 @@ func (n *Node) onInvite(now time.Time, m Message) {
 	if l := n.h.Lock; l != nil && l.OpID == m.OpID && n.h.Status == vipsmart.StatusInvited {
 		r := n.reply(MsgInviteResp, m)
 		r.OK = true
+		r.From.Nodes = n.inviteNodes() // nodes.go
 		n.send(r)
 		return
 	}
@@ -423,6 +424,7 @@ func (n *Node) onInvite(now time.Time, m Message) {
 		n.setStatus(now, vipsmart.StatusInvited, m.OpID, fmt.Sprintf("invited to federation %s by %s", m.FedID, m.From.Name))
 		r := n.reply(MsgInviteResp, m)
 		r.OK = true
+		r.From.Nodes = n.inviteNodes() // nodes.go
 		n.send(r)
 	}
 }
@@ -663,12 +665,18 @@ func (m *Message) Validate() error {
 		if err := d.Change.validate(); err != nil {
 			return bad("doubt: %v", err)
 		}
+		if err := validateNodesChange(&d.Change, d.Coordinator); err != nil {
+			return bad("doubt: %v", err)
+		}
 	}
 	if m.Type == MsgInvite && (m.Change.Kind != AddDC || m.Change.DC == nil) {
 		return bad("the invite names no candidate")
 	}
 	if c := m.Change; c != nil {
 		if err := c.validate(); err != nil {
+			return bad("%v", err)
+		}
+		if err := validateNodesChange(c, m.From.Name); err != nil {
 			return bad("%v", err)
 		}
 	}
@@ -683,6 +691,9 @@ func (m *Message) Validate() error {
 				}
 			}
 			if err := d.Change.validate(); err != nil {
+				return bad("%v", err)
+			}
+			if err := validateNodesChange(&d.Change, d.Coordinator); err != nil {
 				return bad("%v", err)
 			}
 		}
@@ -748,6 +759,11 @@ func (c *Change) validate() error {
 			return err
 		}
 		return vipsmart.ValidateIdentity("identity", c.DC.Identity)
+	case SetNodes:
+		if c.DC == nil {
+			return fmt.Errorf("set-nodes without a DC")
+		}
+		return c.DC.Validate()
 	}
 	return fmt.Errorf("unknown change %q", c.Kind)
 }

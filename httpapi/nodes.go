@@ -10,10 +10,11 @@ import (
 // Several nodes per DC (docs/ha.md). Every node of a DC run on etcd
 // answers on its own federation listener and presents the DC's one key;
 // the answers carry NodesHeader, the federation addresses of the DC's
-// live nodes, and a PeerClient that got them tries those addresses when
-// the one in its member record cannot be reached. So peers reach the DC
-// through any live node, learned as nodes come and go, with no operator
-// action.
+// live nodes. A PeerClient tries, after the address that answered last
+// and the member record's address, the node addresses the member record
+// lists (committed by the DC itself: federation.SetNodes), then those
+// learned from answers. So peers reach the DC through any live node,
+// across their own restarts, with no operator action.
 const (
 	// NodesHeader lists the federation addresses (IP:PORT, comma
 	// separated) of the live nodes of the answering DC.
@@ -69,14 +70,20 @@ func (p *PeerClient) learn(pin string, h http.Header) {
 }
 
 // candidates returns the addresses to try for the DC whose key is pin:
-// the one that answered last (if it is not addr), addr, then the learned
-// node addresses.
-func (p *PeerClient) candidates(pin, addr string) []string {
+// the one that answered last (if it is not addr), addr, the node
+// addresses its member record lists (committed), then the node addresses
+// learned from its answers.
+func (p *PeerClient) candidates(pin, addr string, committed []netip.AddrPort) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := []string{addr}
 	if l := p.last[pin]; l != "" && l != addr {
 		out = []string{l, addr}
+	}
+	for _, ap := range committed {
+		if a := ap.String(); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
 	}
 	for _, a := range p.nodes[pin] {
 		if !slices.Contains(out, a) {

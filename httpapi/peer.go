@@ -160,9 +160,9 @@ func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
 	}
 	addr := m.To.AddrPort().String()
 	// The DC may run several nodes (nodes.go): start with the address
-	// that answered last, then the member record's, then the others the
-	// DC named in its answers.
-	tries := p.candidates(m.To.Identity, addr)
+	// that answered last, then the member record's address and node
+	// addresses, then the others the DC named in its answers.
+	tries := p.candidates(m.To.Identity, addr, m.To.Nodes)
 	for i, a := range tries {
 		err = p.send(ctx, m, a, body, size)
 		if err == nil || isRefusal(err) || ctx.Err() != nil {

@@ -167,7 +167,11 @@ func dcTable(w io.Writer, ds []vipsmart.DCInfo) error {
 		if d.Reachable {
 			reach = "yes"
 		}
-		rows = append(rows, []string{name, d.AddrPort().String(), reach, orDash(string(d.Status)) + witnessMark(d.DC),
+		addr := d.AddrPort().String()
+		if len(d.Nodes) > 0 {
+			addr += fmt.Sprintf(" (%d nodes)", len(d.Nodes)) // the addresses: -o json
+		}
+		rows = append(rows, []string{name, addr, reach, orDash(string(d.Status)) + witnessMark(d.DC),
 			strconv.FormatUint(d.LastEpoch, 10), ago(now, d.LastSeen)})
 	}
 	return table(w, []string{"NAME", "ADDRESS", "REACHABLE", "STATUS", "EPOCH", "LAST SEEN"}, rows)

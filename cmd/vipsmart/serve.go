@@ -358,6 +358,9 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	defer cancelRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
+	if ts.node != nil {
+		go ts.node.syncNodes(runCtx, d) // nodesync.go
+	}
 	if err := ops.listenMetrics(); err != nil {
 		cancelRun()
 		<-runDone
@@ -385,6 +388,14 @@ wait:
 			break wait
 		case runErr = <-runDone:
 			ranOut = true
+			if fencedOut(runErr) { // nodesync.go
+				// A node whose term ended had to store a change (one the
+				// new leader committed, heard from a peer): its write
+				// was fenced, so it stops, as in regain (node.go).
+				runErr = fmt.Errorf("node %s lost the leadership of DC %s: it could not store a change, its write fenced (%w): stopping, so that only the leader acts; restarted, it follows", o.store.node, self.Name, runErr)
+				log.Error("stopping: leadership lost", "err", runErr)
+				break wait
+			}
 			log.Error("stopping: the daemon failed", "err", runErr)
 			break wait
 		case <-lost:

@@ -1,0 +1,197 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/federation"
+)
+
+// The heartbeat keeper (docs/ha.md, "A store write in flight"). The loop
+// waits for every store write it makes (nothing is sent before it is
+// stored), and a write to etcd while etcd elects a leader can take up to
+// its request timeout (5 s): longer than the other DCs' detection window
+// (600 ms at defaults). So that the other DCs keep hearing the DC
+// meanwhile, the keeper, a goroutine beside the loop, watches the loop's
+// ticks; when the loop has not ticked for one heartbeat interval it
+//
+//   - sends the DC's heartbeats itself, once per interval, built from the
+//     last record the loop stored and its last report
+//     (federation.StandbyHeartbeats, as a follower node does while the DC
+//     has no reachable leader): nothing it sends says more than what is
+//     stored, so the rule "persist, then send" holds;
+//   - takes the heartbeats (and their answers) that members send
+//     meanwhile (from the key the stored record pins for the sender),
+//     answering 202 at once, and holds the latest of each sender until
+//     the loop ticks again, when they are stepped, before the tick judges
+//     reachability: this DC does not see its peers unreachable because it
+//     was not listening. A message from a key the record does not pin
+//     for its sender waits for the loop, which refuses it (403).
+//
+// Every other message, and every operator request, waits for the loop as
+// before. The keeper only reads what the loop handed it (under its
+// mutex): it never touches the federation node.
+type keeper struct {
+	loopAt atomic.Int64 // time.Now().UnixNano() at the loop's last tick
+	hb     atomic.Int64 // the heartbeat interval
+
+	mu     sync.Mutex
+	record []byte           // the last federation record stored
+	self   vipsmart.DC      // the DC as the loop last knew itself
+	report federationReport // the loop's last report
+	held   map[string]func()
+	order  []string
+}
+
+// maxHeld bounds the heartbeats held while the loop is held (one per
+// sender; a federation has far fewer members).
+const maxHeld = 256
+
+// keepRecord notes a federation record the loop stored.
+func (d *Daemon) keepRecord(rec []byte) {
+	if rec == nil {
+		return
+	}
+	d.keep.mu.Lock()
+	d.keep.record = rec
+	d.keep.mu.Unlock()
+}
+
+// ticked runs on the loop at every tick: it notes the tick and the
+// loop's view for the keeper, then steps the heartbeats held meanwhile.
+func (d *Daemon) ticked() {
+	d.keep.loopAt.Store(time.Now().UnixNano())
+	d.keep.mu.Lock()
+	d.keep.self, d.keep.report = d.node.Self(), d.lastReport
+	held, order := d.keep.held, d.keep.order
+	d.keep.held, d.keep.order = nil, nil
+	d.keep.mu.Unlock()
+	for _, from := range order {
+		held[from]()
+	}
+}
+
+// pinned reports whether the last stored record pins key for member dc.
+func (d *Daemon) pinned(dc, key string) bool {
+	if key == "" {
+		return false
+	}
+	d.keep.mu.Lock()
+	rec := d.keep.record
+	d.keep.mu.Unlock()
+	members, err := federation.RecordMembers(rec)
+	if err != nil {
+		return false
+	}
+	for _, m := range members {
+		if m.Name == dc {
+			return m.Identity == key
+		}
+	}
+	return false
+}
+
+// loopHeld reports whether the loop has not ticked for one heartbeat
+// interval.
+func (d *Daemon) loopHeld() bool {
+	at := d.keep.loopAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) >= time.Duration(d.keep.hb.Load())
+}
+
+// startKeeper starts the keeper's goroutine (until ctx ends); Run calls
+// it.
+func (d *Daemon) startKeeper(ctx context.Context) {
+	hb := d.cfg.Federation.HeartbeatInterval
+	if hb <= 0 {
+		hb = federation.DefaultHeartbeatInterval
+	}
+	d.keep.hb.Store(int64(hb))
+	d.keep.loopAt.Store(time.Now().UnixNano())
+	go d.keepHeartbeats(ctx, hb)
+}
+
+func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
+	t := time.NewTicker(max(hb/4, time.Millisecond))
+	defer t.Stop()
+	var last time.Time
+	var episode int64 // the loop's tick before the stall last logged
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !d.loopHeld() || time.Since(last) < hb*9/10 {
+			continue
+		}
+		last = time.Now()
+		d.keep.mu.Lock()
+		rec, self, rep := d.keep.record, d.keep.self, d.keep.report
+		d.keep.mu.Unlock()
+		if self.Name == "" {
+			continue
+		}
+		msgs, err := federation.StandbyHeartbeats(rec, self, &rep)
+		if err != nil {
+			d.log.Warn("heartbeats while the loop waits for the store", "err", err)
+			continue
+		}
+		if at := d.keep.loopAt.Load(); at != episode {
+			episode = at
+			d.log.Info("the loop waits for the store: heartbeats go out from the stored record meanwhile", "waiting_for", time.Since(time.Unix(0, at)).Round(time.Millisecond), "to", len(msgs))
+		}
+		for _, m := range msgs {
+			d.send(m)
+		}
+	}
+}
+
+// callOrHold is call for a delivered federation message f handles,
+// except that a heartbeat or its answer from a member (key is the key
+// its connection presented) that the loop does not take within one
+// heartbeat interval (the loop waits for the store) is held for the
+// loop's next tick and accepted at once.
+func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key string, f func() error) error {
+	if m.Type != federation.MsgHeartbeat && m.Type != federation.MsgHeartbeatResp {
+		return d.call(ctx, f)
+	}
+	if !d.loopHeld() {
+		done := make(chan error, 1)
+		wait := time.NewTimer(time.Duration(max(d.keep.hb.Load(), int64(time.Millisecond))))
+		defer wait.Stop()
+		select {
+		case d.reqs <- func() { done <- f() }:
+			select {
+			case err := <-done:
+				return err
+			case <-d.stopped:
+				return errStopped
+			}
+		case <-wait.C:
+		case <-ctx.Done():
+			return ctxErr(ctx)
+		case <-d.stopped:
+			return errStopped
+		}
+	}
+	if m.From.Identity != key || !d.pinned(m.From.Name, key) {
+		return d.call(ctx, f) // not believed: the loop refuses it
+	}
+	d.keep.mu.Lock()
+	defer d.keep.mu.Unlock()
+	from := m.From.Name
+	if _, ok := d.keep.held[from]; !ok {
+		if len(d.keep.order) >= maxHeld {
+			return nil // dropped: heartbeats are periodic
+		}
+		d.keep.order = append(d.keep.order, from)
+	}
+	if d.keep.held == nil {
+		d.keep.held = map[string]func(){}
+	}
+	d.keep.held[from] = func() { _ = f() }
+	return nil
+}

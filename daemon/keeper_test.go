@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/federation"
+)
+
+// TestHeldLoopTakesHeartbeatsOnly: while the loop has not ticked for a
+// heartbeat interval (here: it does not run at all), a heartbeat or its
+// answer is accepted at once and held, the latest per sender, until the
+// loop's next tick steps it; any other message still waits for the loop.
+func TestHeldLoopTakesHeartbeatsOnly(t *testing.T) {
+	d := newTestDaemon(t)
+	d.keep.hb.Store(int64(200 * time.Millisecond))
+	d.keep.loopAt.Store(time.Now().Add(-time.Second).UnixNano()) // the loop last ticked a second ago
+	key := "sha256:" + strings.Repeat("ab", 32)
+	peer := vipsmart.DC{Name: "dc-2", Address: netip.MustParseAddr("127.0.0.2"), Port: 9610, Identity: key}
+	// The stored record pins dc-2's key (its encoding: federation's).
+	d.keepRecord([]byte(`{"version":1,"self":{"name":"dc-1"},"status":"member","fed_id":"f-1","epoch":2,"members":[{"name":"dc-1","address":"127.0.0.1","port":9610},{"name":"dc-2","address":"127.0.0.2","port":9610,"identity":"` + key + `"}]}`))
+	ran := map[string]int{}
+	for i, typ := range []federation.MsgType{federation.MsgHeartbeat, federation.MsgHeartbeatResp, federation.MsgHeartbeat} {
+		m := federation.Message{Type: typ, From: peer, To: d.cfg.Self}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		start := time.Now()
+		err := d.callOrHold(ctx, m, key, func() error { ran[string(typ)] = i; return nil })
+		cancel()
+		if err != nil || time.Since(start) > 100*time.Millisecond {
+			t.Fatalf("%s while the loop is held: %v after %s; want accepted at once", typ, err, time.Since(start))
+		}
+	}
+	if len(ran) != 0 {
+		t.Fatalf("held messages ran before the loop ticked: %v", ran)
+	}
+	lock := federation.Message{Type: federation.MsgLock, From: peer, To: d.cfg.Self, OpID: "dc-2-1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	err := d.callOrHold(ctx, lock, key, func() error { t.Error("a lock ran without the loop"); return nil })
+	cancel()
+	if vipsmart.ErrorCodeOf(err) != vipsmart.ETIMEOUT {
+		t.Fatalf("a lock while the loop is held: %v; want it to wait for the loop (and time out here)", err)
+	}
+	// A heartbeat from a key the record does not pin for its sender is
+	// not taken: it waits for the loop, which refuses it.
+	stranger := federation.Message{Type: federation.MsgHeartbeat, From: peer, To: d.cfg.Self}
+	stranger.From.Identity = "sha256:" + strings.Repeat("cd", 32)
+	for _, k := range []string{stranger.From.Identity, ""} {
+		ctx, cancel = context.WithTimeout(context.Background(), 400*time.Millisecond)
+		err = d.callOrHold(ctx, stranger, k, func() error { t.Error("a stranger's heartbeat ran without the loop"); return nil })
+		cancel()
+		if vipsmart.ErrorCodeOf(err) != vipsmart.ETIMEOUT {
+			t.Fatalf("a heartbeat from key %q while the loop is held: %v; want it to wait for the loop", k, err)
+		}
+	}
+	d.ticked() // the loop is back
+	if len(ran) != 1 || ran[string(federation.MsgHeartbeat)] != 2 {
+		t.Fatalf("stepped at the tick: %v; want only the latest message of dc-2 (the third)", ran)
+	}
+	if d.loopHeld() {
+		t.Fatal("the loop still counts as held right after a tick")
+	}
+	d.ticked()
+	if len(ran) != 1 {
+		t.Fatalf("a held message ran twice: %v", ran)
+	}
+}
