@@ -83,7 +83,7 @@ func TestHALeaderKilledMidAdd(t *testing.T) {
 			if c.committed {
 				for _, d := range dc1 {
 					after := expectFederation(t, append([]*daemon{d, cand}, others...), nil)
-					if after.Federation.ID != before.Federation.ID || after.Federation.Epoch != before.Federation.Epoch+1+nodeChanges(t, d, before.Federation.Epoch) {
+					if after.Federation.ID != before.Federation.ID || !epochMovedByNodes(t, d, before.Federation.Epoch+1, after.Federation.Epoch) {
 						t.Fatalf("after a committed add: %s/%d; before %s/%d", after.Federation.ID, after.Federation.Epoch, before.Federation.ID, before.Federation.Epoch)
 					}
 				}
@@ -91,7 +91,7 @@ func TestHALeaderKilledMidAdd(t *testing.T) {
 			}
 			for _, d := range dc1 {
 				after := expectFederation(t, append([]*daemon{d}, others...), []*daemon{cand})
-				if after.Federation.ID != before.Federation.ID || after.Federation.Epoch != before.Federation.Epoch+nodeChanges(t, d, before.Federation.Epoch) {
+				if after.Federation.ID != before.Federation.ID || !epochMovedByNodes(t, d, before.Federation.Epoch, after.Federation.Epoch) {
 					t.Fatalf("after an aborted add: %s/%d; before %s/%d", after.Federation.ID, after.Federation.Epoch, before.Federation.ID, before.Federation.Epoch)
 				}
 			}
