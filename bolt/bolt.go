@@ -45,6 +45,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -664,17 +665,25 @@ func (s *Store) LoadFederation(ctx context.Context) ([]byte, []vipsmart.GIP, err
 // by name, then DeleteGIPs removed (a missing name is no error). A GIP
 // without a name fails with EINVALID, changing nothing.
 func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate) error {
+	_, err := s.SaveFederationEvents(ctx, u, nil)
+	return err
+}
+
+// SaveFederationEvents is SaveFederation and AppendEvents in one
+// transaction (one commit, one fsync): u and events are stored together or
+// not at all. It returns the events numbered as AppendEvents does.
+func (s *Store) SaveFederationEvents(ctx context.Context, u vipsmart.FederationUpdate, events []vipsmart.Event) ([]vipsmart.Event, error) {
 	if err := s.begin(ctx, "save federation"); err != nil {
-		return err
+		return nil, err
 	}
 	put := make([][2][]byte, 0, len(u.PutGIPs))
 	for _, g := range u.PutGIPs {
 		if g.Name == "" {
-			return vipsmart.Errorf(vipsmart.EINVALID, "name", "GIP name is empty")
+			return nil, vipsmart.Errorf(vipsmart.EINVALID, "name", "GIP name is empty")
 		}
 		data, err := json.Marshal(g)
 		if err != nil {
-			return fmt.Errorf("save federation: encode GIP %s: %w", g.Name, err)
+			return nil, fmt.Errorf("save federation: encode GIP %s: %w", g.Name, err)
 		}
 		put = append(put, [2][]byte{[]byte(g.Name), data})
 	}
@@ -682,10 +691,11 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 	if s.opts.Describe != nil && len(u.Record) > 0 {
 		ri, err := s.opts.Describe(u.Record)
 		if err != nil {
-			return fmt.Errorf("save federation: the record does not decode: %w", err)
+			return nil, fmt.Errorf("save federation: the record does not decode: %w", err)
 		}
 		info = &ri
 	}
+	out := slices.Clone(events)
 	err := s.update(ctx, "save federation", func(w *writer) error {
 		var err error
 		if len(u.Record) == 0 {
@@ -713,14 +723,17 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 				}
 			}
 		}
-		return nil
+		return s.appendEventsTx(w, out)
 	})
 	if err == nil && info != nil {
 		s.mu.Lock()
 		s.noteRecordLocked(*info)
 		s.mu.Unlock()
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // AppendEvents stores events in one transaction, giving each the next
@@ -730,49 +743,53 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 func (s *Store) AppendEvents(ctx context.Context, events []vipsmart.Event) ([]vipsmart.Event, error) {
 	out := make([]vipsmart.Event, len(events))
 	copy(out, events)
-	err := s.update(ctx, "append events", func(w *writer) error {
-		if len(out) == 0 {
-			return nil
-		}
-		b, err := bucket(w.tx, bucketEvents)
-		if err != nil {
-			return err
-		}
-		var last uint64
-		for i := range out {
-			seq, err := w.nextSequence(bucketEvents)
-			if err != nil {
-				return err
-			}
-			out[i].Seq = seq
-			data, err := json.Marshal(out[i])
-			if err != nil {
-				return fmt.Errorf("encode event: %w", err)
-			}
-			if err := w.put(bucketEvents, seqKey(seq), data); err != nil {
-				return err
-			}
-			last = seq
-		}
-		// Seqs are stored contiguously, so keeping the newest maxEvents
-		// means dropping every seq below last-maxEvents+1.
-		if last <= uint64(s.maxEvents) {
-			return nil
-		}
-		keepFrom := last - uint64(s.maxEvents) + 1
-		c := b.Cursor()
-		for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) < keepFrom; k, v = c.First() {
-			w.d.xor(entryHash(bucketEvents, k, v))
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.update(ctx, "append events", func(w *writer) error { return s.appendEventsTx(w, out) })
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// appendEventsTx numbers and writes out within w's transaction and drops
+// the oldest events beyond MaxEvents (AppendEvents).
+func (s *Store) appendEventsTx(w *writer, out []vipsmart.Event) error {
+	if len(out) == 0 {
+		return nil
+	}
+	b, err := bucket(w.tx, bucketEvents)
+	if err != nil {
+		return err
+	}
+	var last uint64
+	for i := range out {
+		seq, err := w.nextSequence(bucketEvents)
+		if err != nil {
+			return err
+		}
+		out[i].Seq = seq
+		data, err := json.Marshal(out[i])
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		if err := w.put(bucketEvents, seqKey(seq), data); err != nil {
+			return err
+		}
+		last = seq
+	}
+	// Seqs are stored contiguously, so keeping the newest maxEvents
+	// means dropping every seq below last-maxEvents+1.
+	if last <= uint64(s.maxEvents) {
+		return nil
+	}
+	keepFrom := last - uint64(s.maxEvents) + 1
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) < keepFrom; k, v = c.First() {
+		w.d.xor(entryHash(bucketEvents, k, v))
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListEvents returns up to limit events with Seq > after, oldest first (an

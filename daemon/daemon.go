@@ -305,16 +305,19 @@ func (d *Daemon) processReady(ctx context.Context) error {
 	for d.node.HasReady() {
 		rd := d.node.Ready()
 		d.cfg.Fault.beforePersist(rd)
+		eventsStored := false
 		if rd.Update != nil {
 			// Persist even if ctx is cancelled: the node has already
 			// moved on in memory.
-			if err := d.cfg.Store.SaveFederation(context.WithoutCancel(ctx), *rd.Update); err != nil {
+			stored, err := d.saveFederation(context.WithoutCancel(ctx), *rd.Update, rd.Events) // persist.go
+			if err != nil {
 				return fmt.Errorf("persisting federation state: %w", err)
 			}
+			eventsStored = stored
 			d.afterPersist(ctx)
 			d.afterLargeUpdate(rd.Update) // apply.go
 		}
-		if len(rd.Events) > 0 {
+		if len(rd.Events) > 0 && !eventsStored {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
 		}
 		var failed []sendFailure
@@ -342,9 +345,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 }
 
 func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
-	for _, e := range evs {
-		d.log.Log(ctx, logLevel(e.Level), e.Message, "kind", e.Kind, "op", e.OpID)
-	}
+	d.logEvents(ctx, evs)
 	// The event log is not worth a stalled loop: a store that does not
 	// answer (etcd cut off) is given eventStoreTimeout, then skipped for
 	// eventStoreBackoff, so that heartbeats keep going out. What is not
@@ -362,6 +363,12 @@ func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
 		return
 	}
 	d.metrics.eventsAppended(evs)
+}
+
+func (d *Daemon) logEvents(ctx context.Context, evs []vipsmart.Event) {
+	for _, e := range evs {
+		d.log.Log(ctx, logLevel(e.Level), e.Message, "kind", e.Kind, "op", e.OpID)
+	}
 }
 
 // eventStoreTimeout bounds how long the loop waits to store events, and
