@@ -157,6 +157,7 @@ type Store struct {
 	markerDirty bool
 	previous    *Marker
 	kick        chan struct{}
+	stop        chan struct{} // closed by Close: the marker writer stops pausing
 	done        chan struct{}
 }
 
@@ -220,7 +221,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 		return nil, err
 	}
 	s.syncMarker(in, mk, mkErr, fresh)
-	s.kick, s.done = make(chan struct{}, 1), make(chan struct{})
+	s.kick, s.done, s.stop = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	go s.markerWriter(s.kick)
 	return s, nil
 }
@@ -349,14 +350,26 @@ func (s *Store) writeMarkerCopy(m Marker) {
 // markerWriter writes the marker whenever a save changed it, off the
 // commit path: the marker only has to be a lower bound of the store's
 // epoch (a crash before it is written leaves it behind the store, which
-// Open accepts), so a commit never waits for it.
+// Open accepts), so a commit never waits for it. It writes at most once
+// per markerEvery: the epochs of a burst of changes (one per federation
+// change) cost one atomic rewrite (two fsyncs and a rename), not one each.
 func (s *Store) markerWriter(kick <-chan struct{}) {
 	defer close(s.done)
+	pause := time.NewTimer(markerEvery)
+	pause.Stop()
 	for range kick {
 		s.flushMarker()
+		pause.Reset(markerEvery)
+		select {
+		case <-pause.C:
+		case <-s.stop:
+		}
 	}
 	s.flushMarker()
 }
+
+// markerEvery is the least time between two writes of the marker.
+const markerEvery = time.Second
 
 func (s *Store) flushMarker() {
 	s.mu.Lock()
@@ -414,6 +427,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return fmt.Errorf("close store %s: %w", s.path, errClosed)
 	}
+	close(s.stop)
 	s.mu.Lock()
 	close(s.kick) // noteRecordLocked sends only under s.mu, and not after this
 	s.kick = nil
