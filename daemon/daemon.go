@@ -129,6 +129,10 @@ type Daemon struct {
 
 	stopped chan struct{} // closed when Run returns
 
+	// capture, while a heartbeat is delivered for a reply, catches its
+	// answer in processReady (reply.go).
+	capture *replySlot
+
 	q       quorumState  // quorum.go
 	metrics *metrics     // nil without Config.Metrics
 	ticker  *time.Ticker // the loop's clock (Run); Reload resets it
@@ -326,6 +330,9 @@ func (d *Daemon) processReady(ctx context.Context) error {
 				if f := d.cfg.Fault.beforeSend(d, m); f != nil {
 					failed = append(failed, *f)
 				}
+				continue
+			}
+			if d.capture.take(m) { // reply.go
 				continue
 			}
 			d.send(m)

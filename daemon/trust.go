@@ -138,6 +138,12 @@ func (d *Daemon) consumeJoinTokens(ctx context.Context) {
 // the message is believed. A malformed message is refused with EINVALID,
 // an unbelieved one with EFORBIDDEN; both change nothing.
 func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
+	return d.deliver(ctx, m, nil)
+}
+
+// deliver is Deliver; with a slot, the answer to m is kept there instead
+// of sent (reply.go).
+func (d *Daemon) deliver(ctx context.Context, m federation.Message, slot *replySlot) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
@@ -147,7 +153,7 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 		d.PeerRefused(c.Addr, m.From.Name, "", err.Message)
 		return err
 	}
-	return d.call(ctx, func() error {
+	return d.call(ctx, d.replying(ctx, slot, func() error {
 		now := d.cfg.Now()
 		v, err := d.node.Admit(m, c.Identity)
 		switch v {
@@ -174,7 +180,7 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 		}
 		d.PeerRefused(c.Addr, m.From.Name, c.Identity, fmt.Sprintf("%s message: %s", m.Type, asError(err).Message))
 		return err
-	})
+	}))
 }
 
 func asError(err error) *vipsmart.Error {
