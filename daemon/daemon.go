@@ -106,6 +106,7 @@ type Daemon struct {
 	holdDownUntil time.Time
 	lastReport    federationReport
 	lastActiveKey string
+	keyBuf        []byte // activeKey's buffer
 	lastDesired   []vipsmart.Announcement
 	pub           published // handover.go
 	inheritUntil  time.Time
