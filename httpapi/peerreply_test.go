@@ -35,14 +35,14 @@ func (r *replier) Deliver(ctx context.Context, m federation.Message) error {
 	return nil
 }
 
-func (r *replier) DeliverForReply(ctx context.Context, m federation.Message) (*federation.Message, error) {
+func (r *replier) DeliverForReply(ctx context.Context, m federation.Message, want federation.MsgType) (*federation.Message, error) {
 	if err := r.Deliver(ctx, m); err != nil {
 		return nil, err
 	}
 	return r.answer(m), nil
 }
 
-// TestHeartbeatAnswerInResponse: a heartbeat sent with SendHeartbeat to
+// TestHeartbeatAnswerInResponse: a heartbeat sent with SendForReply to
 // a PeerReplier comes back with its answer in the response, delivered as
 // from the pinned key; a receiver without PeerReplier (an earlier
 // version) answers as before, with no body; an answer that is not the
@@ -79,9 +79,9 @@ func TestHeartbeatAnswerInResponse(t *testing.T) {
 		return &federation.Message{Type: federation.MsgHeartbeatResp, From: m.To, To: m.From, FedID: "f-1", Epoch: 7, SenderFed: "f-1", SenderEpoch: 7, Status: vipsmart.StatusMember}
 	}}
 	to := serve(good)
-	r, err := pc.SendHeartbeat(ctx, hb(to))
+	r, err := pc.SendForReply(ctx, hb(to), federation.MsgHeartbeatResp)
 	if err != nil || r == nil || r.Type != federation.MsgHeartbeatResp || r.From.Name != "dc-2" || r.SenderEpoch != 7 {
-		t.Fatalf("SendHeartbeat = %+v, %v; want the heartbeat-resp of dc-2", r, err)
+		t.Fatalf("SendForReply = %+v, %v; want the heartbeat-resp of dc-2", r, err)
 	}
 	if got := good.callers(); len(got) != 1 || got[0].Identity != cliID.Fingerprint() || got[0].Via != vipsmart.ViaPeer {
 		t.Fatalf("receiver saw callers %+v", got)
@@ -93,8 +93,8 @@ func TestHeartbeatAnswerInResponse(t *testing.T) {
 	}
 
 	old := serve(nopReceiver{}) // no PeerReplier: an earlier version
-	if r, err := pc.SendHeartbeat(ctx, hb(old)); err != nil || r != nil {
-		t.Fatalf("SendHeartbeat to a receiver without replies = %+v, %v; want nil, nil", r, err)
+	if r, err := pc.SendForReply(ctx, hb(old), federation.MsgHeartbeatResp); err != nil || r != nil {
+		t.Fatalf("SendForReply to a receiver without replies = %+v, %v; want nil, nil", r, err)
 	}
 
 	for name, bad := range map[string]func(m federation.Message) *federation.Message{
@@ -104,10 +104,13 @@ func TestHeartbeatAnswerInResponse(t *testing.T) {
 		"wrong sender": func(m federation.Message) *federation.Message {
 			return &federation.Message{Type: federation.MsgHeartbeatResp, From: from, To: m.From}
 		},
+		"wrong op": func(m federation.Message) *federation.Message {
+			return &federation.Message{Type: federation.MsgHeartbeatResp, From: m.To, To: m.From, OpID: "dc-2-9"}
+		},
 	} {
-		r, err := pc.SendHeartbeat(ctx, hb(serve(&replier{answer: bad})))
+		r, err := pc.SendForReply(ctx, hb(serve(&replier{answer: bad})), federation.MsgHeartbeatResp)
 		if r != nil || err == nil || !isRefusal(err) {
-			t.Errorf("%s: SendHeartbeat = %+v, %v; want a refusal and no answer", name, r, err)
+			t.Errorf("%s: SendForReply = %+v, %v; want a refusal and no answer", name, r, err)
 		}
 	}
 }
