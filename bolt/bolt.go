@@ -45,6 +45,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,7 @@ type Store struct {
 	markerDirty bool
 	previous    *Marker
 	kick        chan struct{}
+	stop        chan struct{} // closed by Close: the marker writer stops pausing
 	done        chan struct{}
 }
 
@@ -219,7 +221,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 		return nil, err
 	}
 	s.syncMarker(in, mk, mkErr, fresh)
-	s.kick, s.done = make(chan struct{}, 1), make(chan struct{})
+	s.kick, s.done, s.stop = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	go s.markerWriter(s.kick)
 	return s, nil
 }
@@ -348,14 +350,26 @@ func (s *Store) writeMarkerCopy(m Marker) {
 // markerWriter writes the marker whenever a save changed it, off the
 // commit path: the marker only has to be a lower bound of the store's
 // epoch (a crash before it is written leaves it behind the store, which
-// Open accepts), so a commit never waits for it.
+// Open accepts), so a commit never waits for it. It writes at most once
+// per markerEvery: the epochs of a burst of changes (one per federation
+// change) cost one atomic rewrite (two fsyncs and a rename), not one each.
 func (s *Store) markerWriter(kick <-chan struct{}) {
 	defer close(s.done)
+	pause := time.NewTimer(markerEvery)
+	pause.Stop()
 	for range kick {
 		s.flushMarker()
+		pause.Reset(markerEvery)
+		select {
+		case <-pause.C:
+		case <-s.stop:
+		}
 	}
 	s.flushMarker()
 }
+
+// markerEvery is the least time between two writes of the marker.
+const markerEvery = time.Second
 
 func (s *Store) flushMarker() {
 	s.mu.Lock()
@@ -413,6 +427,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return fmt.Errorf("close store %s: %w", s.path, errClosed)
 	}
+	close(s.stop)
 	s.mu.Lock()
 	close(s.kick) // noteRecordLocked sends only under s.mu, and not after this
 	s.kick = nil
@@ -664,17 +679,25 @@ func (s *Store) LoadFederation(ctx context.Context) ([]byte, []vipsmart.GIP, err
 // by name, then DeleteGIPs removed (a missing name is no error). A GIP
 // without a name fails with EINVALID, changing nothing.
 func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate) error {
+	_, err := s.SaveFederationEvents(ctx, u, nil)
+	return err
+}
+
+// SaveFederationEvents is SaveFederation and AppendEvents in one
+// transaction (one commit, one fsync): u and events are stored together or
+// not at all. It returns the events numbered as AppendEvents does.
+func (s *Store) SaveFederationEvents(ctx context.Context, u vipsmart.FederationUpdate, events []vipsmart.Event) ([]vipsmart.Event, error) {
 	if err := s.begin(ctx, "save federation"); err != nil {
-		return err
+		return nil, err
 	}
 	put := make([][2][]byte, 0, len(u.PutGIPs))
 	for _, g := range u.PutGIPs {
 		if g.Name == "" {
-			return vipsmart.Errorf(vipsmart.EINVALID, "name", "GIP name is empty")
+			return nil, vipsmart.Errorf(vipsmart.EINVALID, "name", "GIP name is empty")
 		}
 		data, err := json.Marshal(g)
 		if err != nil {
-			return fmt.Errorf("save federation: encode GIP %s: %w", g.Name, err)
+			return nil, fmt.Errorf("save federation: encode GIP %s: %w", g.Name, err)
 		}
 		put = append(put, [2][]byte{[]byte(g.Name), data})
 	}
@@ -682,10 +705,11 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 	if s.opts.Describe != nil && len(u.Record) > 0 {
 		ri, err := s.opts.Describe(u.Record)
 		if err != nil {
-			return fmt.Errorf("save federation: the record does not decode: %w", err)
+			return nil, fmt.Errorf("save federation: the record does not decode: %w", err)
 		}
 		info = &ri
 	}
+	out := slices.Clone(events)
 	err := s.update(ctx, "save federation", func(w *writer) error {
 		var err error
 		if len(u.Record) == 0 {
@@ -713,14 +737,17 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 				}
 			}
 		}
-		return nil
+		return s.appendEventsTx(w, out)
 	})
 	if err == nil && info != nil {
 		s.mu.Lock()
 		s.noteRecordLocked(*info)
 		s.mu.Unlock()
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // AppendEvents stores events in one transaction, giving each the next
@@ -730,49 +757,53 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 func (s *Store) AppendEvents(ctx context.Context, events []vipsmart.Event) ([]vipsmart.Event, error) {
 	out := make([]vipsmart.Event, len(events))
 	copy(out, events)
-	err := s.update(ctx, "append events", func(w *writer) error {
-		if len(out) == 0 {
-			return nil
-		}
-		b, err := bucket(w.tx, bucketEvents)
-		if err != nil {
-			return err
-		}
-		var last uint64
-		for i := range out {
-			seq, err := w.nextSequence(bucketEvents)
-			if err != nil {
-				return err
-			}
-			out[i].Seq = seq
-			data, err := json.Marshal(out[i])
-			if err != nil {
-				return fmt.Errorf("encode event: %w", err)
-			}
-			if err := w.put(bucketEvents, seqKey(seq), data); err != nil {
-				return err
-			}
-			last = seq
-		}
-		// Seqs are stored contiguously, so keeping the newest maxEvents
-		// means dropping every seq below last-maxEvents+1.
-		if last <= uint64(s.maxEvents) {
-			return nil
-		}
-		keepFrom := last - uint64(s.maxEvents) + 1
-		c := b.Cursor()
-		for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) < keepFrom; k, v = c.First() {
-			w.d.xor(entryHash(bucketEvents, k, v))
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.update(ctx, "append events", func(w *writer) error { return s.appendEventsTx(w, out) })
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// appendEventsTx numbers and writes out within w's transaction and drops
+// the oldest events beyond MaxEvents (AppendEvents).
+func (s *Store) appendEventsTx(w *writer, out []vipsmart.Event) error {
+	if len(out) == 0 {
+		return nil
+	}
+	b, err := bucket(w.tx, bucketEvents)
+	if err != nil {
+		return err
+	}
+	var last uint64
+	for i := range out {
+		seq, err := w.nextSequence(bucketEvents)
+		if err != nil {
+			return err
+		}
+		out[i].Seq = seq
+		data, err := json.Marshal(out[i])
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		if err := w.put(bucketEvents, seqKey(seq), data); err != nil {
+			return err
+		}
+		last = seq
+	}
+	// Seqs are stored contiguously, so keeping the newest maxEvents
+	// means dropping every seq below last-maxEvents+1.
+	if last <= uint64(s.maxEvents) {
+		return nil
+	}
+	keepFrom := last - uint64(s.maxEvents) + 1
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) < keepFrom; k, v = c.First() {
+		w.d.xor(entryHash(bucketEvents, k, v))
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListEvents returns up to limit events with Seq > after, oldest first (an

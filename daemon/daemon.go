@@ -108,6 +108,7 @@ type Daemon struct {
 	holdDownUntil time.Time
 	lastReport    federationReport
 	lastActiveKey string
+	keyBuf        []byte // activeKey's buffer
 	lastDesired   []vipsmart.Announcement
 	pub           published // handover.go
 	inheritUntil  time.Time
@@ -130,6 +131,10 @@ type Daemon struct {
 	refusals refusalLimiter
 
 	stopped chan struct{} // closed when Run returns
+
+	// capture, while a heartbeat is delivered for a reply, catches its
+	// answer in processReady (reply.go).
+	capture *replySlot
 
 	q       quorumState  // quorum.go
 	metrics *metrics     // nil without Config.Metrics
@@ -315,17 +320,20 @@ func (d *Daemon) processReady(ctx context.Context) error {
 	for d.node.HasReady() {
 		rd := d.node.Ready()
 		d.cfg.Fault.beforePersist(rd)
+		eventsStored := false
 		if rd.Update != nil {
 			// Persist even if ctx is cancelled: the node has already
 			// moved on in memory.
-			if err := d.cfg.Store.SaveFederation(context.WithoutCancel(ctx), *rd.Update); err != nil {
+			stored, err := d.saveFederation(context.WithoutCancel(ctx), *rd.Update, rd.Events) // persist.go
+			if err != nil {
 				return fmt.Errorf("persisting federation state: %w", err)
 			}
 			d.keepRecord(rd.Update.Record) // keeper.go
+			eventsStored = stored
 			d.afterPersist(ctx)
 			d.afterLargeUpdate(rd.Update) // apply.go
 		}
-		if len(rd.Events) > 0 {
+		if len(rd.Events) > 0 && !eventsStored {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
 		}
 		var failed []sendFailure
@@ -334,6 +342,9 @@ func (d *Daemon) processReady(ctx context.Context) error {
 				if f := d.cfg.Fault.beforeSend(d, m); f != nil {
 					failed = append(failed, *f)
 				}
+				continue
+			}
+			if d.capture.take(m) { // reply.go
 				continue
 			}
 			d.send(m)
@@ -353,9 +364,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 }
 
 func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
-	for _, e := range evs {
-		d.log.Log(ctx, logLevel(e.Level), e.Message, "kind", e.Kind, "op", e.OpID)
-	}
+	d.logEvents(ctx, evs)
 	// The event log is not worth a stalled loop: a store that does not
 	// answer (etcd cut off) is given eventStoreTimeout, then skipped for
 	// eventStoreBackoff, so that heartbeats keep going out. What is not
@@ -373,6 +382,12 @@ func (d *Daemon) appendEvents(ctx context.Context, evs []vipsmart.Event) {
 		return
 	}
 	d.metrics.eventsAppended(evs)
+}
+
+func (d *Daemon) logEvents(ctx context.Context, evs []vipsmart.Event) {
+	for _, e := range evs {
+		d.log.Log(ctx, logLevel(e.Level), e.Message, "kind", e.Kind, "op", e.OpID)
+	}
 }
 
 // eventStoreTimeout bounds how long the loop waits to store events, and

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -294,14 +295,33 @@ func (d *Daemon) gipEvents(msgs []string, what string) {
 // activeKey sums up everything the active placements depend on: the GIP
 // set, each member's reachability and report, the local VIPs' health and
 // the hold-down. updateActive recomputes only when it changes.
+//
+// It is made at every tick (20 times a second) and after every message, so
+// it is appended with strconv into one buffer rather than printed with fmt.
 func (d *Daemon) activeKey() string {
-	var b strings.Builder
+	b := d.keyBuf[:0]
 	now := d.cfg.Now()
-	fmt.Fprintf(&b, "%d/%d/%t/%t", d.node.GIPVersion(), d.healthVersion, now.Before(d.holdDownUntil), d.inheriting(now))
+	b = strconv.AppendUint(b, d.node.GIPVersion(), 10)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, d.healthVersion, 10)
+	b = append(b, '/')
+	b = strconv.AppendBool(b, now.Before(d.holdDownUntil))
+	b = append(b, '/')
+	b = strconv.AppendBool(b, d.inheriting(now))
 	for _, m := range d.node.DCs(now) {
 		// The lists are hashed, not printed: a DC may report holding
 		// 10,000 GIPs, and this key is made at every tick.
-		fmt.Fprintf(&b, "|%s:%t:%x:%x:%x", m.Name, m.Reachable, hashNames(m.VIPsDown), hashNames(m.Holding), hashNames(m.VIPsUnknown))
+		b = append(b, '|')
+		b = append(b, m.Name...)
+		b = append(b, ':')
+		b = strconv.AppendBool(b, m.Reachable)
+		for _, l := range [][]string{m.VIPsDown, m.Holding, m.VIPsUnknown} {
+			h := hashNames(l)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, h[0], 16)
+			b = append(b, '.')
+			b = strconv.AppendUint(b, h[1], 16)
+		}
 	}
 	expired := 0
 	for _, since := range d.waitSince {
@@ -309,9 +329,13 @@ func (d *Daemon) activeKey() string {
 			expired++
 		}
 	}
-	fmt.Fprintf(&b, "|waits:%d/%d", len(d.waitSince), expired)
-	b.WriteString(d.quorumKey())
-	return b.String()
+	b = append(b, "|waits:"...)
+	b = strconv.AppendInt(b, int64(len(d.waitSince)), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(expired), 10)
+	b = append(b, d.quorumKey()...)
+	d.keyBuf = b
+	return string(b)
 }
 
 // hashNames is an FNV-1a hash of names and their count.

@@ -153,8 +153,9 @@ func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
 // except that a heartbeat or its answer from a member (key is the key
 // its connection presented) that the loop does not take within one
 // heartbeat interval (the loop waits for the store) is held for the
-// loop's next tick and accepted at once.
-func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key string, f func() error) error {
+// loop's next tick and accepted at once: held, not f, runs then (f may
+// keep the answer for this request's response, which has gone by then).
+func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key string, f, held func() error) error {
 	if m.Type != federation.MsgHeartbeat && m.Type != federation.MsgHeartbeatResp {
 		return d.call(ctx, f)
 	}
@@ -192,6 +193,6 @@ func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key strin
 	if d.keep.held == nil {
 		d.keep.held = map[string]func(){}
 	}
-	d.keep.held[from] = func() { _ = f() }
+	d.keep.held[from] = func() { _ = held() }
 	return nil
 }

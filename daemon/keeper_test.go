@@ -28,7 +28,7 @@ func TestHeldLoopTakesHeartbeatsOnly(t *testing.T) {
 		m := federation.Message{Type: typ, From: peer, To: d.cfg.Self}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		start := time.Now()
-		err := d.callOrHold(ctx, m, key, func() error { ran[string(typ)] = i; return nil })
+		err := d.callOrHold(ctx, m, key, func() error { ran[string(typ)] = i; return nil }, func() error { ran[string(typ)] = i; return nil })
 		cancel()
 		if err != nil || time.Since(start) > 100*time.Millisecond {
 			t.Fatalf("%s while the loop is held: %v after %s; want accepted at once", typ, err, time.Since(start))
@@ -39,7 +39,7 @@ func TestHeldLoopTakesHeartbeatsOnly(t *testing.T) {
 	}
 	lock := federation.Message{Type: federation.MsgLock, From: peer, To: d.cfg.Self, OpID: "dc-2-1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-	err := d.callOrHold(ctx, lock, key, func() error { t.Error("a lock ran without the loop"); return nil })
+	err := d.callOrHold(ctx, lock, key, func() error { t.Error("a lock ran without the loop"); return nil }, nil)
 	cancel()
 	if vipsmart.ErrorCodeOf(err) != vipsmart.ETIMEOUT {
 		t.Fatalf("a lock while the loop is held: %v; want it to wait for the loop (and time out here)", err)
@@ -50,7 +50,7 @@ func TestHeldLoopTakesHeartbeatsOnly(t *testing.T) {
 	stranger.From.Identity = "sha256:" + strings.Repeat("cd", 32)
 	for _, k := range []string{stranger.From.Identity, ""} {
 		ctx, cancel = context.WithTimeout(context.Background(), 400*time.Millisecond)
-		err = d.callOrHold(ctx, stranger, k, func() error { t.Error("a stranger's heartbeat ran without the loop"); return nil })
+		err = d.callOrHold(ctx, stranger, k, func() error { t.Error("a stranger's heartbeat ran without the loop"); return nil }, nil)
 		cancel()
 		if vipsmart.ErrorCodeOf(err) != vipsmart.ETIMEOUT {
 			t.Fatalf("a heartbeat from key %q while the loop is held: %v; want it to wait for the loop", k, err)

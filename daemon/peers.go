@@ -86,10 +86,13 @@ func (d *Daemon) runPeer(ctx context.Context, q *peerQueue) {
 			idle.Reset(peerIdle)
 			sctx, cancel := context.WithTimeout(ctx, d.sendTimeout(m))
 			start := time.Now()
-			err := d.cfg.Transport.Send(sctx, m)
+			reply, err := d.transmit(sctx, m) // reply.go
 			cancel()
 			if err == nil && m.Type == federation.MsgHeartbeat {
 				d.metrics.heartbeat(m.To.Name, time.Since(start))
+			}
+			if reply != nil {
+				d.takeReply(ctx, m, *reply)
 			}
 			if err == nil || ctx.Err() != nil {
 				continue

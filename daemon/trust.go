@@ -139,6 +139,12 @@ func (d *Daemon) consumeJoinTokens(ctx context.Context) {
 // the message is believed. A malformed message is refused with EINVALID,
 // an unbelieved one with EFORBIDDEN; both change nothing.
 func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
+	return d.deliver(ctx, m, nil)
+}
+
+// deliver is Deliver; with a slot, the answer to m is kept there instead
+// of sent (reply.go).
+func (d *Daemon) deliver(ctx context.Context, m federation.Message, slot *replySlot) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
@@ -148,7 +154,7 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 		d.PeerRefused(c.Addr, m.From.Name, "", err.Message)
 		return err
 	}
-	return d.callOrHold(ctx, m, c.Identity, func() error { // keeper.go
+	step := func() error {
 		now := d.cfg.Now()
 		v, err := d.node.Admit(m, c.Identity)
 		switch v {
@@ -175,7 +181,11 @@ func (d *Daemon) Deliver(ctx context.Context, m federation.Message) error {
 		}
 		d.PeerRefused(c.Addr, m.From.Name, c.Identity, fmt.Sprintf("%s message: %s", m.Type, asError(err).Message))
 		return err
-	})
+	}
+	// A heartbeat held while the loop is held (keeper.go) is stepped later
+	// and answered by a separate request; otherwise the answer may ride
+	// back in this request's response (reply.go).
+	return d.callOrHold(ctx, m, c.Identity, d.replying(ctx, slot, step), step)
 }
 
 func asError(err error) *vipsmart.Error {

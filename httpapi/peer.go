@@ -81,6 +81,9 @@ func (s *Server) peerMessage(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, st, err)
 		return
 	}
+	if s.peerReply(w, r, m) { // peerreply.go
+		return
+	}
 	if err := s.Peer.Deliver(s.caller(r, m.From.Name), m); err != nil {
 		writeError(w, err)
 		return
@@ -151,6 +154,12 @@ func (p *PeerClient) ResetConnections() {
 // Send POSTs m to the daemon at m.To, pinning m.To.Identity. An answer
 // other than 202 is an error carrying the peer's message.
 func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
+	return p.sendWith(ctx, m, nil, nil)
+}
+
+// sendWith is Send with prep, if set, run on the request, and ok, if set,
+// given the 202 response (peerreply.go).
+func (p *PeerClient) sendWith(ctx context.Context, m federation.Message, prep func(*http.Request), ok func(*http.Response) error) error {
 	if m.To.Identity == "" {
 		return fmt.Errorf("%s (%s): no key is pinned for it, so nothing is sent", m.To.Name, m.To.AddrPort())
 	}
@@ -164,7 +173,7 @@ func (p *PeerClient) Send(ctx context.Context, m federation.Message) error {
 	// addresses, then the others the DC named in its answers.
 	tries := p.candidates(m.To.Identity, addr, m.To.Nodes)
 	for i, a := range tries {
-		err = p.send(ctx, m, a, body, size)
+		err = p.send(ctx, m, a, body, size, prep, ok)
 		if err == nil || isRefusal(err) || ctx.Err() != nil {
 			if err == nil && i > 0 {
 				p.prefer(m.To.Identity, a)
@@ -180,7 +189,7 @@ func isRefusal(err error) bool {
 	return errors.As(err, &r)
 }
 
-func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string, body func() io.Reader, size int64) error {
+func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string, body func() io.Reader, size int64, prep func(*http.Request), ok func(*http.Response) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PeerPath, body())
 	if err != nil {
 		return err
@@ -188,6 +197,9 @@ func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string
 	req.ContentLength = size
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
 	req.Header.Set("Content-Type", "application/json")
+	if prep != nil {
+		prep(req)
+	}
 	resp, err := p.client(addr, m.To.Identity).Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -204,6 +216,11 @@ func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string
 			return refusal{err}
 		}
 		return err
+	}
+	if ok != nil {
+		if err := ok(resp); err != nil {
+			return refusal{err} // it was delivered: not a reason to call the peer unreachable
+		}
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil

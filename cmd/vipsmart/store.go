@@ -232,6 +232,10 @@ func openStore(ctx context.Context, log *slog.Logger, o *serveOptions, self vips
 	return opened, nil
 }
 
+// Unwrap returns the store in use, so that the daemon finds its optional
+// interfaces (bolt's one-transaction SaveFederationEvents).
+func (s *openedStore) Unwrap() vipsmart.Store { return s.Store }
+
 // setSession replaces the node's session (after the old one's lease
 // ended).
 func (s *openedStore) setSession(se *etcd.Session) {

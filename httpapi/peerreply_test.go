@@ -1,0 +1,116 @@
+package httpapi
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/federation"
+	"github.com/vipsmart/vipsmart/identity"
+)
+
+// replier answers a heartbeat with answer(m) in the response and records
+// who the transport said sent it.
+type replier struct {
+	answer func(m federation.Message) *federation.Message
+	mu     sync.Mutex
+	got    []vipsmart.Caller
+}
+
+func (r *replier) callers() []vipsmart.Caller {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]vipsmart.Caller(nil), r.got...)
+}
+
+func (r *replier) Deliver(ctx context.Context, m federation.Message) error {
+	c, _ := vipsmart.CallerFrom(ctx)
+	r.mu.Lock()
+	r.got = append(r.got, c)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *replier) DeliverForReply(ctx context.Context, m federation.Message, want federation.MsgType) (*federation.Message, error) {
+	if err := r.Deliver(ctx, m); err != nil {
+		return nil, err
+	}
+	return r.answer(m), nil
+}
+
+// TestHeartbeatAnswerInResponse: a heartbeat sent with SendForReply to
+// a PeerReplier comes back with its answer in the response, delivered as
+// from the pinned key; a receiver without PeerReplier (an earlier
+// version) answers as before, with no body; an answer that is not the
+// heartbeat's (wrong type or sender) is refused, as a refusal (the peer
+// was reached), and Send of any message carries no reply request.
+func TestHeartbeatAnswerInResponse(t *testing.T) {
+	srvID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(recv PeerReceiver) vipsmart.DC {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: PeerHandler(recv, identity.PeerFingerprint, nil)}
+		go srv.Serve(identity.NewListener(l, srvID.PeerServerConfig(nil), nil))
+		t.Cleanup(func() { srv.Close() })
+		ap := netip.MustParseAddrPort(l.Addr().String())
+		return vipsmart.DC{Name: "dc-2", Address: ap.Addr(), Port: ap.Port(), Identity: srvID.Fingerprint()}
+	}
+	from := vipsmart.DC{Name: "dc-1", Address: netip.MustParseAddr("127.0.0.1"), Port: 1, Identity: cliID.Fingerprint()}
+	hb := func(to vipsmart.DC) federation.Message {
+		return federation.Message{Type: federation.MsgHeartbeat, From: from, To: to, FedID: "f-1", Epoch: 7, SenderFed: "f-1", SenderEpoch: 7, Status: vipsmart.StatusMember}
+	}
+	ctx := context.Background()
+	pc := NewPeerClient(cliID.PeerClientConfig)
+
+	good := &replier{answer: func(m federation.Message) *federation.Message {
+		return &federation.Message{Type: federation.MsgHeartbeatResp, From: m.To, To: m.From, FedID: "f-1", Epoch: 7, SenderFed: "f-1", SenderEpoch: 7, Status: vipsmart.StatusMember}
+	}}
+	to := serve(good)
+	r, err := pc.SendForReply(ctx, hb(to), federation.MsgHeartbeatResp)
+	if err != nil || r == nil || r.Type != federation.MsgHeartbeatResp || r.From.Name != "dc-2" || r.SenderEpoch != 7 {
+		t.Fatalf("SendForReply = %+v, %v; want the heartbeat-resp of dc-2", r, err)
+	}
+	if got := good.callers(); len(got) != 1 || got[0].Identity != cliID.Fingerprint() || got[0].Via != vipsmart.ViaPeer {
+		t.Fatalf("receiver saw callers %+v", got)
+	}
+	// Send (any message, heartbeats of a peer that cannot reply too)
+	// asks for no reply: the receiver's Deliver takes it.
+	if err := pc.Send(ctx, hb(to)); err != nil {
+		t.Fatal(err)
+	}
+
+	old := serve(nopReceiver{}) // no PeerReplier: an earlier version
+	if r, err := pc.SendForReply(ctx, hb(old), federation.MsgHeartbeatResp); err != nil || r != nil {
+		t.Fatalf("SendForReply to a receiver without replies = %+v, %v; want nil, nil", r, err)
+	}
+
+	for name, bad := range map[string]func(m federation.Message) *federation.Message{
+		"wrong type": func(m federation.Message) *federation.Message {
+			return &federation.Message{Type: federation.MsgCommit, From: m.To, To: m.From}
+		},
+		"wrong sender": func(m federation.Message) *federation.Message {
+			return &federation.Message{Type: federation.MsgHeartbeatResp, From: from, To: m.From}
+		},
+		"wrong op": func(m federation.Message) *federation.Message {
+			return &federation.Message{Type: federation.MsgHeartbeatResp, From: m.To, To: m.From, OpID: "dc-2-9"}
+		},
+	} {
+		r, err := pc.SendForReply(ctx, hb(serve(&replier{answer: bad})), federation.MsgHeartbeatResp)
+		if r != nil || err == nil || !isRefusal(err) {
+			t.Errorf("%s: SendForReply = %+v, %v; want a refusal and no answer", name, r, err)
+		}
+	}
+}
