@@ -252,7 +252,10 @@ func TestHARotateIdentity(t *testing.T) {
 	if ks := etcdKeys(t, h.etcd, "/vipsmart/dc-1/identity.next"); len(ks) != 0 {
 		t.Fatalf("etcd keeps the pending pair after the commit: %v", ks)
 	}
-	// The old key is refused by dc-2, and changes nothing there.
+	// The old key is refused by dc-2, and changes nothing there (once
+	// dc-1 has recorded its nodes: that change is dc-1's own, with the
+	// new key).
+	h.waitNodesRecorded(h.waitLeader(15 * time.Second))
 	states, seqs := snapshotAll(t, []*daemon{h.other})
 	for name, m := range forgeries(oldDC, dcOfStatus(statusOf(t, h.other)), statusOf(t, h.other)) {
 		if code, b, err := post(h.other.addr(), &old, mustJSON(t, m)); err != nil || code != http.StatusForbidden {

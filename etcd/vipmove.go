@@ -286,7 +286,8 @@ func (s *Store) doMove(ctx context.Context, node string, lease clientv3.LeaseID,
 				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(pk), "=", a.PrevBeatInc))
 			}
 		}
-		val, _ := json.Marshal(holderValue{Node: node, Inc: a.Inc, Since: time.Now().UTC(), Reason: a.Reason})
+		since := time.Now().UTC()
+		val, _ := json.Marshal(holderValue{Node: node, Inc: a.Inc, Since: since, Reason: a.Reason})
 		ops := []clientv3.Op{clientv3.OpPut(hk, string(val))}
 		if a.Fence && a.Prev != "" && a.Prev != node {
 			fv, _ := json.Marshal(beatValue{FencedBy: node})
@@ -296,19 +297,20 @@ func (s *Store) doMove(ctx context.Context, node string, lease clientv3.LeaseID,
 		if err != nil {
 			return vipmove.Result{}, err
 		}
-		return vipmove.Result{OK: resp.Succeeded, Rev: resp.Header.Revision}, nil
+		return vipmove.Result{OK: resp.Succeeded, Rev: resp.Header.Revision, Since: since}, nil
 	case vipmove.Release:
 		hk := s.k.holderKey(a.VIP)
 		op := clientv3.OpDelete(hk)
+		since := time.Now().UTC()
 		if !a.Delete {
-			val, _ := json.Marshal(holderValue{Since: time.Now().UTC(), Reason: a.Reason})
+			val, _ := json.Marshal(holderValue{Since: since, Reason: a.Reason})
 			op = clientv3.OpPut(hk, string(val))
 		}
 		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(hk), "=", a.HolderRev)).Then(op).Commit()
 		if err != nil {
 			return vipmove.Result{}, err
 		}
-		return vipmove.Result{OK: resp.Succeeded, Rev: resp.Header.Revision}, nil
+		return vipmove.Result{OK: resp.Succeeded, Rev: resp.Header.Revision, Since: since}, nil
 	}
 	return vipmove.Result{}, fmt.Errorf("unknown vipmove action %d", a.Kind)
 }

@@ -177,6 +177,14 @@ type Action struct {
 }
 
 // Result is the outcome of an Action.
+// since is the holder's Since as the key records it (At if unknown).
+func (r Result) since() time.Time {
+	if r.Since.IsZero() {
+		return r.At
+	}
+	return r.Since
+}
+
 type Result struct {
 	// OK: the transaction committed. Lost (Renew): the beat was not
 	// ours any more. Neither: etcd did not answer or a compare failed
@@ -190,6 +198,9 @@ type Result struct {
 	Inc, Rev int64
 	// At: when the result arrived (for events).
 	At time.Time
+	// Since (Take, Release): the time the holder key records, which
+	// every reader of the key sees; zero means At.
+	Since time.Time
 }
 
 // Move is a change of holder this node made, for the event log.
@@ -651,7 +662,7 @@ func (e *Engine) Done(a Action, r Result) {
 		delete(e.busy, a.VIP)
 		if r.OK {
 			h := e.view.Holders[a.VIP]
-			e.view.Holders[a.VIP] = Holding{Node: e.self, Inc: a.Inc, Rev: r.Rev, Since: r.At, Reason: a.Reason}
+			e.view.Holders[a.VIP] = Holding{Node: e.self, Inc: a.Inc, Rev: r.Rev, Since: r.since(), Reason: a.Reason}
 			if a.Fence {
 				b := e.view.Beats[a.Prev]
 				b.Fenced = true
@@ -667,7 +678,7 @@ func (e *Engine) Done(a Action, r Result) {
 			if a.Delete {
 				delete(e.view.Holders, a.VIP)
 			} else {
-				e.view.Holders[a.VIP] = Holding{Rev: r.Rev, Since: r.At, Reason: a.Reason}
+				e.view.Holders[a.VIP] = Holding{Rev: r.Rev, Since: r.since(), Reason: a.Reason}
 			}
 			e.moves = append(e.moves, Move{VIP: a.VIP, From: e.self, Reason: a.Reason})
 		}
