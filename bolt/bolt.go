@@ -253,6 +253,16 @@ func evidence(path string, mk *Marker, mkErr error, extra []string) []string {
 	return out
 }
 
+// initialMmapSize is the address space bbolt maps at open. A file that
+// outgrows its map is mapped again inside the write transaction, and each
+// time bbolt first copies every page the transaction touched out of the
+// old map: a batch of 10,000 GIPs written to a new store grew it from 32
+// KiB through about ten maps and spent about 0.1 s of CPU copying
+// (BENCHMARKS.md, "vipsmart apply"). The map is address space only: the
+// file does not grow with it and resident memory counts only the pages
+// read.
+const initialMmapSize = 256 << 20
+
 // openBolt opens the (already inspected) file with bbolt, turning a panic
 // into a refusal.
 func openBolt(path string, opts Options) (db *bbolt.DB, err error) {
@@ -262,7 +272,7 @@ func openBolt(path string, opts Options) (db *bbolt.DB, err error) {
 			db, err = nil, &RefusedError{Kind: Damaged, Path: path, Problem: fmt.Sprintf("bbolt failed to open it: %v: the file is damaged", r)}
 		}
 	}()
-	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.UnsafeNoSync})
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.UnsafeNoSync, InitialMmapSize: initialMmapSize})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, inUse(path, opts.Timeout)
