@@ -1,6 +1,7 @@
 package vipsmart
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -83,5 +84,25 @@ func TestInputsOfIssue15AreRefusedClearly(t *testing.T) {
 	// A DC may be on loopback (several DCs on one host).
 	if _, err := ParseDCSpec("dc-2,127.0.0.1,9612"); err != nil {
 		t.Errorf("a DC on loopback: %v", err)
+	}
+}
+
+// TestGIPPlacementTwice: a DC named twice in the placements is refused,
+// with few placements (compared pairwise) and with many (a map), and
+// distinct DCs pass either way.
+func TestGIPPlacementTwice(t *testing.T) {
+	for _, n := range []int{2, smallPlacements, smallPlacements + 1, 3 * smallPlacements} {
+		g := GIP{Name: "g", Address: netip.MustParseAddr("203.0.113.1")}
+		for i := range n {
+			g.Placements = append(g.Placements, Placement{DC: fmt.Sprintf("dc-%d", i+1), Priority: 100})
+		}
+		if err := g.Validate(); err != nil {
+			t.Fatalf("%d distinct placements: %v", n, err)
+		}
+		g.Placements[n-1].DC = g.Placements[n/2-1].DC
+		err := g.Validate()
+		if !IsCode(err, EINVALID) || !strings.Contains(err.Error(), "names DC "+g.Placements[n-1].DC+" twice") {
+			t.Fatalf("%d placements, one DC twice: %v; want refused naming the DC", n, err)
+		}
 	}
 }

@@ -255,6 +255,16 @@ func evidence(path string, mk *Marker, mkErr error, extra []string) []string {
 	return out
 }
 
+// initialMmapSize is the address space bbolt maps at open. A file that
+// outgrows its map is mapped again inside the write transaction, and each
+// time bbolt first copies every page the transaction touched out of the
+// old map: a batch of 10,000 GIPs written to a new store grew it from 32
+// KiB through about ten maps and spent about 0.1 s of CPU copying
+// (BENCHMARKS.md, "vipsmart apply"). The map is address space only: the
+// file does not grow with it and resident memory counts only the pages
+// read.
+const initialMmapSize = 256 << 20
+
 // openBolt opens the (already inspected) file with bbolt, turning a panic
 // into a refusal.
 func openBolt(path string, opts Options) (db *bbolt.DB, err error) {
@@ -264,7 +274,7 @@ func openBolt(path string, opts Options) (db *bbolt.DB, err error) {
 			db, err = nil, &RefusedError{Kind: Damaged, Path: path, Problem: fmt.Sprintf("bbolt failed to open it: %v: the file is damaged", r)}
 		}
 	}()
-	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.UnsafeNoSync})
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.UnsafeNoSync, InitialMmapSize: initialMmapSize})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, inUse(path, opts.Timeout)
@@ -725,6 +735,13 @@ func (s *Store) SaveFederationEvents(ctx context.Context, u vipsmart.FederationU
 				return err
 			}
 		}
+		if len(put) >= bulkPuts {
+			b, err := bucket(w.tx, bucketGIPs)
+			if err != nil {
+				return err
+			}
+			b.FillPercent = bulkFill
+		}
 		for _, kv := range put {
 			if err := w.put(bucketGIPs, kv[0], kv[1]); err != nil {
 				return fmt.Errorf("put GIP %s: %w", kv[0], err)
@@ -749,6 +766,14 @@ func (s *Store) SaveFederationEvents(ctx context.Context, u vipsmart.FederationU
 	}
 	return out, nil
 }
+
+// A transaction writing at least bulkPuts GIPs (a batch of vipsmart apply,
+// sorted by name) fills the pages it splits to bulkFill instead of bbolt's
+// half: about half as many pages to allocate and write, one write each.
+const (
+	bulkPuts = 1000
+	bulkFill = 0.9
+)
 
 // AppendEvents stores events in one transaction, giving each the next
 // sequence number (from 1, never reused, ignoring any Seq the caller set),

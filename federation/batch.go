@@ -174,7 +174,9 @@ func (b *Batch) validate() error {
 	}
 	seen := make(map[string]bool, b.Count)
 	for _, g := range b.Put {
-		g := cloneGIP(g)
+		// g is a copy: Validate sets defaults in its scalar fields only
+		// (never in Placements), so the batch and its digest stay as
+		// received without cloning 10,000 placement lists.
 		if err := g.Validate(); err != nil {
 			return fmt.Errorf("batch GIP %s: %w", g.Name, err)
 		}
@@ -307,15 +309,14 @@ func (n *Node) batchProblem(b *Batch) *vipsmart.Error {
 	return nil
 }
 
-// batchChanges returns the GIPs written and deleted by a full batch.
+// batchChanges returns the GIPs written and deleted by a full batch. put
+// is the batch's own list, not a copy: the caller only reads it (putGIP
+// keeps a clone of each), so 10,000 GIPs are not cloned twice.
 func batchChanges(gips map[string]vipsmart.GIP, b *Batch) (put []vipsmart.GIP, del []string) {
 	if !b.full() {
 		return nil, nil
 	}
-	put = make([]vipsmart.GIP, 0, len(b.Put))
-	for _, g := range b.Put {
-		put = append(put, cloneGIP(g))
-	}
+	put = b.Put
 	for _, name := range b.Delete {
 		if _, ok := gips[name]; ok {
 			del = append(del, name)

@@ -205,7 +205,8 @@ func quorumAfter(members []vipsmart.DC, c Change) []string {
 }
 
 // gipChanges returns the GIPs written and deleted by c, given the GIPs
-// before it. Removing a DC drops its placements.
+// before it. Removing a DC drops its placements. The caller must not
+// change put (a batch's GIPs are returned as they are).
 func gipChanges(gips map[string]vipsmart.GIP, c Change) (put []vipsmart.GIP, del []string) {
 	switch c.Kind {
 	case PutGIP:

@@ -96,14 +96,14 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Use:   "apply -f FILE|DIR|- [--prune] [--dry-run] [--expect-version V]",
 		Short: "Make the VIPs and GIPs what the files declare: every GIP change in one federation change",
 		Long: `Apply makes the local DC's VIPs and the federation's GIPs what the files declare
-(YAML or JSON, one or many objects per file; see docs/apply.md). It first
+(YAML or JSON, one or many objects per file; see docs/apply.md). The daemon
 computes the diff (as vipsmart diff), then commits every GIP change as ONE
 federation change, on every member or on none, and applies the VIP changes
 on the local DC; if the federation change fails, the VIP changes are undone.
 Applying the same files again changes nothing and makes no federation change.
 
-Apply is refused, changing nothing, when the objects changed between its diff
-and its commit (another apply, a gip or vip command, a DC added): so two
+Apply is refused, changing nothing, when the objects changed since the
+resource version it read first (another apply, a gip or vip command, a DC added): so two
 pipelines never silently overwrite each other. --expect-version V pins the
 resource version a reviewed diff printed. --prune also removes the objects the
 files do not declare; --dry-run prints the diff and changes nothing.`,
@@ -117,28 +117,33 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 			ctx, cancel := g.ctx()
 			defer cancel()
 			cl := g.client()
-			req.DryRun = true
-			plan, err := cl.Apply(ctx, req)
-			if err != nil {
-				return err
-			}
-			if len(plan.Changes) == 0 || dry {
-				if g.output == "json" {
-					return printJSON(g.stdout, plan)
+			if dry {
+				req.DryRun = true
+				plan, err := cl.Apply(ctx, req)
+				if err != nil {
+					return err
 				}
-				printDiff(g.stdout, plan)
-				if len(plan.Changes) == 0 {
-					fmt.Fprintln(g.stdout, "nothing to change")
-				} else {
-					fmt.Fprintln(g.stdout, "dry run: nothing was changed")
-				}
-				return nil
+				return printPlan(g, plan, "dry run: nothing was changed")
 			}
-			req.DryRun = false
-			req.ResourceVersion = plan.ResourceVersion
+			if req.ResourceVersion == "" {
+				// The objects travel once: the version this apply is
+				// based on comes from a diff of no objects (tiny), and
+				// the daemon diffs the files against it as it commits.
+				// A change between the two (another apply, a gip
+				// command) makes the apply refused, as with
+				// --expect-version.
+				cur, err := cl.Apply(ctx, vipsmart.ApplyRequest{DryRun: true})
+				if err != nil {
+					return err
+				}
+				req.ResourceVersion = cur.ResourceVersion
+			}
 			res, err := cl.Apply(ctx, req)
 			if err != nil {
 				return err
+			}
+			if len(res.Changes) == 0 {
+				return printPlan(g, res, "nothing to change")
 			}
 			if g.output == "json" {
 				return printJSON(g.stdout, res)
@@ -155,6 +160,19 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 	ff.add(c)
 	c.Flags().BoolVar(&dry, "dry-run", false, "print what would change and change nothing")
 	return c
+}
+
+// printPlan prints a diff that changed nothing, and what says why.
+func printPlan(g *globals, plan vipsmart.ApplyResult, what string) error {
+	if g.output == "json" {
+		return printJSON(g.stdout, plan)
+	}
+	printDiff(g.stdout, plan)
+	if len(plan.Changes) == 0 {
+		what = "nothing to change"
+	}
+	fmt.Fprintln(g.stdout, what)
+	return nil
 }
 
 func newExportCmd(g *globals) *cobra.Command {
