@@ -216,7 +216,7 @@ func TestSegmentKeepalived(t *testing.T) {
 	report := func(what string, ev time.Time, from, to int) {
 		t.Helper()
 		time.Sleep(500 * time.Millisecond)
-		m := s.analyse(ev, time.Now(), s.mac(from), s.mac(to))
+		m := s.analyse(ev.Add(-time.Second), ev, time.Now(), s.mac(from), s.mac(to))
 		t.Logf("keepalived advert_int 0.1, %s: n%d -> n%d: %s", what, from+1, to+1, m)
 	}
 
@@ -242,7 +242,7 @@ func TestSegmentKeepalived(t *testing.T) {
 	ks[h2].kill9()
 	h3 := s.waitMoved(h2, ev, 10*time.Second, "kill -9 of the holder's keepalived")
 	time.Sleep(500 * time.Millisecond)
-	m := s.analyse(ev, time.Now(), s.mac(h2), s.mac(h3))
+	m := s.analyse(ev.Add(-time.Second), ev, time.Now(), s.mac(h2), s.mac(h3))
 	on, err := s.boundOn()
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,7 @@ type segment struct {
 	watch    string
 	etcdNS   string
 	etcdURLs []string
+	etcdArgs [][]string
 	etcd     []*proc
 
 	probe   *capture // in client: ICMP echo replies
@@ -107,12 +108,26 @@ func (s *segment) startEtcd() {
 	for i := 0; i < 3; i++ {
 		ip := "10.77.0." + strconv.Itoa(201+i)
 		name := "m" + strconv.Itoa(i+1)
-		s.etcd = append(s.etcd, startProc(t, s.etcdNS, "etcd "+name, etcdBin, "--name", name,
+		s.etcdArgs = append(s.etcdArgs, []string{etcdBin, "--name", name,
 			"--data-dir", filepath.Join(dir, name),
 			"--listen-client-urls", s.etcdURLs[i], "--advertise-client-urls", s.etcdURLs[i],
-			"--listen-peer-urls", "http://"+ip+":2380", "--initial-advertise-peer-urls", "http://"+ip+":2380",
+			"--listen-peer-urls", "http://" + ip + ":2380", "--initial-advertise-peer-urls", "http://" + ip + ":2380",
 			"--initial-cluster", strings.Join(peers, ","), "--initial-cluster-state", "new",
-			"--log-level", "warn"))
+			"--log-level", "warn"})
+		s.etcd = append(s.etcd, nil)
+	}
+	s.restartEtcd()
+}
+
+// restartEtcd starts every etcd member that is not running (all of them
+// at first) and waits until all are healthy.
+func (s *segment) restartEtcd() {
+	t := s.t
+	t.Helper()
+	for i, args := range s.etcdArgs {
+		if s.etcd[i] == nil || s.etcd[i].exited() {
+			s.etcd[i] = startProc(t, s.etcdNS, "etcd m"+strconv.Itoa(i+1), args...)
+		}
 	}
 	hc := httpIn(s.etcdNS)
 	eventually(t, 30*time.Second, "the 3 etcd members healthy", func() error {
@@ -442,14 +457,17 @@ func (m move) String() string {
 }
 
 // analyse returns what was seen between event and until for a move from
-// MAC from to MAC to. ARP answers up to 3 s before the event count for the
-// old holder's last answer; a request answered by two MACs counts from 3 s
-// before the event too.
-func (s *segment) analyse(event, until time.Time, from, to string) move {
+// MAC from to MAC to. ARP answers from since on (at most 3 s before the
+// event) count for the old holder's last answer and for requests answered
+// by two MACs: since is when the segment was last seen steady.
+func (s *segment) analyse(since, event, until time.Time, from, to string) move {
 	arps, _ := s.arpLog.snapshot()
 	_, pings := s.probe.snapshot()
 	var m move
 	lookback := event.Add(-3 * time.Second)
+	if since.After(lookback) {
+		lookback = since
+	}
 	var firstNew, lastOld time.Time
 	byEpoch := map[int]map[string]bool{}
 	for _, a := range arps {
