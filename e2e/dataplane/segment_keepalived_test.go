@@ -169,25 +169,34 @@ func (s *segment) waitHolder(i int, since time.Time, timeout time.Duration, what
 	s.probe.waitEcho(s.t, s.mac(i), since, timeout, what+": pings answered from n"+strconv.Itoa(i+1))
 }
 
-// waitMoved waits until the client's pings are answered from a node other
-// than old, which has the VIP bound, and returns that node.
+// waitMoved waits until the client's last pings (5 in a row) are answered
+// from one node other than old, which has the VIP bound, and returns that
+// node. (With two masters for a moment, the first answer may come from
+// the one that yields.)
 func (s *segment) waitMoved(old int, since time.Time, timeout time.Duration, what string) int {
 	s.t.Helper()
 	to := -1
 	eventually(s.t, timeout, what+": pings answered from a node other than n"+strconv.Itoa(old+1), func() error {
 		_, es := s.probe.snapshot()
-		for _, e := range es {
-			if e.at.After(since) && e.mac != s.mac(old) {
-				if to = s.holderByMAC(e.mac); to < 0 {
-					return fmt.Errorf("echo reply from %s, no node's MAC", e.mac)
-				}
-				if on, err := s.boundOn(); err != nil || !slices.Contains(on, to) {
-					return fmt.Errorf("n%d answers but the VIP is bound on %v (0-based), %v", to+1, on, err)
-				}
-				return nil
+		if len(es) < 5 || !es[len(es)-5].at.After(since) {
+			return fmt.Errorf("fewer than 5 answers since the failure")
+		}
+		m := es[len(es)-1].mac
+		for _, e := range es[len(es)-5:] {
+			if e.mac != m {
+				return fmt.Errorf("answers from several MACs")
 			}
 		}
-		return fmt.Errorf("no answer from another node yet")
+		if m == s.mac(old) {
+			return fmt.Errorf("still answered by n%d", old+1)
+		}
+		if to = s.holderByMAC(m); to < 0 {
+			return fmt.Errorf("echo reply from %s, no node's MAC", m)
+		}
+		if on, err := s.boundOn(); err != nil || !slices.Contains(on, to) {
+			return fmt.Errorf("n%d answers but the VIP is bound on %v (0-based), %v", to+1, on, err)
+		}
+		return nil
 	})
 	return to
 }

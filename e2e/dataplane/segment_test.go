@@ -457,16 +457,17 @@ func (m move) String() string {
 }
 
 // analyse returns what was seen between event and until for a move from
-// MAC from to MAC to. ARP answers from since on (at most 3 s before the
-// event) count for the old holder's last answer and for requests answered
-// by two MACs: since is when the segment was last seen steady.
+// MAC from to MAC to. ARP answers from 3 s before the event count for the
+// old holder's last answer; requests answered by two MACs count from since
+// on (when the segment was last seen steady, at most 3 s before the
+// event).
 func (s *segment) analyse(since, event, until time.Time, from, to string) move {
 	arps, _ := s.arpLog.snapshot()
 	_, pings := s.probe.snapshot()
 	var m move
 	lookback := event.Add(-3 * time.Second)
-	if since.After(lookback) {
-		lookback = since
+	if since.Before(lookback) {
+		since = lookback
 	}
 	var firstNew, lastOld time.Time
 	byEpoch := map[int]map[string]bool{}
@@ -474,7 +475,7 @@ func (s *segment) analyse(since, event, until time.Time, from, to string) move {
 		if a.at.Before(lookback) || a.at.After(until) {
 			continue
 		}
-		if !a.garp {
+		if !a.garp && !a.at.Before(since) {
 			if byEpoch[a.epoch] == nil {
 				byEpoch[a.epoch] = map[string]bool{}
 			}

@@ -137,7 +137,7 @@ func (ms *segMoves) check(what string, since, event time.Time, from, to int, set
 	if err := m.check(); err != nil {
 		ms.t.Errorf("%s: %v", what, err)
 	}
-	if m.oldSeen && (!ms.have || m.gap < ms.min) {
+	if m.oldSeen && !m.twoMACs() && (!ms.have || m.gap < ms.min) {
 		ms.min, ms.have = m.gap, true
 	}
 	return m
