@@ -25,37 +25,26 @@ type kaNode struct {
 	p      *proc
 }
 
-// segKeepalivedConf is the keepalived.conf of node role (also shown in
-// docs/ha.md, "Migrating from keepalived"). nopreempt: a node that comes
-// back does not take the VIP back (vipsmart's default, --preempt=false).
-func segKeepalivedConf(role string, prio int, advert, check string) string {
-	return fmt.Sprintf(`global_defs {
-	router_id %s
-	vrrp_version 3
-	script_user root
-}
-vrrp_script chk_service {
-	script "%s"
-	interval 1
-	timeout 1
-	fall 2
-	rise 2
-}
-vrrp_instance VI_web {
-	state BACKUP
-	nopreempt
-	interface eth0
-	virtual_router_id 51
-	priority %d
-	advert_int %s
-	virtual_ipaddress {
-		%s/32 dev eth0
+// segKeepalivedConf is the keepalived.conf of docs/ha.md ("Migrating
+// from keepalived"), as written for n1, made into node role's with its
+// priority, advert_int and check script. nopreempt: a node that comes back
+// does not take the VIP back (vipsmart's default, --preempt=false).
+func segKeepalivedConf(t testing.TB, role string, prio int, advert, check string) string {
+	t.Helper()
+	conf := haDocConfig(t, "keepalived.conf")
+	for _, r := range [][2]string{
+		{"router_id n1\n", "router_id " + role + "\n"},
+		{"priority 150\n", "priority " + strconv.Itoa(prio) + "\n"},
+		{"advert_int 1\n", "advert_int " + advert + "\n"},
+		{`script "/usr/local/bin/chk_service"`, `script "` + check + `"`},
+		{"\t" + segVIP + "/32 dev eth0\n", "\t" + segVIP + "/32 dev eth0\n"},
+	} {
+		if strings.Count(conf, r[0]) != 1 {
+			t.Fatalf("docs/ha.md's keepalived.conf does not hold %q once:\n%s", r[0], conf)
+		}
+		conf = strings.Replace(conf, r[0], r[1], 1)
 	}
-	track_script {
-		chk_service
-	}
-}
-`, role, check, prio, advert, segVIP)
+	return conf
 }
 
 // startKeepalived starts keepalived on node i (priority prio, advert_int
@@ -67,7 +56,7 @@ func (s *segment) startKeepalived(i, prio int, advert string) *kaNode {
 	if err := os.WriteFile(check, []byte("#!/bin/bash\nexec 3<>/dev/tcp/127.0.0.1/"+strconv.Itoa(segServicePort)+"\n"), 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(k.dir, "keepalived.conf"), []byte(segKeepalivedConf("n"+strconv.Itoa(i+1), prio, advert, check)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(k.dir, "keepalived.conf"), []byte(segKeepalivedConf(s.t, "n"+strconv.Itoa(i+1), prio, advert, check)), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 	k.start()
