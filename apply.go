@@ -204,6 +204,12 @@ func vipFields(a, b VIP) []string {
 	if ca, cb := checkString(a.Check), checkString(b.Check); ca != cb {
 		f = append(f, fmt.Sprintf("check: %s -> %s", ca, cb))
 	}
+	if na, nb := VIPNodesString(a.Nodes), VIPNodesString(b.Nodes); na != nb {
+		f = append(f, fmt.Sprintf("nodes: %s -> %s", na, nb))
+	}
+	if a.Preempt != b.Preempt {
+		f = append(f, fmt.Sprintf("preempt: %t -> %t", a.Preempt, b.Preempt))
+	}
 	return f
 }
 

@@ -19,6 +19,14 @@ type VIP struct {
 	Interface string     `json:"interface,omitempty"`
 	Check     *Check     `json:"check,omitempty"`
 	Created   time.Time  `json:"created"`
+	// Nodes, if set, are the nodes of a DC on etcd that may hold the VIP,
+	// each with its priority (the eligible node of highest priority
+	// holds it); empty: every node, at equal priority (vipmove.go).
+	Nodes []VIPNode `json:"nodes,omitempty"`
+	// Preempt lets an eligible node of higher priority take the VIP from
+	// a live holder (an orderly handover); false: the holder keeps it
+	// while it is eligible.
+	Preempt bool `json:"preempt,omitempty"`
 }
 
 // Validate checks every field of v and fills in the check's defaults.
@@ -33,6 +41,9 @@ func (v *VIP) Validate() error {
 		if err := ValidateInterface("interface", v.Interface); err != nil {
 			return err
 		}
+	}
+	if err := ValidateVIPNodes(v.Nodes); err != nil {
+		return err
 	}
 	if v.Check != nil {
 		return v.Check.Validate()
@@ -62,6 +73,12 @@ type VIPInfo struct {
 	// Warnings say why an announcer cannot announce the VIP (the netlink
 	// announcer with no interface for it), even before it is up.
 	Warnings []string `json:"warnings,omitempty"`
+	// Holder is the node that holds the VIP in a DC of several nodes on
+	// etcd (nil on a one-node DC, or while no node holds it);
+	// Eligibility says, for each node, whether it may hold it and why
+	// (vipmove.go).
+	Holder      *VIPHolder        `json:"holder,omitempty"`
+	Eligibility []NodeEligibility `json:"eligibility,omitempty"`
 }
 
 // The health check defaults.

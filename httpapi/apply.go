@@ -41,7 +41,7 @@ func (b ApplyBody) request() (vipsmart.ApplyRequest, error) {
 	req := vipsmart.ApplyRequest{Prune: b.Prune, DryRun: b.DryRun, ResourceVersion: b.ResourceVersion, VIPs: []vipsmart.VIP{}, GIPs: []vipsmart.GIP{}}
 	for i, vr := range b.VIPs {
 		where := fmt.Sprintf("vips[%d]", i)
-		v := vipsmart.VIP{Name: vr.Name, Interface: vr.Interface, Check: vr.Check}
+		v := vipsmart.VIP{Name: vr.Name, Interface: vr.Interface, Check: vr.Check, Nodes: vr.Nodes, Preempt: vr.Preempt}
 		if err := vipsmart.ValidateName("name", vr.Name); err != nil {
 			return req, within(where, err)
 		}
@@ -106,7 +106,7 @@ var _ vipsmart.ApplyService = (*Client)(nil)
 func ApplyBodyOf(req vipsmart.ApplyRequest) ApplyBody {
 	b := ApplyBody{Prune: req.Prune, DryRun: req.DryRun, ResourceVersion: req.ResourceVersion, VIPs: []VIPRequest{}, GIPs: []GIPRequest{}}
 	for _, v := range req.VIPs {
-		vr := VIPRequest{Name: v.Name, Interface: v.Interface, Check: v.Check}
+		vr := VIPRequest{Name: v.Name, Interface: v.Interface, Check: v.Check, Nodes: v.Nodes, Preempt: v.Preempt}
 		if v.Address.IsValid() {
 			vr.Address = v.Address.String()
 		}

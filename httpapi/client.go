@@ -221,7 +221,7 @@ func (c *Client) GetVIP(ctx context.Context, name string) (vipsmart.VIPInfo, err
 
 // AddVIP implements vipsmart.Service.
 func (c *Client) AddVIP(ctx context.Context, v vipsmart.VIP) (vipsmart.VIP, error) {
-	req := VIPRequest{Name: v.Name, Interface: v.Interface, Check: v.Check}
+	req := VIPRequest{Name: v.Name, Interface: v.Interface, Check: v.Check, Nodes: v.Nodes, Preempt: v.Preempt}
 	if v.Address.IsValid() {
 		req.Address = v.Address.String()
 	}

@@ -249,9 +249,14 @@ type VIPRequest struct {
 	Address   string          `json:"address"`
 	Interface string          `json:"interface,omitempty"`
 	Check     *vipsmart.Check `json:"check,omitempty"`
+	// Nodes and Preempt: which nodes of a DC on etcd may hold the VIP,
+	// with their priority, and whether a higher one takes it from a live
+	// holder (docs/ha.md, "VIPs that move between nodes").
+	Nodes   []vipsmart.VIPNode `json:"nodes,omitempty"`
+	Preempt bool               `json:"preempt,omitempty"`
 }
 
-const vipFields = `"name", "address", "interface" and "check" (with "url", "interval", "timeout", "rise", "fall", "expect_status")`
+const vipFields = `"name", "address", "interface", "check" (with "url", "interval", "timeout", "rise", "fall", "expect_status"), "nodes" (with "node", "priority") and "preempt"`
 
 func (s *Server) addVIP(w http.ResponseWriter, r *http.Request) {
 	var req VIPRequest
@@ -259,7 +264,7 @@ func (s *Server) addVIP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, st, err)
 		return
 	}
-	v := vipsmart.VIP{Name: req.Name, Interface: req.Interface, Check: req.Check}
+	v := vipsmart.VIP{Name: req.Name, Interface: req.Interface, Check: req.Check, Nodes: req.Nodes, Preempt: req.Preempt}
 	if err := vipsmart.ValidateName("name", req.Name); err != nil {
 		writeError(w, err)
 		return

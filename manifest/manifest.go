@@ -44,6 +44,9 @@ type Object struct {
 	Preempt    *bool       `yaml:"preempt,omitempty" json:"preempt,omitempty"`
 	Partition  string      `yaml:"partition,omitempty" json:"partition,omitempty"`
 	Placements []Placement `yaml:"placements,omitempty" json:"placements,omitempty"`
+	// Nodes: a VIP's nodes as NODE:PRIORITY (docs/ha.md, "VIPs that move
+	// between nodes"); Preempt above serves VIPs too.
+	Nodes []string `yaml:"nodes,omitempty" json:"nodes,omitempty"`
 }
 
 // Check is a VIP's health check as the files spell it.
@@ -64,7 +67,7 @@ type Placement struct {
 }
 
 var (
-	vipKeys   = []string{"kind", "name", "address", "interface", "check"}
+	vipKeys   = []string{"kind", "name", "address", "interface", "check", "nodes", "preempt"}
 	gipKeys   = []string{"kind", "name", "address", "mode", "preempt", "partition", "placements"}
 	checkKeys = []string{"url", "interval", "timeout", "rise", "fall", "expect_status"}
 	placeKeys = []string{"dc", "priority", "vip"}
@@ -336,7 +339,14 @@ func (s *Set) add(where string, o Object, keys []string) error {
 		return wrongAt(where, "name", "%s %s is declared twice (first in %s): declare each object once", kind, o.Name, prev)
 	}
 	if kind == KindVIP {
-		v := vipsmart.VIP{Name: o.Name, Address: a, Interface: o.Interface}
+		v := vipsmart.VIP{Name: o.Name, Address: a, Interface: o.Interface, Preempt: o.Preempt != nil && *o.Preempt}
+		for i, n := range o.Nodes {
+			vn, err := vipsmart.ParseVIPNode(fmt.Sprintf("nodes[%d]", i), n)
+			if err != nil {
+				return fail(err)
+			}
+			v.Nodes = append(v.Nodes, vn)
+		}
 		if c := o.Check; c != nil {
 			v.Check = &vipsmart.Check{URL: c.URL, Rise: c.Rise, Fall: c.Fall, ExpectStatus: c.ExpectStatus}
 			for _, f := range []struct {
@@ -418,6 +428,13 @@ func Objects(vips []vipsmart.VIP, gips []vipsmart.GIP) []Object {
 	out := make([]Object, 0, len(vs)+len(gs))
 	for _, v := range vs {
 		o := Object{Kind: KindVIP, Name: v.Name, Address: v.Address.String(), Interface: v.Interface}
+		for _, n := range v.Nodes {
+			o.Nodes = append(o.Nodes, fmt.Sprintf("%s:%d", n.Node, n.Priority))
+		}
+		if v.Preempt {
+			t := true
+			o.Preempt = &t
+		}
 		if c := v.Check; c != nil {
 			o.Check = &Check{URL: c.URL, Rise: c.Rise, Fall: c.Fall, ExpectStatus: c.ExpectStatus}
 			if c.Interval != 0 {

@@ -54,6 +54,8 @@ type Announcer struct {
 	failed map[netip.Addr]vipsmart.Announced
 	bursts map[netip.Addr]context.CancelFunc
 	closed bool
+	// lifetime gives the kernel lifetime of an address (lifetime.go).
+	lifetime func(vipsmart.Announcement) time.Duration
 
 	wg sync.WaitGroup // the bursts in flight
 }
@@ -326,12 +328,8 @@ func (a *Announcer) apply() error {
 				}
 			}
 		} else {
-			x := Addr{Link: w.Interface, Prefix: annset.HostPrefix(ip), Proto: AddrProto}
-			if ip.Is4() {
-				x.Label = labelFor(w.Interface)
-			} else {
-				x.Flags = IfaFlagNoDAD
-			}
+			x := a.addrFor(w, w.Interface)
+			x.ValidLft = a.lifetimeOf(w)
 			if err := a.os.AddAddr(x); err != nil {
 				e := &vipsmart.Error{Code: vipsmart.EINTERNAL,
 					Message: fmt.Sprintf("binding %s (%s %q) on %s", x.Prefix, w.Kind, w.Name, w.Interface), Err: err}
@@ -357,6 +355,17 @@ func (a *Announcer) apply() error {
 	a.announced = next
 	a.failed = failed
 	return errors.Join(errs...)
+}
+
+// addrFor is the address this announcer binds for w on link.
+func (a *Announcer) addrFor(w vipsmart.Announcement, link string) Addr {
+	x := Addr{Link: link, Prefix: annset.HostPrefix(w.Addr), Proto: AddrProto}
+	if w.Addr.Is4() {
+		x.Label = labelFor(link)
+	} else {
+		x.Flags = IfaFlagNoDAD
+	}
+	return x
 }
 
 // startBurst announces ip on link: once now, the rest of the burst in the

@@ -30,6 +30,10 @@ type Addr struct {
 	Proto uint8
 	// Flags are the IFA_F_* flags.
 	Flags uint32
+	// ValidLft, if not 0, is the address's lifetime in seconds: the
+	// kernel removes it by itself when it passes without a refresh
+	// (lifetime.go). 0: permanent.
+	ValidLft uint32
 }
 
 func (a Addr) String() string {

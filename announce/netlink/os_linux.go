@@ -199,6 +199,14 @@ func (o *LinuxOS) AddAddr(a Addr) error {
 	})
 }
 
+// ReplaceAddr implements Replacer: it adds a, or replaces the address
+// already there (its lifetime restarts).
+func (o *LinuxOS) ReplaceAddr(a Addr) error {
+	return o.do(func() error {
+		return addrRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK, a)
+	})
+}
+
 // DelAddr implements OS.
 func (o *LinuxOS) DelAddr(a Addr) error {
 	return o.do(func() error {
@@ -234,6 +242,10 @@ func addrRequest(op, flags int, a Addr) error {
 		}
 		if a.Proto != 0 {
 			req.AddData(nl.NewRtAttr(ifaProto, nl.Uint8Attr(a.Proto)))
+		}
+		if a.ValidLft != 0 {
+			ci := nl.IfaCacheInfo{IfaCacheinfo: unix.IfaCacheinfo{Valid: a.ValidLft, Prefered: a.ValidLft}}
+			req.AddData(nl.NewRtAttr(unix.IFA_CACHEINFO, ci.Serialize()))
 		}
 	}
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {

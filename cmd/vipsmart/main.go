@@ -151,6 +151,7 @@ every other command is a client of a daemon's operator API.`,
 		newStoreCmd(g), newBackupCmd(g), newRestoreCmd(g))
 	root.AddCommand(newVersionCmd(g), newUICmd(g), newBGPCmd(g), newTokenCmd(g), newNodeCmd(g))
 	root.AddCommand(newApplyCmd(g), newDiffCmd(g), newExportCmd(g))
+	root.AddCommand(newGuardCmd())
 	g.completions(root)
 	return root
 }

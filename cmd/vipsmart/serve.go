@@ -39,6 +39,7 @@ type serveOptions struct {
 	shutdownTO time.Duration
 	noFsync    bool
 	ann        announcerOptions
+	move       moveOptions
 	store      storeOptions
 	rebuild    rebuildOptions
 	actWait    time.Duration
@@ -85,6 +86,9 @@ it cleanly.`,
 			if err := o.store.validate(cmd.Flags().Changed); err != nil {
 				return err
 			}
+			if err := o.move.validate(o.store.kind, cmd.Flags().Changed); err != nil {
+				return err
+			}
 			if o.store.kind == "etcd" && o.rebuild.enabled() {
 				return usageError{errors.New("--rebuild-federation and --rebuild-from apply to the bolt store only: a DC on etcd keeps its state in etcd (see docs/ha.md)")}
 			}
@@ -107,6 +111,7 @@ it cleanly.`,
 	f.DurationVar(&o.fed.PhaseTimeout, "phase-timeout", federation.DefaultPhaseTimeout, "how long a coordinator waits for the answers of one phase of an operation")
 	o.ann.flags(f)
 	o.store.flags(f)
+	o.move.flags(f)
 	o.rebuild.flags(f)
 	f.DurationVar(&o.actWait, "activation-wait", daemon.DefaultActivationWait, "longest a DC waits, before activating a GIP, for a better placement's VIP health that is not known yet")
 	o.trust.flags(f)
@@ -253,6 +258,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 	srvErr := make(chan error, 3)
 	var ann vipsmart.Announcer
 	var inherited []vipsmart.Announcement
+	var mv *mover // the VIP mover of a node on etcd (vipmove.go)
 	if store.etcd != nil {
 		// A node of a DC on etcd follows until it leads (node.go),
 		// announcing the leader's set meanwhile (nodeannounce.go).
@@ -262,8 +268,20 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		}
 		nctx, cancelNode := context.WithCancel(ctx)
 		defer cancelNode()
+		fann := followerAnnouncer(ann)
+		var split *splitAnnouncer
+		if o.move.enabled {
+			// Each VIP is held by one node (vipmove.go).
+			split, mv = startMover(ctx, log, o, store, ann)
+			defer mv.stop()
+			ann = mainPart{split}
+			fann = ann
+		}
 		var led bool
-		led, inherited, err = followThenLead(nctx, log, o, self, store, ts, peers, srvErr, followerAnnouncer(ann))
+		led, inherited, err = followThenLead(nctx, log, o, self, store, ts, peers, srvErr, fann)
+		if split != nil {
+			split.setFollower(false)
+		}
 		if err != nil || !led {
 			sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTO)
 			ts.shutdown(sctx)
@@ -310,7 +328,11 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	ops.d = d
-	ts.serveAll(d, &httpapi.Server{Service: d, Trust: d, Backup: store.backup(), Logger: log, Ops: ops.api()}, log, srvErr)
+	var svc vipsmart.Service = d
+	if mv != nil {
+		svc = moveService{d, mv}
+	}
+	ts.serveAll(d, &httpapi.Server{Service: svc, Trust: d, Backup: store.backup(), Logger: log, Ops: ops.api()}, log, srvErr)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	runDone := make(chan error, 1)

@@ -15,6 +15,8 @@ func newVIPCmd(g *globals) *cobra.Command {
 	var iface, check string
 	var chk vipsmart.Check
 	var interval, timeout time.Duration
+	var nodes []string
+	var preempt bool
 	add := &cobra.Command{
 		Use:   "add NAME ADDRESS",
 		Short: "Add a VIP (a host address) to the local DC",
@@ -31,6 +33,10 @@ func newVIPCmd(g *globals) *cobra.Command {
 				return err
 			}
 			v.Address = a
+			if v.Nodes, err = parseVIPNodes(nodes); err != nil {
+				return err
+			}
+			v.Preempt = preempt
 			if check != "" {
 				chk.URL = check
 				chk.Interval, chk.Timeout = vipsmart.Duration(interval), vipsmart.Duration(timeout)
@@ -71,6 +77,7 @@ func newVIPCmd(g *globals) *cobra.Command {
 	f.IntVar(&chk.Rise, "check-rise", 0, "consecutive successes that mark the VIP up (default 2)")
 	f.IntVar(&chk.Fall, "check-fall", 0, "consecutive failures that mark the VIP down (default 2)")
 	f.IntVar(&chk.ExpectStatus, "check-expect-status", 0, "HTTP status an http:// check expects (default 200)")
+	vipMoveFlags(f, &nodes, &preempt)
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -93,7 +100,15 @@ func newVIPCmd(g *globals) *cobra.Command {
 			for _, v := range vs {
 				rows = append(rows, vipRow(v))
 			}
-			return table(g.stdout, []string{"NAME", "ADDRESS", "INTERFACE", "CHECK", "STATE", "ANNOUNCED"}, rows)
+			head := []string{"NAME", "ADDRESS", "INTERFACE", "CHECK", "STATE", "ANNOUNCED"}
+			if anyHolders(vs) {
+				// A DC of several nodes on etcd: who holds each VIP.
+				head = append(head, "HOLDER")
+				for i, v := range vs {
+					rows[i] = append(rows[i], holderCell(v))
+				}
+			}
+			return table(g.stdout, head, rows)
 		},
 	}
 	show := &cobra.Command{
@@ -125,6 +140,7 @@ func newVIPCmd(g *globals) *cobra.Command {
 			for _, x := range v.Warnings {
 				fmt.Fprintf(w, "Warning:    %s\n", x)
 			}
+			printHolder(w, v)
 			return nil
 		}),
 	}
@@ -141,7 +157,7 @@ func newVIPCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
-	c.AddCommand(add, list, show, remove)
+	c.AddCommand(add, list, show, remove, newVIPUpdateCmd(g))
 	return c
 }
 
