@@ -15,7 +15,9 @@ import (
 // service every 1 s, fall 2, rise 2), the same priorities (n1 150, n2 100,
 // n3 50) and no preemption, in one run:
 //
-//	flock /work/brief/bench.lock go test ./e2e/dataplane -run '^$' -bench BenchmarkSegmentFailover -benchtime 20x -timeout 60m
+//	flock /work/brief/bench.lock env VIPSMART_ETCD=/path/to/etcd go test ./e2e/dataplane -run '^$' -bench BenchmarkSegmentFailover -benchtime 20x -timeout 90m
+//
+// (as root; VIPSMART_ETCD names the etcd binary, .ci/run builds one)
 //
 // Each iteration fails the node holding the VIP (kill: kill -9 of its
 // daemon, for keepalived of its VRRP process and its parent; cut: its
