@@ -112,9 +112,15 @@ func benchSegment(b *testing.B, s *segment, holder int, fail, restore func(i int
 		b.StopTimer()
 		time.Sleep(time.Second) // late answers of the old holder
 		r.add(b, i, s.analyse(steady, ev, time.Now(), s.mac(holder), s.mac(to)))
+		back := time.Now()
 		restore(holder)
-		s.waitHolder(to, ev, 20*time.Second, "restored, run "+strconv.Itoa(i))
-		holder, steady = to, time.Now()
+		// Usually the VIP stays on to; under load with short timers a
+		// holder whose renewals come back late withdraws and the VIP
+		// moves again: the next run fails whichever node holds it.
+		holder, steady = s.waitSteady(back, 30*time.Second, "restored, run "+strconv.Itoa(i)), time.Now()
+		if holder != to {
+			b.Logf("run %d: after the restore the VIP is on n%d, not n%d", i, holder+1, to+1)
+		}
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -165,19 +171,25 @@ func benchSegmentVipsmart(b *testing.B, how string, timers []string) {
 			ds[i].start()
 		} else {
 			s.healLink(i)
-			time.Sleep(200 * time.Millisecond)
-			if ds[i].p.exited() {
-				ds[i].start()
-			}
 		}
-		node := "n" + strconv.Itoa(i+1)
-		eventually(b, 30*time.Second, node+" eligible again", func() error {
-			v, err := vipShow(ds[i], segVIPName)
+		// A node that led the DC and was cut off stops once it learns
+		// it lost the leadership (docs/ha.md): restart it, as its
+		// supervisor would, until every node is eligible again.
+		eventually(b, 30*time.Second, "every node eligible again", func() error {
+			for _, d := range ds {
+				if d.p.exited() {
+					d.start()
+				}
+			}
+			v, err := vipShow(ds[(i+1)%len(ds)], segVIPName)
 			if err != nil {
 				return err
 			}
-			if ok, why := v.eligible(node); !ok {
-				return fmt.Errorf("%s not eligible: %s", node, why)
+			for j := range ds {
+				n := "n" + strconv.Itoa(j+1)
+				if ok, why := v.eligible(n); !ok {
+					return fmt.Errorf("%s not eligible: %s", n, why)
+				}
 			}
 			return nil
 		})
@@ -189,8 +201,16 @@ func benchSegmentVipsmart(b *testing.B, how string, timers []string) {
 // client from it, and returns that node.
 func waitBound(b *testing.B, s *segment) int {
 	b.Helper()
+	return s.waitSteady(time.Time{}, 30*time.Second, "steady")
+}
+
+// waitSteady waits until the VIP is bound on one node only and the
+// client's last 5 pings since since were answered from that node, and
+// returns it.
+func (s *segment) waitSteady(since time.Time, timeout time.Duration, what string) int {
+	s.t.Helper()
 	on := -1
-	eventually(b, 30*time.Second, "the VIP bound on one node", func() error {
+	eventually(s.t, timeout, what+": the VIP bound on one node, answering", func() error {
 		nodes, err := s.boundOn()
 		if err != nil {
 			return err
@@ -199,8 +219,16 @@ func waitBound(b *testing.B, s *segment) int {
 			return fmt.Errorf("bound on %v (0-based)", nodes)
 		}
 		on = nodes[0]
+		_, es := s.probe.snapshot()
+		if len(es) < 5 || !es[len(es)-5].at.After(since) {
+			return fmt.Errorf("fewer than 5 answers since %s", since.Format("15:04:05.000"))
+		}
+		for _, e := range es[len(es)-5:] {
+			if e.mac != s.mac(on) {
+				return fmt.Errorf("bound on n%d, answered from %s", on+1, e.mac)
+			}
+		}
 		return nil
 	})
-	s.waitHolder(on, time.Time{}, 30*time.Second, "steady")
 	return on
 }
