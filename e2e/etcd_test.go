@@ -189,9 +189,14 @@ func TestEtcdStoreFlags(t *testing.T) {
 	if r := serveOnce(t, other); r.code != 1 || !strings.Contains(r.stderr, "holds the state of DC dc-1, not of DC dc-2") {
 		t.Errorf("a DC on another DC's prefix: exit %d, stderr %q", r.code, r.stderr)
 	}
+	held := holderOf(t, d1, "web", 10*time.Second, "web held by n1", func(v vipsmart.VIPInfo) error { return nil }) // vipmove_test.go
 	dup := newDaemon(t, "dc-1", "--store", "etcd", "--etcd-endpoints", eps, "--node", "n1")
 	if r := serveOnce(t, dup); r.code != 1 || !strings.Contains(r.stderr, "node name n1 is already claimed") {
 		t.Errorf("a second node n1: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// The second process did not touch n1's claim to its VIPs.
+	if v, err := vipShow(t, d1, "web"); err != nil || v.Holder == nil || v.Holder.Node != "n1" || !v.Holder.Since.Equal(held.Holder.Since) {
+		t.Errorf("web's holder after a second process n1 was refused: %+v (was %+v) %v", v.Holder, held.Holder, err)
 	}
 	// None of it changed the DC.
 	vips, err := d1.client().ListVIPs(context.Background())

@@ -165,4 +165,108 @@ func TestVIPMove(t *testing.T) {
 	if r := cli(t, nodes[2].server(), "vip", "update", "api", "--node", "n1:999"); r.code == 0 || !strings.Contains(r.stderr, "priority 999 is out of range") {
 		t.Errorf("vip update --node n1:999: exit %d: %s", r.code, r.stderr)
 	}
+
+	// SIGTERM of web's holder: it releases web, which moves at once.
+	cur, err := vipShow(t, nodes[0], "web")
+	if err != nil || cur.Holder == nil {
+		t.Fatalf("web: %+v %v", cur.Holder, err)
+	}
+	term := byName(cur.Holder.Node)
+	var other *daemon
+	for _, d := range nodes {
+		if d != term {
+			other = d
+		}
+	}
+	stopped := time.Now()
+	if err := term.stop(); err != nil {
+		t.Fatal(err)
+	}
+	after := holderOf(t, other, "web", 10*time.Second, "web moved off the stopped node", func(v vipsmart.VIPInfo) error {
+		if v.Holder.Node == cur.Holder.Node {
+			return fmt.Errorf("still %s", v.Holder.Node)
+		}
+		return nil
+	})
+	t.Logf("SIGTERM of %s: web held by %s %s after the signal (%s)", cur.Holder.Node, after.Holder.Node, time.Since(stopped).Round(time.Millisecond), after.Holder.Reason)
+	if !strings.Contains(after.Holder.Reason, "it stopped") {
+		t.Errorf("web moved after a clean stop with reason %q: want the release", after.Holder.Reason)
+	}
+	term.start()
+
+	// etcd entirely down: the holder withdraws (it cannot renew), changes
+	// are refused; etcd back: held again. A VIP only the leader may hold
+	// shows it in the leader's own announcements.
+	ns, err := nodeList(t, nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader *daemon
+	for _, n := range ns {
+		if n.Role == vipsmart.RoleLeader {
+			leader = byName(n.Name)
+		}
+	}
+	if leader == nil {
+		t.Fatalf("no leader in %+v", ns)
+	}
+	lname := fmt.Sprintf("n%d", slicesIndex(nodes, leader)+1)
+	mustCLI(t, leader.server(), "vip", "add", "lead", "192.0.2.12", "--node", lname+":100")
+	leaderHolds := func() (bool, error) {
+		st, err := leader.client().Status(t.Context())
+		if err != nil {
+			return false, err
+		}
+		for _, a := range st.Announced {
+			if a.Name == "lead" {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	eventually(t, 10*time.Second, "the leader binds the VIP only it may hold", func() error {
+		if ok, err := leaderHolds(); !ok || err != nil {
+			return fmt.Errorf("not announced (%v)", err)
+		}
+		return nil
+	})
+	c.Members[0].Kill()
+	down := time.Now()
+	eventually(t, 10*time.Second, "the holder withdraws while etcd is down", func() error {
+		if ok, err := leaderHolds(); ok || err != nil {
+			return fmt.Errorf("still announced (%v)", err)
+		}
+		return nil
+	})
+	t.Logf("etcd down: the holder withdrew %s after etcd was killed (renew deadline %s)", time.Since(down).Round(time.Millisecond), "700ms")
+	if r := cli(t, nodes[0].server(), "vip", "add", "refused", "192.0.2.13"); r.code == 0 || !strings.Contains(r.stderr, "unavailable") {
+		t.Errorf("vip add with etcd down: exit %d: %s", r.code, r.stderr)
+	}
+	if err := c.Members[0].Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The leader may have lost its leadership meanwhile and stopped (its
+	// supervisor would restart it; docs/ha.md): restart it here.
+	eventually(t, 40*time.Second, "the VIP held again once etcd is back", func() error {
+		select {
+		case <-leader.done:
+			leader.start()
+		default:
+		}
+		for _, d := range nodes {
+			if v, err := vipShow(t, d, "lead"); err == nil && v.Holder != nil && v.Holder.Node == lname && v.Holder.Since.After(down) {
+				return nil
+			}
+		}
+		return fmt.Errorf("lead not taken again by %s since etcd came back", lname)
+	})
+}
+
+func slicesIndex(ds []*daemon, d *daemon) int {
+	for i, x := range ds {
+		if x == d {
+			return i
+		}
+	}
+	return -1
 }

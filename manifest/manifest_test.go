@@ -165,3 +165,31 @@ func TestPartitionRoundTrip(t *testing.T) {
 		t.Fatalf("unset and available differ in the diff: %+v", ch)
 	}
 }
+
+func TestVIPNodesRoundTrip(t *testing.T) {
+	s, err := Read("v.yaml", []byte("kind: VIP\nname: web\naddress: 192.0.2.10\nnodes: [n1:200, n2]\npreempt: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []vipsmart.VIPNode{{Node: "n1", Priority: 200}, {Node: "n2", Priority: vipsmart.DefaultVIPPriority}}
+	if len(s.VIPs) != 1 || !s.VIPs[0].Preempt || len(s.VIPs[0].Nodes) != 2 || s.VIPs[0].Nodes[0] != want[0] || s.VIPs[0].Nodes[1] != want[1] {
+		t.Fatalf("read %+v", s.VIPs)
+	}
+	var b bytes.Buffer
+	if err := WriteYAML(&b, Objects(s.VIPs, nil)); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Read("back.yaml", b.Bytes())
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, b.String())
+	}
+	if ch := vipsmart.DiffObjects(s.VIPs, nil, back.VIPs, nil, false); len(ch) != 0 {
+		t.Fatalf("export and read back changed %+v:\n%s", ch, b.String())
+	}
+	if ch := vipsmart.DiffObjects(s.VIPs, nil, []vipsmart.VIP{{Name: "web", Address: s.VIPs[0].Address}}, nil, false); len(ch) != 1 || len(ch[0].Fields) != 2 {
+		t.Fatalf("diff of nodes and preempt: %+v", ch)
+	}
+	if _, err := Read("bad.yaml", []byte("kind: VIP\nname: web\naddress: 192.0.2.10\nnodes: [n1:0]\n")); err == nil || !strings.Contains(err.Error(), "nodes") {
+		t.Fatalf("nodes [n1:0]: %v, want a refusal naming the field", err)
+	}
+}

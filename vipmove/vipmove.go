@@ -41,7 +41,6 @@ package vipmove
 
 import (
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"time"
 
@@ -225,6 +224,9 @@ type Engine struct {
 	busy       map[string]bool // a Take or Release in flight per VIP
 	gone       map[string]time.Time
 	moves      []Move
+	names      []string                   // the VIPs' names, sorted
+	known      []string                   // every node in the view, and this one, sorted
+	downOf     map[string]map[string]bool // each node's Down as a set
 }
 
 // RemoveGrace is how long the holder key of a VIP no longer configured is
@@ -264,9 +266,13 @@ func (e *Engine) Observe(now time.Time, v View) {
 	v.Beats, v.Holders = beats, holders
 	e.view = v
 	e.vips = make(map[string]VIP, len(v.VIPs))
+	e.names = e.names[:0]
 	for _, x := range v.VIPs {
 		e.vips[x.Name] = x
+		e.names = append(e.names, x.Name)
 	}
+	slices.Sort(e.names)
+	e.names = slices.Compact(e.names)
 	for n, b := range v.Beats {
 		s, ok := e.seen[n]
 		if !ok || !s.present || s.inc != b.Inc || s.rev != b.Rev {
@@ -293,6 +299,7 @@ func (e *Engine) Observe(now time.Time, v View) {
 			e.seen[h.Node] = seenBeat{at: now}
 		}
 	}
+	e.index()
 	// Our own incarnation ended (fenced, deleted, replaced): bind nothing.
 	if e.myInc != 0 {
 		b, ok := v.Beats[e.self]
@@ -326,12 +333,11 @@ func (e *Engine) holds(name string, now time.Time) bool {
 // Bound returns the VIPs this node may bind at now, sorted.
 func (e *Engine) Bound(now time.Time) []string {
 	var out []string
-	for name := range e.vips {
+	for _, name := range e.names {
 		if e.holds(name, now) {
 			out = append(out, name)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -389,7 +395,7 @@ func (e *Engine) eligible(v VIP, n string, now time.Time) (bool, string) {
 		}
 		return true, ""
 	}
-	if slices.Contains(e.view.Beats[n].Down, v.Name) {
+	if e.downOf[n][v.Name] {
 		return false, "the VIP's health check does not pass from it"
 	}
 	return true, ""
@@ -397,27 +403,56 @@ func (e *Engine) eligible(v VIP, n string, now time.Time) (bool, string) {
 
 // nodes are every node the view knows of for v: beats and the VIP's list.
 func (e *Engine) nodes(v VIP) []string {
-	set := map[string]bool{e.self: true}
-	for n := range e.view.Beats {
-		set[n] = true
+	if len(v.Nodes) == 0 {
+		return e.known
 	}
+	out := slices.Clone(e.known)
 	for _, x := range v.Nodes {
-		set[x.Node] = true
-	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
+		if !slices.Contains(out, x.Node) {
+			out = append(out, x.Node)
+		}
 	}
 	slices.Sort(out)
 	return out
 }
 
+// index recomputes what Observe derives from the view: the known nodes
+// and each node's down set.
+func (e *Engine) index() {
+	set := map[string]bool{e.self: true}
+	for n := range e.view.Beats {
+		set[n] = true
+	}
+	e.known = e.known[:0]
+	for n := range set {
+		e.known = append(e.known, n)
+	}
+	slices.Sort(e.known)
+	e.downOf = make(map[string]map[string]bool, len(e.view.Beats))
+	for n, b := range e.view.Beats {
+		if len(b.Down) > 0 {
+			d := make(map[string]bool, len(b.Down))
+			for _, x := range b.Down {
+				d[x] = true
+			}
+			e.downOf[n] = d
+		}
+	}
+}
+
 // rank orders nodes of equal priority for v, spreading VIPs over nodes
 // (rendezvous hashing).
 func rank(vip, node string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(vip + "\x00" + node))
-	return h.Sum64()
+	const prime = 1099511628211
+	h := uint64(14695981039346656037) // FNV-1a
+	for i := 0; i < len(vip); i++ {
+		h = (h ^ uint64(vip[i])) * prime
+	}
+	h = (h ^ 0) * prime
+	for i := 0; i < len(node); i++ {
+		h = (h ^ uint64(node[i])) * prime
+	}
+	return h
 }
 
 // best returns the eligible node of highest priority for v ("" if none).
@@ -460,7 +495,7 @@ func (e *Engine) Step(now time.Time) []Action {
 	var acts []Action
 	if !e.beatBusy {
 		switch {
-		case e.myInc == 0:
+		case e.myInc == 0 && (e.lastSent.IsZero() || now.Sub(e.lastSent) >= e.t.Renew):
 			e.beatBusy, e.lastSent = true, now
 			acts = append(acts, Action{Kind: Register, SentAt: now, Down: e.down()})
 		case now.Sub(e.lastSent) >= e.t.Renew:
@@ -475,12 +510,7 @@ func (e *Engine) Step(now time.Time) []Action {
 			acts = append(acts, Action{Kind: Release, SentAt: now, VIP: name, HolderRev: h.Rev, Delete: true, Reason: "the VIP was removed"})
 		}
 	}
-	names := make([]string, 0, len(e.vips))
-	for n := range e.vips {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range e.names {
 		if e.busy[name] {
 			continue
 		}
@@ -541,6 +571,15 @@ func (e *Engine) decide(v VIP, now time.Time) (Action, bool) {
 	if !e.alive(e.self, now) {
 		return Action{}, false
 	}
+	if h.Node != "" && h.Node != e.self {
+		x, ok := e.view.Beats[h.Node]
+		if ok && x.Inc == h.Inc && !x.Fenced && now.Sub(e.seen[h.Node].at) < e.t.Takeover {
+			return Action{}, false // a live holder: it keeps it, or releases it itself
+		}
+	}
+	if _, listed := priority(v, e.self); !listed || !e.up[v.Name] {
+		return Action{}, false
+	}
 	b, bp := e.best(v, now)
 	if b != e.self {
 		return Action{}, false
@@ -591,6 +630,7 @@ func (e *Engine) Done(a Action, r Result) {
 			e.myInc, e.myRev = r.Inc, r.Rev
 			e.deadline = a.SentAt.Add(e.t.Deadline)
 			e.view.Beats[e.self] = Beat{Node: e.self, Inc: r.Inc, Rev: r.Rev, Down: a.Down}
+			e.index()
 		}
 	case Renew:
 		e.beatBusy = false
@@ -616,6 +656,7 @@ func (e *Engine) Done(a Action, r Result) {
 				b := e.view.Beats[a.Prev]
 				b.Fenced = true
 				e.view.Beats[a.Prev] = b
+				e.index()
 			}
 			from := h.Node
 			e.moves = append(e.moves, Move{VIP: a.VIP, From: from, To: e.self, Reason: a.Reason})

@@ -16,8 +16,8 @@ import (
 // frozen) cannot remove the address, and the kernel then removes it by
 // itself. The kernel counts lifetimes in whole seconds and checks them
 // about once a second (net/ipv4/devinet.c, check_lifetime): an address
-// with a lifetime of 1 s goes between 1 and about 1.7 s after its last
-// refresh (measured; docs/ha.md).
+// with a lifetime of 1 s went 0.8 to 1.7 s (IPv4) and 1.0 to 2.1 s (IPv6)
+// after its last refresh (measured; docs/ha.md).
 
 // Replacer is an OS that can add an address or replace the one there
 // (NLM_F_REPLACE), restarting its lifetime.

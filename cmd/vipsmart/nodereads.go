@@ -71,6 +71,7 @@ func (s *storeReads) ListVIPs(ctx context.Context) ([]vipsmart.VIPInfo, error) {
 	for i, v := range vs {
 		out[i] = vipsmart.VIPInfo{VIP: v, State: vipsmart.VIPUnknown}
 	}
+	storedHolders(ctx, s.st, out) // vipmove.go
 	return out, nil
 }
 
@@ -79,7 +80,9 @@ func (s *storeReads) GetVIP(ctx context.Context, name string) (vipsmart.VIPInfo,
 	if err != nil {
 		return vipsmart.VIPInfo{}, err
 	}
-	return vipsmart.VIPInfo{VIP: v, State: vipsmart.VIPUnknown}, nil
+	out := []vipsmart.VIPInfo{{VIP: v, State: vipsmart.VIPUnknown}}
+	storedHolders(ctx, s.st, out) // vipmove.go
+	return out[0], nil
 }
 
 func (s *storeReads) ListDCs(ctx context.Context) ([]vipsmart.DCInfo, error) {

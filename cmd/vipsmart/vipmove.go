@@ -232,6 +232,15 @@ func (m *mover) lease() (*etcd.Session, bool) {
 
 func (m *mover) run(ctx context.Context) {
 	defer close(m.stopped)
+	// Register only once this process holds the node's name: a second
+	// process started under a live node's name must not touch its beat.
+	for !m.claimed(ctx) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	// Remove what a former run of this node left bound (its guard did
 	// unless it was killed too) before this node registers: the other
 	// nodes take a restarted node's VIPs at once.
@@ -251,7 +260,7 @@ func (m *mover) run(ctx context.Context) {
 	}
 	watch := m.st.WatchMove(ctx)
 	var state etcd.MoveState
-	have := false
+	have, fresh := false, false
 	wake := time.NewTimer(0)
 	defer wake.Stop()
 	for {
@@ -263,7 +272,7 @@ func (m *mover) run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			state, have = s, true
+			state, have, fresh = s, true, true
 			m.setVIPs(s.VIPs)
 		case <-m.healthC:
 		case r := <-m.results:
@@ -281,8 +290,9 @@ func (m *mover) run(ctx context.Context) {
 			}
 			m.eng.SetHealth(name, up)
 		}
-		if have {
+		if fresh {
 			m.eng.Observe(now, state.View)
+			fresh = false
 		}
 		// The bound set first: a release is written only once the address
 		// is gone.
@@ -305,6 +315,27 @@ func (m *mover) run(ctx context.Context) {
 		}
 		wake.Reset(next)
 	}
+}
+
+// claimed reports whether this node's claim (P nodes/<node>) is bound
+// to this process's session lease.
+func (m *mover) claimed(ctx context.Context) bool {
+	se, ok := m.lease()
+	if !ok {
+		return false
+	}
+	c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cs, err := m.st.Claims(c)
+	if err != nil {
+		return false
+	}
+	for _, cl := range cs {
+		if cl.Node == m.node && cl.Lease == se.Lease() {
+			return true
+		}
+	}
+	return false
 }
 
 // setVIPs takes the configured VIPs.
@@ -540,4 +571,19 @@ func startMover(ctx context.Context, log *slog.Logger, o *serveOptions, store *o
 	m := newMover(log, o, store, split, guard)
 	m.start(ctx)
 	return split, m
+}
+
+// storedHolders adds to VIPs read from etcd (a follower that cannot reach
+// the leader) their holder as stored; eligibility is left out (it is
+// what the mover of a node sees).
+func storedHolders(ctx context.Context, st *etcd.Store, vs []vipsmart.VIPInfo) {
+	ms, err := st.MoveState(ctx)
+	if err != nil {
+		return
+	}
+	for i := range vs {
+		if h, ok := ms.View.Holders[vs[i].Name]; ok && h.Node != "" {
+			vs[i].Holder = &vipsmart.VIPHolder{Node: h.Node, Since: h.Since, Reason: h.Reason}
+		}
+	}
 }
