@@ -433,6 +433,7 @@ type move struct {
 	arpMoved time.Duration // event to the first ARP answer from the new holder
 	gap      time.Duration // first ARP answer of the new holder minus the last of the old one (<= 0: both answered)
 	lateOld  int           // ARP answers from the old holder after the new one's first
+	overlap  time.Duration // the old holder's last answer minus the new one's first (when lateOld > 0)
 	doubles  []string      // watcher requests answered by two MACs
 	oldSeen  bool          // the old holder answered ARP before the event (so gap means something)
 }
@@ -451,7 +452,7 @@ func (m move) String() string {
 		if len(d) > 3 {
 			d = append(d[:3:3], "...")
 		}
-		s += fmt.Sprintf(", TWO MACS: %d answers of the old holder after the new one's first, %d requests answered by both %v", m.lateOld, len(m.doubles), d)
+		s += fmt.Sprintf(", TWO MACS: %d answers of the old holder after the new one's first (the last %s after it), %d requests answered by both %v", m.lateOld, m.overlap.Round(time.Millisecond), len(m.doubles), d)
 	}
 	return s
 }
@@ -487,6 +488,7 @@ func (s *segment) analyse(since, event, until time.Time, from, to string) move {
 		case a.mac == from:
 			if !firstNew.IsZero() {
 				m.lateOld++
+				m.overlap = a.at.Sub(firstNew)
 			} else {
 				lastOld = a.at
 			}
