@@ -312,3 +312,24 @@ func (s *Store) doMove(ctx context.Context, node string, lease clientv3.LeaseID,
 	}
 	return vipmove.Result{}, fmt.Errorf("unknown vipmove action %d", a.Kind)
 }
+
+// FenceBeat marks node's beat fenced (by names who did) if it is still
+// incarnation inc's, and reports whether it did: what the address guard
+// does once the daemon died and the guard removed its addresses, so that
+// the other nodes take its VIPs at once instead of after the takeover
+// time.
+func (s *Store) FenceBeat(ctx context.Context, node string, inc int64, by string) (bool, error) {
+	var ok bool
+	err := s.do(ctx, "fence the beat of node "+node, func(ctx context.Context) error {
+		beat := s.k.beat(node)
+		val, _ := json.Marshal(beatValue{FencedBy: by})
+		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(beat), "=", inc)).
+			Then(clientv3.OpPut(beat, string(val), clientv3.WithIgnoreLease())).Commit()
+		if err != nil {
+			return err
+		}
+		ok = resp.Succeeded
+		return nil
+	})
+	return ok, err
+}

@@ -137,6 +137,16 @@ func TestMoveCompareAndSwap(t *testing.T) {
 	if r := do(holderSe, vipmove.Action{Kind: vipmove.Take, VIP: "web", Inc: again.Inc, HolderRev: rel.Rev}); !r.OK {
 		t.Fatalf("take of the released VIP: %+v", r)
 	}
+	// The guard of a dead daemon fences its beat: only that incarnation's.
+	if ok, err := st.FenceBeat(ctx, "n3", r3.Inc+1000, "addr-guard"); ok || err != nil {
+		t.Fatalf("fencing another incarnation: %v %v", ok, err)
+	}
+	if ok, err := st.FenceBeat(ctx, "n3", r3.Inc, "addr-guard"); !ok || err != nil {
+		t.Fatalf("fencing n3's beat: %v %v", ok, err)
+	}
+	if ms, _ = st.MoveState(ctx); !ms.View.Beats["n3"].Fenced {
+		t.Fatalf("n3's beat not fenced: %+v", ms.View.Beats["n3"])
+	}
 	// A beat ends with its lease.
 	if err := s2.Close(); err != nil {
 		t.Fatal(err)

@@ -611,7 +611,7 @@ func (e *Engine) decide(v VIP, now time.Time) (Action, bool) {
 		a.Reason = fmt.Sprintf("taken by %s (%s): holder %s restarted", e.self, prio, h.Node)
 	case x.Fenced:
 		a.PrevBeatRev = x.Rev
-		a.Reason = fmt.Sprintf("taken by %s (%s): holder %s was found silent", e.self, prio, h.Node)
+		a.Reason = fmt.Sprintf("taken by %s (%s): holder %s's claim was fenced (it fell silent, or its process died)", e.self, prio, h.Node)
 	case silent:
 		a.PrevBeatRev, a.Fence = x.Rev, true
 		a.Reason = fmt.Sprintf("taken by %s (%s): holder %s did not renew its claim for %s", e.self, prio, h.Node, e.t.Takeover)

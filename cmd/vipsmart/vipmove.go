@@ -39,7 +39,7 @@ func (o *moveOptions) flags(f *pflag.FlagSet) {
 	f.DurationVar(&o.timers.Renew, "vip-renew-interval", vipmove.DefaultRenew, "etcd, --vip-move: how often a node renews its claim to the VIPs it holds")
 	f.DurationVar(&o.timers.Deadline, "vip-renew-deadline", vipmove.DefaultDeadline, "etcd, --vip-move: a holder whose renewal sent this long ago is still not acknowledged withdraws its VIPs")
 	f.DurationVar(&o.timers.Takeover, "vip-takeover", vipmove.DefaultTakeover, "etcd, --vip-move: another node takes the VIPs of a holder whose claim it did not see renewed for this long (at least --vip-renew-deadline + 100ms)")
-	f.BoolVar(&o.guard, "vip-guard", true, "etcd, --vip-move, netlink: run the address guard, a child process that removes the VIPs this node bound when the renew deadline passes even if this process was killed or frozen")
+	f.BoolVar(&o.guard, "vip-guard", true, "etcd, --vip-move, netlink: run the address guard, a child process that removes the VIPs this node bound when the renew deadline passes even if this process is frozen, and at once if it dies (then it fences this node's claim in etcd, so another node takes the VIPs at once)")
 }
 
 // splitAnnouncer shares a node's announcers between its mover (the VIPs
@@ -186,7 +186,7 @@ type moveResult struct {
 // addrGuard is the address guard (guard.go): it removes addrs when the
 // deadline passes, whatever becomes of this process.
 type addrGuard interface {
-	set(addrs []netlink.Addr, deadline time.Time)
+	set(addrs []netlink.Addr, deadline time.Time, inc int64)
 	close()
 }
 
@@ -373,7 +373,7 @@ func (m *mover) applyBound(ctx context.Context, now time.Time, refreshed bool) {
 	changed := !slices.Equal(want, m.bound)
 	if m.guard != nil && (changed || refreshed) {
 		// The guard learns of an address before it is bound.
-		m.guard.set(m.guardAddrs(want), m.eng.Deadline())
+		m.guard.set(m.guardAddrs(want), m.eng.Deadline(), m.eng.Incarnation())
 	}
 	if changed {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -561,7 +561,11 @@ func startMover(ctx context.Context, log *slog.Logger, o *serveOptions, store *o
 	split := newSplitAnnouncer(ann)
 	var guard addrGuard
 	if o.move.guard && split.nl != nil {
-		g, err := startGuard(log)
+		prefix := o.store.prefix
+		if prefix == "" {
+			prefix = "/vipsmart/" + o.name + "/"
+		}
+		g, err := startGuard(log, guardEtcd{dc: o.name, node: o.store.node, prefix: prefix, endpoints: o.store.endpoints, cert: o.store.cert, key: o.store.key, ca: o.store.ca})
 		if err != nil {
 			log.Warn("the address guard did not start: a killed or frozen holder's VIPs are removed by the kernel's address lifetime only (see docs/ha.md)", "err", err)
 		} else {

@@ -46,7 +46,8 @@ func TestGuard(t *testing.T) {
 	r, w := io.Pipe()
 	os := &guardOS{}
 	done := make(chan struct{})
-	go func() { runGuard(r, os, slog.New(slog.DiscardHandler)); close(done) }()
+	var inc int64
+	go func() { inc = runGuard(r, os, slog.New(slog.DiscardHandler)); close(done) }()
 	send := func(m guardMsg) {
 		b, _ := json.Marshal(m)
 		if _, err := w.Write(append(b, '\n')); err != nil {
@@ -76,7 +77,7 @@ func TestGuard(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// A renewed deadline keeps it; the daemon gone removes it at once.
-	send(guardMsg{Deadline: monoNow() + int64(time.Hour), Addrs: []netlink.Addr{b}})
+	send(guardMsg{Deadline: monoNow() + int64(time.Hour), Addrs: []netlink.Addr{b}, Inc: 7})
 	time.Sleep(50 * time.Millisecond)
 	closed := time.Now()
 	w.Close()
@@ -84,6 +85,9 @@ func TestGuard(t *testing.T) {
 	case <-done:
 	case <-time.After(2 * time.Second):
 		t.Fatal("the guard did not end when its input closed")
+	}
+	if inc != 7 {
+		t.Errorf("the guard returned incarnation %d: want 7, the daemon's last, to fence", inc)
 	}
 	d, at := os.deleted()
 	if len(d) != 2 || d[1] != "192.0.2.11/32" || at[1].Sub(closed) > 500*time.Millisecond {
