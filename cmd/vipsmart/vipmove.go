@@ -169,6 +169,7 @@ type mover struct {
 	mu      sync.Mutex
 	eng     *vipmove.Engine
 	vips    map[string]vipsmart.VIP
+	lastUp  map[string]bool // a VIP's last known health here (run's loop)
 	checker *health.Checker
 	healthC chan struct{}
 	results chan moveResult
@@ -286,9 +287,27 @@ func (m *mover) run(ctx context.Context) {
 			up := v.Check == nil
 			if !up {
 				st, _ := m.checker.State(name)
-				up = st == vipsmart.VIPUp
+				switch st {
+				case vipsmart.VIPUp:
+					up = true
+				case vipsmart.VIPDown:
+				default:
+					// Not known yet (a new VIP, or its check was set again
+					// by `vip update`): the last result stands until the
+					// first one, so an update does not move the VIP.
+					up = m.lastUp[name]
+				}
 			}
+			if m.lastUp == nil {
+				m.lastUp = map[string]bool{}
+			}
+			m.lastUp[name] = up
 			m.eng.SetHealth(name, up)
+		}
+		for name := range m.lastUp {
+			if _, ok := m.vips[name]; !ok {
+				delete(m.lastUp, name)
+			}
 		}
 		if fresh {
 			m.eng.Observe(now, state.View)
@@ -300,6 +319,11 @@ func (m *mover) run(ctx context.Context) {
 		var acts []vipmove.Action
 		if have {
 			acts = m.eng.Step(now)
+			// Step leaves out of Bound what it releases (a preempt
+			// handover, a failing check): unbind it before the Release
+			// below is sent, so that the next holder never binds it while
+			// it is still bound here.
+			m.applyBound(ctx, now, false)
 		}
 		moves := m.eng.Moves()
 		next := 25 * time.Millisecond
