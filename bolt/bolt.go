@@ -158,6 +158,7 @@ type Store struct {
 	previous    *Marker
 	kick        chan struct{}
 	stop        chan struct{} // closed by Close: the marker writer stops pausing
+	urgent      chan struct{} // the marker's DC, federation or rebuild changed: write it without pausing
 	done        chan struct{}
 }
 
@@ -222,6 +223,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 	}
 	s.syncMarker(in, mk, mkErr, fresh)
 	s.kick, s.done, s.stop = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	s.urgent = make(chan struct{}, 1)
 	go s.markerWriter(s.kick)
 	return s, nil
 }
@@ -363,6 +365,9 @@ func (s *Store) writeMarkerCopy(m Marker) {
 // Open accepts), so a commit never waits for it. It writes at most once
 // per markerEvery: the epochs of a burst of changes (one per federation
 // change) cost one atomic rewrite (two fsyncs and a rename), not one each.
+// A change of the DC, federation or rebuild state is written without
+// waiting out the pause: those name what an operator must rebuild from if
+// the store is lost right after joining (docs/operations.md).
 func (s *Store) markerWriter(kick <-chan struct{}) {
 	defer close(s.done)
 	pause := time.NewTimer(markerEvery)
@@ -372,6 +377,8 @@ func (s *Store) markerWriter(kick <-chan struct{}) {
 		pause.Reset(markerEvery)
 		select {
 		case <-pause.C:
+		case <-s.urgent:
+			pause.Stop()
 		case <-s.stop:
 		}
 	}
@@ -402,6 +409,12 @@ func (s *Store) noteRecordLocked(ri RecordInfo) {
 	pending := m.Rebuild && ri.Epoch < m.Epoch
 	if ri.DC == m.DC && ri.Federation == m.Federation && ri.Epoch <= m.Epoch && pending == m.Rebuild {
 		return
+	}
+	if ri.DC != m.DC || ri.Federation != m.Federation || pending != m.Rebuild {
+		select {
+		case s.urgent <- struct{}{}:
+		default:
+		}
 	}
 	m.DC, m.Federation, m.Rebuild = ri.DC, ri.Federation, pending
 	m.Epoch = max(m.Epoch, ri.Epoch)
