@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,22 @@ func TestVIPMove(t *testing.T) {
 	// Bad input changes nothing.
 	if r := cli(t, nodes[2].server(), "vip", "update", "api", "--node", "n1:999"); r.code == 0 || !strings.Contains(r.stderr, "priority 999 is out of range") {
 		t.Errorf("vip update --node n1:999: exit %d: %s", r.code, r.stderr)
+	}
+
+	// A VIP with a health check (passing from every node) keeps its holder
+	// through a vip update that changes only preempt: the check's state is
+	// not forgotten (the segment tests once saw the VIP move here).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	mustCLI(t, nodes[0].server(), "vip", "add", "chk", "192.0.2.14", "--check", "tcp://"+ln.Addr().String(), "--check-interval", "200ms", "--check-timeout", "100ms")
+	held := holderOf(t, nodes[1], "chk", 15*time.Second, "chk held (its check passes)", func(v vipsmart.VIPInfo) error { return nil })
+	mustCLI(t, nodes[1].server(), "vip", "update", "chk", "--preempt=true")
+	time.Sleep(1500 * time.Millisecond)
+	if v, err := vipShow(t, nodes[2], "chk"); err != nil || v.Holder == nil || v.Holder.Node != held.Holder.Node || !v.Holder.Since.Equal(held.Holder.Since) {
+		t.Errorf("after vip update chk --preempt=true: holder %+v, was %+v (%v)", v.Holder, held.Holder, err)
 	}
 
 	// SIGTERM of web's holder: it releases web, which moves at once.

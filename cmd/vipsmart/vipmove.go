@@ -169,7 +169,8 @@ type mover struct {
 	mu      sync.Mutex
 	eng     *vipmove.Engine
 	vips    map[string]vipsmart.VIP
-	lastUp  map[string]bool // a VIP's last known health here (run's loop)
+	lastUp  map[string]bool      // a VIP's last known health here (run's loop)
+	goneAt  map[string]time.Time // when a VIP of lastUp left the configuration
 	checker *health.Checker
 	healthC chan struct{}
 	results chan moveResult
@@ -304,9 +305,22 @@ func (m *mover) run(ctx context.Context) {
 			m.lastUp[name] = up
 			m.eng.SetHealth(name, up)
 		}
+		// A VIP's last result outlives a short absence: `vip update`
+		// (apply) replaces a VIP by a delete and a create, which a watch
+		// may see apart, and the re-created check starts unknown.
 		for name := range m.lastUp {
-			if _, ok := m.vips[name]; !ok {
+			if _, ok := m.vips[name]; ok {
+				delete(m.goneAt, name)
+				continue
+			}
+			if m.goneAt == nil {
+				m.goneAt = map[string]time.Time{}
+			}
+			if at, ok := m.goneAt[name]; !ok {
+				m.goneAt[name] = now
+			} else if now.Sub(at) > 10*time.Second {
 				delete(m.lastUp, name)
+				delete(m.goneAt, name)
 			}
 		}
 		if fresh {
