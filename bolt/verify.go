@@ -203,6 +203,12 @@ func decodeMeta(b []byte, page int) (boltMeta, error) {
 	if flags != flagMeta {
 		return boltMeta{}, damagef("meta page %d is marked as a page of type %#x", page, flags)
 	}
+	// bbolt writes meta page txid%2 with that id: a meta page marked as
+	// the other is a copy of it (a misdirected write), and reading it
+	// would silently go back one transaction.
+	if id := le.Uint64(b[0:]); id != uint64(page) {
+		return boltMeta{}, damagef("meta page %d is marked as page %d (a copy of the other meta page: a misdirected write)", page, id)
+	}
 	ps := int(le.Uint32(m[8:]))
 	if ps < 1024 || ps > 1<<20 || ps&(ps-1) != 0 {
 		return boltMeta{}, damagef("meta page %d gives an impossible page size %d", page, ps)
