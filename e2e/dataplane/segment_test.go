@@ -389,38 +389,34 @@ func (c *capture) snapshot() (arps, echoes []seen) {
 // returns when the first one did.
 func (c *capture) waitEcho(t testing.TB, m string, since time.Time, timeout time.Duration, what string) time.Time {
 	t.Helper()
-	var at time.Time
-	eventually(t, timeout, what, func() error {
-		_, es := c.snapshot()
-		for _, e := range es {
-			if e.at.After(since) && e.mac == m {
-				at = e.at
-				return nil
-			}
-		}
-		last := "none"
-		if len(es) > 0 {
-			last = es[len(es)-1].mac + " at " + es[len(es)-1].at.Format("15:04:05.000")
-		}
-		return fmt.Errorf("no echo reply from %s since %s (last reply: %s)", m, since.Format("15:04:05.000"), last)
-	})
-	return at
+	return c.waitFrom(t, "echo reply", func() []seen { _, es := c.snapshot(); return es }, m, since, timeout, what)
 }
 
 // waitARP waits until an ARP answer for the VIP from MAC m arrived after
 // since.
 func (c *capture) waitARP(t testing.TB, m string, since time.Time, timeout time.Duration, what string) time.Time {
 	t.Helper()
+	return c.waitFrom(t, "ARP answer", func() []seen { as, _ := c.snapshot(); return as }, m, since, timeout, what)
+}
+
+// waitFrom waits until list (a snapshot of one kind of capture, named
+// kind) holds an entry from MAC m after since, and returns its time.
+func (c *capture) waitFrom(t testing.TB, kind string, list func() []seen, m string, since time.Time, timeout time.Duration, what string) time.Time {
+	t.Helper()
 	var at time.Time
 	eventually(t, timeout, what, func() error {
-		as, _ := c.snapshot()
-		for _, a := range as {
-			if a.at.After(since) && a.mac == m {
-				at = a.at
+		xs := list()
+		for _, x := range xs {
+			if x.at.After(since) && x.mac == m {
+				at = x.at
 				return nil
 			}
 		}
-		return fmt.Errorf("no ARP answer for the VIP from %s since %s", m, since.Format("15:04:05.000"))
+		last := "none"
+		if len(xs) > 0 {
+			last = xs[len(xs)-1].mac + " at " + xs[len(xs)-1].at.Format("15:04:05.000")
+		}
+		return fmt.Errorf("no %s from %s since %s (last: %s)", kind, m, since.Format("15:04:05.000"), last)
 	})
 	return at
 }
