@@ -109,16 +109,7 @@ func TestHANodesRecorded(t *testing.T) {
 		}
 	}
 	mustCLI(t, h.other.server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:100")
-	eventually(t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
-		g, err := h.other.client().GetGIP(context.Background(), "www")
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(g.Active, []string{"dc-1"}) {
-			return fmt.Errorf("www active at %v", g.Active)
-		}
-		return nil
-	})
+	h.waitWWWAtDC1()
 
 	// The named node dies: once its lease ends, dc-1's leader records
 	// the two nodes left.
@@ -211,16 +202,7 @@ func etcdLeaderKilledMidChange(t *testing.T, nodes int) {
 	mustCLI(t, leader.server(), "vip", "add", "web", "192.0.2.10")
 	mustDCAdd(t, leader, h.other)
 	mustCLI(t, leader.server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:100")
-	eventually(t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
-		g, err := h.other.client().GetGIP(context.Background(), "www")
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(g.Active, []string{"dc-1"}) {
-			return fmt.Errorf("www active at %v", g.Active)
-		}
-		return nil
-	})
+	h.waitWWWAtDC1()
 	_, seq2 := h.unreachableEvents(0)
 	seq1 := lastSeq(t, leader)
 	w := h.watchOther()
@@ -376,4 +358,19 @@ func epochMovedByNodes(t testing.TB, d *daemon, from, epoch uint64) bool {
 		t.Logf("epoch %d -> %d, %d set-nodes changes in %s's events (others went unrecorded while its event writes paused)", from, epoch, n, d.name)
 	}
 	return epoch >= from+n
+}
+
+// waitWWWAtDC1 waits until dc-2 sees GIP www active at dc-1 alone.
+func (h *haDC) waitWWWAtDC1() {
+	h.t.Helper()
+	eventually(h.t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
+		g, err := h.other.client().GetGIP(context.Background(), "www")
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(g.Active, []string{"dc-1"}) {
+			return fmt.Errorf("www active at %v", g.Active)
+		}
+		return nil
+	})
 }

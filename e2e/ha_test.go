@@ -199,16 +199,7 @@ func TestHAFailover(t *testing.T) {
 	mustDCAdd(t, leader, h.other)
 	first := leader
 	mustCLI(t, follower.server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:100")
-	eventually(t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
-		g, err := h.other.client().GetGIP(context.Background(), "www")
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(g.Active, []string{"dc-1"}) {
-			return fmt.Errorf("www active at %v", g.Active)
-		}
-		return nil
-	})
+	h.waitWWWAtDC1()
 	want := readState(t, leader)
 	for _, d := range h.nodes {
 		if got := readState(t, d); !sameConfig(got, want) {
@@ -358,16 +349,7 @@ func TestHAEtcdTrouble(t *testing.T) {
 	mustCLI(t, h.nodes[1].server(), "vip", "add", "web", "192.0.2.10")
 	mustDCAdd(t, leader, h.other)
 	mustCLI(t, h.nodes[2].server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:100")
-	eventually(t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
-		g, err := h.other.client().GetGIP(context.Background(), "www")
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(g.Active, []string{"dc-1"}) {
-			return fmt.Errorf("www active at %v", g.Active)
-		}
-		return nil
-	})
+	h.waitWWWAtDC1()
 	want := readState(t, leader)
 	_, seq := h.unreachableEvents(0)
 
@@ -505,16 +487,7 @@ func TestHALeaderCutFromEtcd(t *testing.T) {
 	}
 	mustDCAdd(t, leader, h.other)
 	mustCLI(t, h.nodes[1].server(), "gip", "add", "www", "203.0.113.10", "--placement", "dc-1:200,dc-2:100")
-	eventually(t, 20*time.Second, "www active at dc-1, seen from dc-2", func() error {
-		g, err := h.other.client().GetGIP(context.Background(), "www")
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(g.Active, []string{"dc-1"}) {
-			return fmt.Errorf("www active at %v", g.Active)
-		}
-		return nil
-	})
+	h.waitWWWAtDC1()
 	want := readState(t, leader)
 	_, seq := h.unreachableEvents(0)
 	w := h.watchOther()
