@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/vipsmart/vipsmart"
 )
@@ -103,9 +104,11 @@ func (s *Server) applyRoutes(handle func(string, route)) {
 			writeError(w, err)
 			return
 		}
+		b = append(b, '\n')
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(append(b, '\n'))
+		_, _ = w.Write(b)
 	}})
 }
 
@@ -130,5 +133,5 @@ func ApplyBodyOf(req vipsmart.ApplyRequest) ApplyBody {
 // Apply implements vipsmart.ApplyService.
 func (c *Client) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart.ApplyResult, error) {
 	var res vipsmart.ApplyResult
-	return res, c.do(ctx, "POST", ApplyPath, nil, ApplyBodyOf(req), &res)
+	return res, c.do(ctx, "POST", ApplyPath, nil, ApplyBodyOf(req), &applyResultOut{&res})
 }

@@ -195,7 +195,23 @@ func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, 
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	var rd io.Reader = resp.Body
+	if f, ok := out.(fastDecoder); ok {
+		// applyresultfast.go: the answer read whole, then without
+		// reflection if it can be.
+		buf := &bytes.Buffer{}
+		if resp.ContentLength > 0 && resp.ContentLength < 1<<30 {
+			buf.Grow(int(resp.ContentLength) + bytes.MinRead)
+		}
+		if _, err := buf.ReadFrom(resp.Body); err != nil {
+			return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)
+		}
+		if f.decodeFast(buf.Bytes()) {
+			return nil
+		}
+		rd = buf
+	}
+	if err := json.NewDecoder(rd).Decode(out); err != nil {
 		return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)
 	}
 	return nil
