@@ -161,14 +161,18 @@ func (s *Set) read(name string, b []byte) error {
 	return s.readYAML(name, b)
 }
 
-// readJSON reads a JSON object or an array of objects, strictly: decoded
-// in one pass of encoding/json, the places (lines) and keys of the
+// readJSON reads a JSON object or an array of objects, strictly: by
+// readFast if it can (readfast.go), else decoded in one pass of
+// encoding/json, the places (lines) and keys of the
 // objects found by one scan of the bytes. A file the decoder refuses is
 // read again by readJSONEach, object by object, for the message that
 // names the object; a file it accepts gives the same objects and errors
 // as readJSONEach (TestReadJSONIsReadJSONEach), at a third of the cost
 // for 10,000 objects (BenchmarkReadJSON).
 func (s *Set) readJSON(name string, b []byte) error {
+	if done, err := s.readFast(name, b); done {
+		return err
+	}
 	start := len(b) - len(bytes.TrimLeft(b, " \t\r\n"))
 	array := start < len(b) && b[start] == '['
 	dec := json.NewDecoder(bytes.NewReader(b))
