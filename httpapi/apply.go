@@ -133,5 +133,19 @@ func ApplyBodyOf(req vipsmart.ApplyRequest) ApplyBody {
 // Apply implements vipsmart.ApplyService.
 func (c *Client) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart.ApplyResult, error) {
 	var res vipsmart.ApplyResult
-	return res, c.do(ctx, "POST", ApplyPath, nil, ApplyBodyOf(req), &applyResultOut{&res})
+	body := ApplyBodyOf(req)
+	b, err := body.appendJSON(make([]byte, 0, 256+len(body.GIPs)*(128+40*placementsOf(body.GIPs))))
+	if err != nil {
+		return res, fmt.Errorf("encoding request: %w", err)
+	}
+	return res, c.do(ctx, "POST", ApplyPath, nil, encodedBody(b), &applyResultOut{&res})
+}
+
+// placementsOf is the number of placements of the first GIP (a size
+// estimate).
+func placementsOf(gs []GIPRequest) int {
+	if len(gs) == 0 {
+		return 0
+	}
+	return len(gs[0].Placements)
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/internal/jsonfast"
@@ -139,4 +140,81 @@ func readPlacements(r *jsonfast.Reader, scratch *[]vipsmart.Placement, names map
 	})
 	*scratch = ps
 	return append(make([]vipsmart.Placement, 0, len(ps)), ps...)
+}
+
+// encodedBody is a request body encoded already (Client.doOnce sends it
+// as it is).
+type encodedBody []byte
+
+// appendJSON appends the bytes json.Marshal(b) gives, its GIPs written by
+// hand (TestApplyBodyJSONIsTheLibrarys).
+func (b *ApplyBody) appendJSON(dst []byte) ([]byte, error) {
+	vips, err := json.Marshal(b.VIPs)
+	if err != nil {
+		return nil, err
+	}
+	dst = append(dst, `{"vips":`...)
+	dst = append(dst, vips...)
+	dst = append(dst, `,"gips":`...)
+	if b.GIPs == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i := range b.GIPs {
+			g := &b.GIPs[i]
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"name":`...)
+			dst = jsonfast.AppendString(dst, g.Name, true)
+			dst = append(dst, `,"address":`...)
+			dst = jsonfast.AppendString(dst, g.Address, true)
+			if g.Mode != "" {
+				dst = append(dst, `,"mode":`...)
+				dst = jsonfast.AppendString(dst, string(g.Mode), true)
+			}
+			if g.Preempt != nil {
+				dst = append(dst, `,"preempt":`...)
+				dst = strconv.AppendBool(dst, *g.Preempt)
+			}
+			dst = append(dst, `,"placements":`...)
+			if g.Placements == nil {
+				dst = append(dst, "null"...)
+			} else {
+				dst = append(dst, '[')
+				for j, p := range g.Placements {
+					if j > 0 {
+						dst = append(dst, ',')
+					}
+					dst = append(dst, `{"dc":`...)
+					dst = jsonfast.AppendString(dst, p.DC, true)
+					dst = append(dst, `,"priority":`...)
+					dst = strconv.AppendInt(dst, int64(p.Priority), 10)
+					if p.VIP != "" {
+						dst = append(dst, `,"vip":`...)
+						dst = jsonfast.AppendString(dst, p.VIP, true)
+					}
+					dst = append(dst, '}')
+				}
+				dst = append(dst, ']')
+			}
+			if g.Partition != "" {
+				dst = append(dst, `,"partition":`...)
+				dst = jsonfast.AppendString(dst, string(g.Partition), true)
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	if b.Prune {
+		dst = append(dst, `,"prune":true`...)
+	}
+	if b.DryRun {
+		dst = append(dst, `,"dry_run":true`...)
+	}
+	if b.ResourceVersion != "" {
+		dst = append(dst, `,"resource_version":`...)
+		dst = jsonfast.AppendString(dst, b.ResourceVersion, true)
+	}
+	return append(dst, '}'), nil
 }

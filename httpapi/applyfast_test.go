@@ -142,3 +142,41 @@ func BenchmarkApplyBodyDecode(b *testing.B) {
 		}
 	})
 }
+
+// TestApplyBodyJSONIsTheLibrarys: the body Client.Apply sends is
+// json.Marshal's, byte for byte.
+func TestApplyBodyJSONIsTheLibrarys(t *testing.T) {
+	words := []string{"", "g1", "dc-1", "web", "a<b>&c", `q"\`, "é\u2028", "\x01\xff", "available"}
+	for i := range 400 {
+		w := func(k int) string { return words[(i*5+k*3+i/7)%len(words)] }
+		b := ApplyBody{Prune: i%2 == 0, DryRun: i%3 == 0, ResourceVersion: w(1)}
+		if i%5 != 0 {
+			b.VIPs = []VIPRequest{{Name: w(2), Address: "192.0.2.1", Interface: w(3), Preempt: i%4 == 0}}
+		}
+		if i%7 != 0 {
+			b.GIPs = []GIPRequest{}
+		}
+		for k := range i % 4 {
+			g := GIPRequest{Name: w(k), Address: w(k + 1), Mode: vipsmart.GIPMode(w(k + 2)), Partition: vipsmart.PartitionPolicy(w(k + 3))}
+			if k%2 == 0 {
+				p := k%4 == 0
+				g.Preempt = &p
+			}
+			if k%3 != 2 {
+				g.Placements = []vipsmart.Placement{}
+				for j := range k + i%3 {
+					g.Placements = append(g.Placements, vipsmart.Placement{DC: w(j), Priority: j*37 - 20, VIP: w(j + 4)})
+				}
+			}
+			b.GIPs = append(b.GIPs, g)
+		}
+		want, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.appendJSON(nil)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("body %d (%v):\n got %s\nwant %s", i, err, got, want)
+		}
+	}
+}

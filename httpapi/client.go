@@ -149,9 +149,12 @@ func (c *Client) unreachable(err error) *vipsmart.Error {
 func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encoding request: %w", err)
+		b, ok := in.(encodedBody) // applyfast.go
+		if !ok {
+			var err error
+			if b, err = json.Marshal(in); err != nil {
+				return fmt.Errorf("encoding request: %w", err)
+			}
 		}
 		body = bytes.NewReader(b)
 	}

@@ -16,14 +16,14 @@ func printApplyResult(w io.Writer, res *vipsmart.ApplyResult) error {
 	if err != nil {
 		return err
 	}
-	_, err = w.Write(indentCompact(make([]byte, 0, 2*len(compact)+len(compact)/2), compact))
-	return err
+	return indentCompact(w, compact)
 }
 
-// indentCompact appends src, compact JSON as encoding/json writes it (no
+// indentCompact writes src, compact JSON as encoding/json writes it (no
 // space outside strings), indented as json.Indent(dst, src, "", "  ")
-// would, and a newline (as an Encoder ends a value).
-func indentCompact(dst, src []byte) []byte {
+// would, and a newline (as an Encoder ends a value), 64 KiB at a time.
+func indentCompact(w io.Writer, src []byte) error {
+	dst := make([]byte, 0, 80<<10)
 	depth := 0
 	newline := func() {
 		dst = append(dst, '\n')
@@ -67,6 +67,13 @@ func indentCompact(dst, src []byte) []byte {
 		default:
 			dst = append(dst, c)
 		}
+		if len(dst) >= 64<<10 {
+			if _, err := w.Write(dst); err != nil {
+				return err
+			}
+			dst = dst[:0]
+		}
 	}
-	return append(dst, '\n')
+	_, err := w.Write(append(dst, '\n'))
+	return err
 }
