@@ -11,7 +11,7 @@ func TestApplyRequestValidateNamesTheTwin(t *testing.T) {
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	pl := []Placement{{DC: "dc-1", Priority: 100}}
 	for _, c := range []struct {
-		req          ApplyRequest
+		req         ApplyRequest
 		field, want string
 	}{
 		{ApplyRequest{GIPs: []GIP{{Name: "g", Address: a, Placements: pl}, {Name: "g", Address: b, Placements: pl}}}, "gips[1].name", "GIP g is given twice: give each object once"},
