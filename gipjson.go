@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-
-	"github.com/vipsmart/vipsmart/internal/jsonfast"
+	"unicode/utf8"
 )
 
 // The JSON of the large answers and records (10,000 GIPs in one apply, one
@@ -21,7 +20,7 @@ import (
 // SetEscapeHTML(false) otherwise.
 func AppendGIPJSON(b []byte, g *GIP, escapeHTML bool) []byte {
 	b = append(b, `{"name":`...)
-	b = appendJSONString(b, g.Name, escapeHTML)
+	b = AppendJSONString(b, g.Name, escapeHTML)
 	b = append(b, `,"address":`...)
 	if g.Address.IsValid() {
 		var tmp [64]byte
@@ -30,7 +29,7 @@ func AppendGIPJSON(b []byte, g *GIP, escapeHTML bool) []byte {
 		b = append(b, `""`...)
 	}
 	b = append(b, `,"mode":`...)
-	b = appendJSONString(b, string(g.Mode), escapeHTML)
+	b = AppendJSONString(b, string(g.Mode), escapeHTML)
 	b = append(b, `,"preempt":`...)
 	b = strconv.AppendBool(b, g.Preempt)
 	b = append(b, `,"placements":`...)
@@ -44,19 +43,19 @@ func AppendGIPJSON(b []byte, g *GIP, escapeHTML bool) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"dc":`...)
-			b = appendJSONString(b, p.DC, escapeHTML)
+			b = AppendJSONString(b, p.DC, escapeHTML)
 			b = append(b, `,"priority":`...)
 			b = strconv.AppendInt(b, int64(p.Priority), 10)
 			if p.VIP != "" {
 				b = append(b, `,"vip":`...)
-				b = appendJSONString(b, p.VIP, escapeHTML)
+				b = AppendJSONString(b, p.VIP, escapeHTML)
 			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
 	b = append(b, `,"partition":`...)
-	b = appendJSONString(b, string(g.Partition), escapeHTML)
+	b = AppendJSONString(b, string(g.Partition), escapeHTML)
 	return append(b, '}')
 }
 
@@ -85,7 +84,7 @@ func avgPlacements(cs []ObjectChange) int {
 func (r *ApplyResult) AppendJSON(b []byte, escapeHTML bool) ([]byte, error) {
 	b = slices.Grow(b, r.sizeHint())
 	b = append(b, `{"resource_version":`...)
-	b = appendJSONString(b, r.ResourceVersion, escapeHTML)
+	b = AppendJSONString(b, r.ResourceVersion, escapeHTML)
 	b = append(b, `,"changes":`...)
 	if r.Changes == nil {
 		b = append(b, "null"...)
@@ -112,31 +111,31 @@ func (r *ApplyResult) AppendJSON(b []byte, escapeHTML bool) ([]byte, error) {
 	b = strconv.AppendBool(b, r.Applied)
 	if r.OpID != "" {
 		b = append(b, `,"op_id":`...)
-		b = appendJSONString(b, r.OpID, escapeHTML)
+		b = AppendJSONString(b, r.OpID, escapeHTML)
 	}
 	b = append(b, `,"epoch":`...)
 	b = strconv.AppendUint(b, r.Epoch, 10)
 	if r.NewVersion != "" {
 		b = append(b, `,"new_resource_version":`...)
-		b = appendJSONString(b, r.NewVersion, escapeHTML)
+		b = AppendJSONString(b, r.NewVersion, escapeHTML)
 	}
 	return append(b, '}'), nil
 }
 
 func (c *ObjectChange) appendJSON(b []byte, escapeHTML bool) ([]byte, error) {
 	b = append(b, `{"kind":`...)
-	b = appendJSONString(b, c.Kind, escapeHTML)
+	b = AppendJSONString(b, c.Kind, escapeHTML)
 	b = append(b, `,"name":`...)
-	b = appendJSONString(b, c.Name, escapeHTML)
+	b = AppendJSONString(b, c.Name, escapeHTML)
 	b = append(b, `,"action":`...)
-	b = appendJSONString(b, c.Action, escapeHTML)
+	b = AppendJSONString(b, c.Action, escapeHTML)
 	if len(c.Fields) > 0 {
 		b = append(b, `,"fields":[`...)
 		for i, f := range c.Fields {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, f, escapeHTML)
+			b = AppendJSONString(b, f, escapeHTML)
 		}
 		b = append(b, ']')
 	}
@@ -159,10 +158,70 @@ func (c *ObjectChange) appendJSON(b []byte, escapeHTML bool) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func appendJSONString(b []byte, s string, escapeHTML bool) []byte {
-	return jsonfast.AppendString(b, s, escapeHTML)
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s quoted as encoding/json quotes strings
+// (with <, > and & as \u003c... when escapeHTML, as json.Marshal does),
+// for the encoders written by hand (here and in httpapi).
+func AppendJSONString(b []byte, s string, escapeHTML bool) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || (c != '<' && c != '>' && c != '&')) {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
+// appendJSONBytes appends s, a string's bytes, as AppendJSONString would.
 func appendJSONBytes(b, s []byte, escapeHTML bool) []byte {
-	return jsonfast.AppendBytes(b, s, escapeHTML)
+	for _, c := range s {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return AppendJSONString(b, string(s), escapeHTML)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

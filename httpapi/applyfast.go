@@ -166,12 +166,12 @@ func (b *ApplyBody) appendJSON(dst []byte) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"name":`...)
-			dst = jsonfast.AppendString(dst, g.Name, true)
+			dst = vipsmart.AppendJSONString(dst, g.Name, true)
 			dst = append(dst, `,"address":`...)
-			dst = jsonfast.AppendString(dst, g.Address, true)
+			dst = vipsmart.AppendJSONString(dst, g.Address, true)
 			if g.Mode != "" {
 				dst = append(dst, `,"mode":`...)
-				dst = jsonfast.AppendString(dst, string(g.Mode), true)
+				dst = vipsmart.AppendJSONString(dst, string(g.Mode), true)
 			}
 			if g.Preempt != nil {
 				dst = append(dst, `,"preempt":`...)
@@ -187,12 +187,12 @@ func (b *ApplyBody) appendJSON(dst []byte) ([]byte, error) {
 						dst = append(dst, ',')
 					}
 					dst = append(dst, `{"dc":`...)
-					dst = jsonfast.AppendString(dst, p.DC, true)
+					dst = vipsmart.AppendJSONString(dst, p.DC, true)
 					dst = append(dst, `,"priority":`...)
 					dst = strconv.AppendInt(dst, int64(p.Priority), 10)
 					if p.VIP != "" {
 						dst = append(dst, `,"vip":`...)
-						dst = jsonfast.AppendString(dst, p.VIP, true)
+						dst = vipsmart.AppendJSONString(dst, p.VIP, true)
 					}
 					dst = append(dst, '}')
 				}
@@ -200,7 +200,7 @@ func (b *ApplyBody) appendJSON(dst []byte) ([]byte, error) {
 			}
 			if g.Partition != "" {
 				dst = append(dst, `,"partition":`...)
-				dst = jsonfast.AppendString(dst, string(g.Partition), true)
+				dst = vipsmart.AppendJSONString(dst, string(g.Partition), true)
 			}
 			dst = append(dst, '}')
 		}
@@ -214,7 +214,7 @@ func (b *ApplyBody) appendJSON(dst []byte) ([]byte, error) {
 	}
 	if b.ResourceVersion != "" {
 		dst = append(dst, `,"resource_version":`...)
-		dst = jsonfast.AppendString(dst, b.ResourceVersion, true)
+		dst = vipsmart.AppendJSONString(dst, b.ResourceVersion, true)
 	}
 	return append(dst, '}'), nil
 }

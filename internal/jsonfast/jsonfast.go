@@ -1,8 +1,6 @@
 // Package jsonfast reads a strict subset of JSON without reflection, for
 // the large bodies of vipsmart apply (10,000 GIPs: megabytes that
-// encoding/json takes a large part of a second to decode), and writes
-// strings as encoding/json does (write.go), for the encoders written by
-// hand beside it.
+// encoding/json takes a large part of a second to decode).
 //
 // Invariant: a reader built on it either fails (OK is false) or reads the
 // same values encoding/json would read from the same bytes. It accepts
