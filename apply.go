@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
@@ -38,35 +39,44 @@ type ApplyRequest struct {
 // Validate checks every object and that names and addresses are unique,
 // naming the object (vips[i], gips[i]) in the error's field.
 func (r *ApplyRequest) Validate() error {
-	names := map[string]string{}
-	addrs := map[string]string{}
+	// Names and addresses are looked up by value, and the words of a
+	// message made only for an error: no string is built per object of
+	// a request of 10,000 (the messages are those of uniq).
+	vipNames := make(map[string]struct{}, len(r.VIPs))
+	gipNames := make(map[string]struct{}, len(r.GIPs))
+	addrs := make(map[netip.Addr]string, len(r.VIPs)+len(r.GIPs)) // who has it: "VIP web"
+	check := func(names map[string]struct{}, kind, name string, a netip.Addr, where func() string) error {
+		if _, ok := names[name]; ok {
+			return uniq(map[string]string{name: ""}, kind+" "+name, name, where(), "name")
+		}
+		names[name] = struct{}{}
+		if other, ok := addrs[a]; ok {
+			return uniq(map[string]string{a.String(): other}, kind+" "+name, a.String(), where(), "address")
+		}
+		addrs[a] = kind + " " + name
+		return nil
+	}
 	for i := range r.VIPs {
 		v := &r.VIPs[i]
-		where := fmt.Sprintf("vips[%d]", i)
+		where := func() string { return fmt.Sprintf("vips[%d]", i) }
 		if err := v.Validate(); err != nil {
-			return prefixErr(where, err)
+			return prefixErr(where(), err)
 		}
-		if err := uniq(names, "VIP "+v.Name, "vip/"+v.Name, where, "name"); err != nil {
-			return err
-		}
-		if err := uniq(addrs, "VIP "+v.Name, v.Address.String(), where, "address"); err != nil {
+		if err := check(vipNames, "VIP", v.Name, v.Address, where); err != nil {
 			return err
 		}
 	}
 	for i := range r.GIPs {
 		g := &r.GIPs[i]
-		where := fmt.Sprintf("gips[%d]", i)
+		where := func() string { return fmt.Sprintf("gips[%d]", i) }
 		if err := g.Validate(); err != nil {
-			return prefixErr(where, err)
+			return prefixErr(where(), err)
 		}
 		SortPlacements(g.Placements)
 		if g.Placements == nil {
 			g.Placements = []Placement{}
 		}
-		if err := uniq(names, "GIP "+g.Name, "gip/"+g.Name, where, "name"); err != nil {
-			return err
-		}
-		if err := uniq(addrs, "GIP "+g.Name, g.Address.String(), where, "address"); err != nil {
+		if err := check(gipNames, "GIP", g.Name, g.Address, where); err != nil {
 			return err
 		}
 	}

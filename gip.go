@@ -1,8 +1,10 @@
 package vipsmart
 
 import (
+	"cmp"
 	"net/netip"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // GIPMode says how many placements of a GIP are active at once.
@@ -41,12 +43,13 @@ type GIP struct {
 }
 
 // SortPlacements orders placements by priority, best first, then DC name.
+// (Without reflection: it runs for each of the 10,000 GIPs of an apply.)
 func SortPlacements(ps []Placement) {
-	sort.SliceStable(ps, func(i, j int) bool {
-		if ps[i].Priority != ps[j].Priority {
-			return ps[i].Priority > ps[j].Priority
+	slices.SortStableFunc(ps, func(a, b Placement) int {
+		if a.Priority != b.Priority {
+			return cmp.Compare(b.Priority, a.Priority)
 		}
-		return ps[i].DC < ps[j].DC
+		return strings.Compare(a.DC, b.DC)
 	})
 }
 

@@ -714,15 +714,21 @@ func (s *Store) SaveFederationEvents(ctx context.Context, u vipsmart.FederationU
 		return nil, err
 	}
 	put := make([][2][]byte, 0, len(u.PutGIPs))
-	for _, g := range u.PutGIPs {
+	var buf []byte // the encodings, one after another: few allocations for 10,000 GIPs
+	for i := range u.PutGIPs {
+		g := &u.PutGIPs[i]
 		if g.Name == "" {
 			return nil, vipsmart.Errorf(vipsmart.EINVALID, "name", "GIP name is empty")
 		}
-		data, err := json.Marshal(g)
-		if err != nil {
-			return nil, fmt.Errorf("save federation: encode GIP %s: %w", g.Name, err)
+		if cap(buf)-len(buf) < 1024 {
+			buf = make([]byte, 0, min(len(u.PutGIPs)-i, 512)*(128+48*len(g.Placements)))
 		}
-		put = append(put, [2][]byte{[]byte(g.Name), data})
+		// The bytes of json.Marshal(g), as ever (gipjson.go).
+		key := len(buf)
+		buf = append(buf, g.Name...)
+		start := len(buf)
+		buf = vipsmart.AppendGIPJSON(buf, g, true)
+		put = append(put, [2][]byte{buf[key:start:start], buf[start:len(buf):len(buf)]})
 	}
 	var info *RecordInfo
 	if s.opts.Describe != nil && len(u.Record) > 0 {

@@ -149,9 +149,12 @@ func (c *Client) unreachable(err error) *vipsmart.Error {
 func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encoding request: %w", err)
+		b, ok := in.(encodedBody) // applyfast.go
+		if !ok {
+			var err error
+			if b, err = json.Marshal(in); err != nil {
+				return fmt.Errorf("encoding request: %w", err)
+			}
 		}
 		body = bytes.NewReader(b)
 	}
@@ -195,7 +198,23 @@ func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, 
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	var rd io.Reader = resp.Body
+	if f, ok := out.(fastDecoder); ok {
+		// applyresultfast.go: the answer read whole, then without
+		// reflection if it can be.
+		buf := &bytes.Buffer{}
+		if resp.ContentLength > 0 && resp.ContentLength < 1<<30 {
+			buf.Grow(int(resp.ContentLength) + bytes.MinRead)
+		}
+		if _, err := buf.ReadFrom(resp.Body); err != nil {
+			return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)
+		}
+		if f.decodeFast(buf.Bytes()) {
+			return nil
+		}
+		rd = buf
+	}
+	if err := json.NewDecoder(rd).Decode(out); err != nil {
 		return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)
 	}
 	return nil

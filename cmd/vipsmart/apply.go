@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 
@@ -73,7 +74,7 @@ reachable), as diff(1). See docs/apply.md for the file format.`,
 				return usageError{err}
 			}
 			if g.output == "json" {
-				if err := printJSON(g.stdout, res); err != nil {
+				if err := printApplyResult(g.stdout, &res); err != nil {
 					return err
 				}
 			} else {
@@ -146,7 +147,7 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 				return printPlan(g, res, "nothing to change")
 			}
 			if g.output == "json" {
-				return printJSON(g.stdout, res)
+				return printApplyResult(g.stdout, &res)
 			}
 			printDiff(g.stdout, res)
 			fmt.Fprintf(g.stdout, "applied")
@@ -165,7 +166,7 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 // printPlan prints a diff that changed nothing, and what says why.
 func printPlan(g *globals, plan vipsmart.ApplyResult, what string) error {
 	if g.output == "json" {
-		return printJSON(g.stdout, plan)
+		return printApplyResult(g.stdout, &plan)
 	}
 	printDiff(g.stdout, plan)
 	if len(plan.Changes) == 0 {
@@ -215,10 +216,20 @@ that vipsmart export | vipsmart apply -f - changes nothing.`,
 
 // printDiff prints the changes of res, one object a line (+ add, ~ change,
 // - remove), the fields a change changes, and the counts.
-func printDiff(w io.Writer, res vipsmart.ApplyResult) {
+func printDiff(out io.Writer, res vipsmart.ApplyResult) {
+	w := bufio.NewWriterSize(out, 64<<10) // one write per line is 10,000 system calls
+	defer w.Flush()
 	fmt.Fprintf(w, "resource version %s\n", res.ResourceVersion)
 	for _, c := range res.Changes {
-		sign := map[string]string{vipsmart.ActionAdd: "+", vipsmart.ActionChange: "~", vipsmart.ActionRemove: "-"}[c.Action]
+		sign := ""
+		switch c.Action {
+		case vipsmart.ActionAdd:
+			sign = "+"
+		case vipsmart.ActionChange:
+			sign = "~"
+		case vipsmart.ActionRemove:
+			sign = "-"
+		}
 		what := ""
 		switch {
 		case c.VIP != nil && c.Action != vipsmart.ActionChange:
