@@ -33,7 +33,8 @@ import (
 // that a small hostile input never makes it allocate much, refuses an
 // index out of the table, a string of more than MaxBatchString bytes or
 // that is not UTF-8, a flag other than 0 or 1, more placements in all
-// than maxBatchPlacements, and trailing bytes. A batch it accepts
+// than maxBatchPlacements, trailing bytes, and a count other than the
+// changes it carries (a binary batch is never slim). A batch it accepts
 // encodes and decodes back to itself (FuzzBatchBinary checks it).
 
 // batchMagic starts a binary batch: "VSB" and the version.
@@ -282,6 +283,9 @@ func (d *batchDecoder) batch() (*Batch, error) {
 	}
 	if d.left() != 0 {
 		return nil, fmt.Errorf("%d bytes after the batch", d.left())
+	}
+	if nput+ndel != b.Count {
+		return nil, fmt.Errorf("count %d, but it carries %d changes", b.Count, nput+ndel)
 	}
 	return b, nil
 }

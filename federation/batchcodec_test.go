@@ -116,6 +116,7 @@ func TestBatchBinaryRefused(t *testing.T) {
 		{"bad varint", "not a well-formed number", []byte{'V', 'S', 'B', 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
 		{"huge table", "string table", build(func(w *wire) { w.b = append(w.b[:4+1+1+71], binary.AppendUvarint(nil, 1<<40)...) })},
 		{"more GIPs than count", "GIPs written", replaceAt(build(nil), at, 2)},
+		{"fewer changes than count", "count 2, but it carries 1", replaceAt(build(nil), 4, 2)},
 		{"index out of table", "string 3 of a table of 3", replaceAt(build(nil), at+8, 3)},
 		{"preempt 2", "preempt", replaceAt(build(nil), at+9, 2)},
 		{"not UTF-8", "not UTF-8", build(func(w *wire) {
