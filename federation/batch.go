@@ -38,8 +38,8 @@ type Batch struct {
 	Delete []string       `json:"delete,omitempty"`
 	Count  int            `json:"count"`
 	Digest string         `json:"digest"`
-	// raw caches the JSON encoding of a batch made by Propose: its lock
-	// message goes to every member, each encoded on its own.
+	// raw caches the JSON encoding of a batch (Cache): a lock message
+	// goes to every member, each encoded on its own.
 	raw []byte
 	// bin caches its binary encoding (batchcodec.go), made by Propose
 	// too: the transport sends it to members that read it.
@@ -62,8 +62,7 @@ func (b *Batch) MarshalJSON() ([]byte, error) {
 	return json.Marshal((*batchJSON)(b))
 }
 
-// Encoded returns the cached JSON encoding of b (a batch made by Propose),
-// or nil. A transport may send it as it is instead of encoding it again
+// Encoded returns the cached JSON encoding of b (Cache), or nil. A transport may send it as it is instead of encoding it again
 // for every peer (httpapi/peerbatch.go).
 func (b *Batch) Encoded() []byte {
 	if b == nil {
@@ -296,9 +295,8 @@ func (n *Node) proposeBatch(now time.Time, p Proposal) (Change, error) {
 		addrs[a] = g.Name
 	}
 	b.Digest = b.digest()
-	if err := b.Cache(); err != nil {
-		return c, vipsmart.Errorf(vipsmart.EINTERNAL, "batch", "encoding the batch: %v", err)
-	}
+	// Encoded once in binary for every member's lock; in JSON only by the
+	// transport, for an older member that does not read the binary.
 	b.CacheBinary()
 	c.Batch = b
 	return c, nil

@@ -108,6 +108,10 @@ type PeerClient struct {
 	clients map[string]*http.Client
 	nodes   map[string][]string // by pin: the DC's node addresses (nodes.go)
 	last    map[string]string   // by pin: the address that answered last
+
+	jsonMu sync.Mutex        // guards jsonOf and json (peerbatch.go)
+	jsonOf *federation.Batch // the batch last encoded in JSON for an older peer
+	json   []byte
 }
 
 // NewPeerClient returns a PeerClient dialing with the TLS configurations
@@ -175,9 +179,10 @@ func (p *PeerClient) sendWith(ctx context.Context, m federation.Message, prep fu
 	for i, a := range tries {
 		err = p.send(ctx, m, a, body, size, ctype, prep, ok)
 		if isFrameRefused(err) { // an older DC: send it in JSON (peerbatch.go)
-			if body, size, ctype, err = encodeMessage(m, false); err != nil {
+			if body, size, err = encodeJSONMessage(m, p.batchJSON(m)); err != nil {
 				return fmt.Errorf("encoding %s message: %w", m.Type, err)
 			}
+			ctype = "application/json"
 			err = p.send(ctx, m, a, body, size, ctype, prep, ok)
 		}
 		if err == nil || isRefusal(err) || ctx.Err() != nil {

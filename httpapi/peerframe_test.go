@@ -19,8 +19,8 @@ import (
 	"github.com/vipsmart/vipsmart/identity"
 )
 
-// frameLock is a lock of a batch of n GIPs as Propose makes it (both
-// encodings cached), from dc-1 to dc-2.
+// frameLock is a lock of a batch of n GIPs as Propose makes it (its
+// binary encoding cached), from dc-1 to dc-2.
 func frameLock(n int, from, to vipsmart.DC) federation.Message {
 	var put []vipsmart.GIP
 	for i := range n {
@@ -28,9 +28,6 @@ func frameLock(n int, from, to vipsmart.DC) federation.Message {
 			Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 100}, {DC: "dc-2", Priority: 50, VIP: "web"}}})
 	}
 	b := federation.NewBatch(put, []string{"old"})
-	if err := b.Cache(); err != nil {
-		panic(err)
-	}
 	b.CacheBinary()
 	return federation.Message{Type: federation.MsgLock, From: from, To: to, OpID: "dc-1-1", FedID: "f", Epoch: 3, ToEpoch: 4,
 		SenderFed: "f", SenderEpoch: 3, Status: vipsmart.StatusMember, Change: &federation.Change{Kind: federation.ApplyGIPs, By: "test", Batch: b}}
@@ -177,7 +174,8 @@ func (r *recorder) messages() []federation.Message {
 // TestFrameOverTheWire: PeerClient sends a lock with a binary batch as a
 // frame to a DC that reads frames, and in JSON (after its 415) to an
 // older DC, whose peer route decodes JSON alone (as before frames); both
-// receive the same message.
+// receive the same message. The JSON of a batch is made once for all the
+// older DCs a lock goes to.
 func TestFrameOverTheWire(t *testing.T) {
 	srvID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-2"})
 	if err != nil {
@@ -238,6 +236,12 @@ func TestFrameOverTheWire(t *testing.T) {
 		got := c.recv.messages()
 		if len(got) != 1 || !sameJSON(t, got[0], m) {
 			t.Fatalf("%s: received %d messages, want the lock as sent", c.name, len(got))
+		}
+		if c.name == "old" {
+			j := pc.batchJSON(m)
+			if j == nil || &pc.batchJSON(m)[0] != &j[0] {
+				t.Error("the batch's JSON is not kept for the next older DC")
+			}
 		}
 		seen, _ := types.Load(c.name)
 		if s := strings.Join(*seen.(*[]string), " "); s != c.types {
