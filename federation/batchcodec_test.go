@@ -259,3 +259,34 @@ func TestBatchDigestUnchanged(t *testing.T) {
 		t.Fatalf("digest %s, want %s", got, want)
 	}
 }
+
+// TestProposeEncodesTheBatchInBinary: the locks of a batch carry its
+// binary encoding (the transport sends it), made once by Propose, and it
+// decodes to the batch the locks carry.
+func TestProposeEncodesTheBatchInBinary(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	n := c.nodes["dc-1"]
+	if _, err := n.Propose(c.now, Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1", "dc-2"), batchGIP(2, "dc-3")}}}); err != nil {
+		t.Fatal(err)
+	}
+	locks := 0
+	for n.HasReady() {
+		rd := n.Ready()
+		for _, m := range rd.Messages {
+			if m.Type != MsgLock {
+				continue
+			}
+			locks++
+			enc := m.Change.Batch.EncodedBinary()
+			var got Batch
+			if err := got.UnmarshalBinary(enc); err != nil || !sameBatch(&got, m.Change.Batch) {
+				t.Fatalf("lock to %s: binary batch %v, decodes to %+v", m.To.Name, err, got)
+			}
+		}
+		n.Advance(rd)
+	}
+	if locks != 2 {
+		t.Fatalf("%d locks, want 2", locks)
+	}
+}
