@@ -81,7 +81,7 @@ func encodeJSONMessage(m federation.Message, raw []byte) (body func() io.Reader,
 //	the head: the message in JSON with its batch slim (count and digest),
 //	the batch in binary (federation.Batch.MarshalBinary), to the end.
 //
-// A member decodes 10,000 GIPs so in about a tenth of the time and a
+// A member decodes 10,000 GIPs so in about an eighth of the time and a
 // third of the memory encoding/json takes for the same lock (BENCHMARKS.md,
 // issue 14, batchwire). A DC that does not read it (an older version, or
 // a later frame version) answers 415 Unsupported Media Type, and the
