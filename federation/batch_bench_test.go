@@ -13,7 +13,11 @@ import (
 // placed in 10 DCs costs: json.Marshal of the lock at the coordinator
 // (encode: what it paid per peer before httpapi spliced in the batch's
 // cached encoding), and at a member the decoding and the edge check of the
-// message (decode-validate).
+// message (decode-validate). The binary encoding of the batch that a
+// lock carries to a member that reads it (batchcodec.go): encode-binary
+// at the coordinator (once per lock, not per member), and at a member
+// decode-validate-binary: the message's JSON head (the lock with its
+// batch slim) and the binary batch decoded, then the message checked.
 //
 //	go test ./federation -run '^$' -bench BenchmarkBatchLock -benchmem
 func BenchmarkBatchLock(b *testing.B) {
@@ -44,6 +48,38 @@ func BenchmarkBatchLock(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		for range b.N {
 			if _, err := json.Marshal(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	bin := bt.appendBinary(nil)
+	slim := m
+	sc := *m.Change
+	sc.Batch = bt.slim()
+	slim.Change = &sc
+	head, err := json.Marshal(slim)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode-binary", func(b *testing.B) {
+		b.SetBytes(int64(len(bin)))
+		for range b.N {
+			bt.appendBinary(make([]byte, 0, 64+bt.Count*48))
+		}
+	})
+	b.Run("decode-validate-binary", func(b *testing.B) {
+		b.SetBytes(int64(len(head) + len(bin)))
+		for range b.N {
+			var got Message
+			if err := json.Unmarshal(head, &got); err != nil {
+				b.Fatal(err)
+			}
+			var bb Batch
+			if err := bb.UnmarshalBinary(bin); err != nil {
+				b.Fatal(err)
+			}
+			got.Change.Batch = &bb
+			if err := got.Validate(); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -77,7 +77,7 @@ func (s *Server) caller(r *http.Request, name string) context.Context {
 
 func (s *Server) peerMessage(w http.ResponseWriter, r *http.Request) {
 	var m federation.Message
-	if st, err := decode(w, r, MaxPeerBody, &m, messageFields); err != nil {
+	if st, err := decodeMessage(w, r, &m); err != nil { // JSON or a batch frame (peerbatch.go)
 		writeJSONError(w, st, err)
 		return
 	}
@@ -108,6 +108,10 @@ type PeerClient struct {
 	clients map[string]*http.Client
 	nodes   map[string][]string // by pin: the DC's node addresses (nodes.go)
 	last    map[string]string   // by pin: the address that answered last
+
+	jsonMu sync.Mutex        // guards jsonOf and json (peerbatch.go)
+	jsonOf *federation.Batch // the batch last encoded in JSON for an older peer
+	json   []byte
 }
 
 // NewPeerClient returns a PeerClient dialing with the TLS configurations
@@ -163,7 +167,7 @@ func (p *PeerClient) sendWith(ctx context.Context, m federation.Message, prep fu
 	if m.To.Identity == "" {
 		return fmt.Errorf("%s (%s): no key is pinned for it, so nothing is sent", m.To.Name, m.To.AddrPort())
 	}
-	body, size, err := encodeMessage(m) // peerbatch.go
+	body, size, ctype, err := encodeMessage(m, true) // peerbatch.go
 	if err != nil {
 		return fmt.Errorf("encoding %s message: %w", m.Type, err)
 	}
@@ -173,7 +177,14 @@ func (p *PeerClient) sendWith(ctx context.Context, m federation.Message, prep fu
 	// addresses, then the others the DC named in its answers.
 	tries := p.candidates(m.To.Identity, addr, m.To.Nodes)
 	for i, a := range tries {
-		err = p.send(ctx, m, a, body, size, prep, ok)
+		err = p.send(ctx, m, a, body, size, ctype, prep, ok)
+		if isFrameRefused(err) { // an older DC: send it in JSON (peerbatch.go)
+			if body, size, err = encodeJSONMessage(m, p.batchJSON(m)); err != nil {
+				return fmt.Errorf("encoding %s message: %w", m.Type, err)
+			}
+			ctype = "application/json"
+			err = p.send(ctx, m, a, body, size, ctype, prep, ok)
+		}
 		if err == nil || isRefusal(err) || ctx.Err() != nil {
 			if err == nil && i > 0 {
 				p.prefer(m.To.Identity, a)
@@ -189,14 +200,14 @@ func isRefusal(err error) bool {
 	return errors.As(err, &r)
 }
 
-func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string, body func() io.Reader, size int64, prep func(*http.Request), ok func(*http.Response) error) error {
+func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string, body func() io.Reader, size int64, ctype string, prep func(*http.Request), ok func(*http.Response) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PeerPath, body())
 	if err != nil {
 		return err
 	}
 	req.ContentLength = size
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	if prep != nil {
 		prep(req)
 	}
@@ -212,6 +223,9 @@ func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string
 	p.learn(m.To.Identity, resp.Header)
 	if resp.StatusCode != http.StatusAccepted {
 		err := fmt.Errorf("%s (%s) refused a %s message: %w", m.To.Name, addr, m.Type, decodeError(resp))
+		if resp.StatusCode == http.StatusUnsupportedMediaType && ctype == BatchMessageType {
+			return frameRefused{refusal{err}}
+		}
 		if resp.StatusCode < 500 {
 			return refusal{err}
 		}

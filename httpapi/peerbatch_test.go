@@ -38,7 +38,7 @@ func TestEncodeMessageSplicesTheCachedBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		body, size, err := encodeMessage(m)
+		body, size, _, err := encodeMessage(m, false)
 		if err != nil {
 			t.Fatal(err)
 		}

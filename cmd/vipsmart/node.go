@@ -541,7 +541,11 @@ func (n *nodeRuntime) forwardPeer(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+httpapi.PeerPath, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
+		ctype := r.Header.Get("Content-Type") // JSON, or a batch frame (httpapi.BatchMessageType)
+		if ctype == "" {
+			ctype = "application/json"
+		}
+		req.Header.Set("Content-Type", ctype)
 		req.Header.Set(httpapi.ForwardedPeerKeyHeader, key)
 		if resp, err := n.tr.RoundTrip(req); err == nil {
 			defer resp.Body.Close()
