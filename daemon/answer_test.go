@@ -59,6 +59,10 @@ func TestCommitsHeldUntilAnswered(t *testing.T) {
 	}
 
 	// No answer comes (the client went away): they leave after maxHold.
+	// (A fresh daemon: the first hold's timer is still pending here.)
+	d = newTestDaemon(t)
+	d.cfg.Transport = tr
+	t.Cleanup(d.stopPeers)
 	ctx2, _ := vipsmart.WithAnswered(context.Background())
 	start := time.Now()
 	d.hold(ctx2, []federation.Message{commitTo("dc-2", 1)})
