@@ -93,6 +93,12 @@ type Daemon struct {
 	waiters map[string]chan error
 	vips    map[string]vipsmart.VIP
 
+	// answerTo is the request context of the operator waiting for each
+	// operation, and held the commit messages put off until that
+	// operator has the answer (answer.go).
+	answerTo map[string]context.Context
+	held     heldSends
+
 	checker *health.Checker
 	health  *healthQueue
 	// active is the set of DCs active for each GIP as last computed here;
@@ -191,6 +197,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		keep:      keeper{record: rec},
 		reqs:      make(chan func()),
 		waiters:   map[string]chan error{},
+		answerTo:  map[string]context.Context{},
 		vips:      map[string]vipsmart.VIP{},
 		peers:     map[string]*peerQueue{},
 		stopped:   make(chan struct{}),
@@ -263,6 +270,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer close(d.stopped)
 	defer d.withdrawAll()
 	defer d.stopPeers()
+	defer d.flushHeld() // answer.go
 	defer d.checker.Close()
 	if err := d.processReady(ctx); err != nil {
 		return err
@@ -337,6 +345,9 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
 		}
 		var failed []sendFailure
+		d.flushHeld() // answer.go: what was held leaves first
+		answer := d.answerCtx(rd)
+		var held []federation.Message
 		for _, m := range rd.Messages {
 			if d.cfg.Fault != nil {
 				if f := d.cfg.Fault.beforeSend(d, m); f != nil {
@@ -347,12 +358,18 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			if d.capture.take(m) { // reply.go
 				continue
 			}
+			if answer != nil && m.Type == federation.MsgCommit {
+				held = append(held, m)
+				continue
+			}
 			d.send(m)
 		}
+		d.hold(answer, held)
 		for _, r := range rd.Results {
 			if ch, ok := d.waiters[r.OpID]; ok {
 				ch <- r.Err
 				delete(d.waiters, r.OpID)
+				delete(d.answerTo, r.OpID)
 			}
 		}
 		d.node.Advance(rd)
@@ -497,6 +514,7 @@ func (d *Daemon) proposeWith(ctx context.Context, mk func() (federation.Proposal
 		}
 		opID = id
 		d.waiters[id] = ch
+		d.answerTo[id] = ctx
 		return nil
 	})
 	if err != nil {

@@ -485,8 +485,13 @@ func (n *Node) phaseDone(now time.Time) {
 	o := n.op
 	switch o.phase {
 	case phInvite:
-		n.h.Lock.ToEpoch = o.to
-		n.dirty = true
+		// The lock was stored with this target at Propose: stored again
+		// only if the candidate raised it (one write less on the path of
+		// a dc add).
+		if n.h.Lock.ToEpoch != o.to {
+			n.h.Lock.ToEpoch = o.to
+			n.dirty = true
+		}
 		n.enterPhase(now, phLock)
 	case phLock:
 		if o.change.Force {

@@ -125,8 +125,10 @@ func (n *Node) noteNodes(m Message) {
 	dc.Nodes = slices.Clone(nodes)
 	o.change.DC = &dc
 	if l := n.h.Lock; l != nil && l.Own && l.OpID == o.id {
+		if l.Change.DC == nil || !slices.Equal(l.Change.DC.Nodes, dc.Nodes) {
+			n.dirty = true // stored only if it changed
+		}
 		l.Change.DC = &dc
-		n.dirty = true
 	}
 }
 

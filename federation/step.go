@@ -181,7 +181,7 @@ func (n *Node) observe(now time.Time, m Message) {
 			}
 		}
 	}
-	if m.Type == MsgState || m.SenderFed == "" || m.SenderEpoch <= n.h.Epoch {
+	if m.Type == MsgState || m.SenderFed == "" || m.SenderEpoch <= n.h.Epoch || n.bringsState(m) {
 		return
 	}
 	if (n.h.memberish() && m.SenderFed == n.h.FedID) || n.candidateOf(m.SenderFed) {
@@ -523,6 +523,27 @@ func (n *Node) onPrepare(now time.Time, m Message) {
 	r := n.reply(MsgPrepareResp, m)
 	r.OK = true
 	n.send(r)
+}
+
+// bringsState reports whether m, to this DC invited by m's sender, is the
+// prepare that carries the state of the add, or the commit of the add
+// whose state this DC was prepared with (onCommit adopts it). Fetching the
+// state from the coordinator then would bring, during the add, its state
+// before the add (which does not list this DC), or after it the state
+// this DC adopts anyway: all the GIPs again, for nothing.
+func (n *Node) bringsState(m Message) bool {
+	l := n.h.Lock
+	if l == nil || n.h.Status != vipsmart.StatusInvited || l.OpID != m.OpID || l.Coordinator.Name != m.From.Name {
+		return false
+	}
+	switch m.Type {
+	case MsgPrepare:
+		return m.State != nil
+	case MsgCommit:
+		p := n.prep
+		return p != nil && p.opID == m.OpID && p.state.Epoch > n.h.Epoch && p.state.Epoch >= m.SenderEpoch
+	}
+	return false
 }
 
 func (n *Node) onCommit(now time.Time, m Message) {

@@ -20,8 +20,10 @@ func (n *Node) noteWitness(m Message) {
 	dc.Witness = m.From.Witness
 	o.change.DC = &dc
 	if l := n.h.Lock; l != nil && l.Own && l.OpID == o.id {
+		if l.Change.DC == nil || l.Change.DC.Witness != dc.Witness {
+			n.dirty = true // stored only if it changed
+		}
 		l.Change.DC = &dc
-		n.dirty = true
 	}
 }
 

@@ -84,7 +84,7 @@ func (s *Server) Handler() http.Handler {
 		writeHTTPError(w, http.StatusNotFound, vipsmart.ENOTFOUND, fmt.Sprintf("no such endpoint %s %s: see docs/api.md", r.Method, r.URL.Path))
 	})
 	s.mux = mux
-	return s.logRequests(s.limits(refuseUncleanPaths(clientDeadline(retryBusy(mux)))))
+	return s.logRequests(afterAnswer(s.limits(refuseUncleanPaths(clientDeadline(retryBusy(mux))))))
 }
 
 // TimeoutHeader carries how long the client will wait for the answer (a Go
