@@ -347,6 +347,9 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			if d.capture.take(m) { // reply.go
 				continue
 			}
+			if m.Type == federation.MsgHeartbeat {
+				d.heartbeatsSent() // keeper.go
+			}
 			d.send(m)
 		}
 		for _, r := range rd.Results {

@@ -16,7 +16,8 @@ import (
 // its request timeout (5 s): longer than the other DCs' detection window
 // (600 ms at defaults). So that the other DCs keep hearing the DC
 // meanwhile, the keeper, a goroutine beside the loop, watches the loop's
-// ticks; when the loop has not ticked for one heartbeat interval it
+// ticks; when the loop has not ticked for half a heartbeat interval and
+// no heartbeat went out for one interval, it
 //
 //   - sends the DC's heartbeats itself, once per interval, built from the
 //     last record the loop stored and its last report
@@ -24,7 +25,8 @@ import (
 //     has no reachable leader): nothing it sends says more than what is
 //     stored, so the rule "persist, then send" holds;
 //   - takes the heartbeats (and their answers) that members send
-//     meanwhile (from the key the stored record pins for the sender),
+//     while the loop has not ticked for one interval (from the key the
+//     stored record pins for the sender),
 //     answering 202 at once, and holds the latest of each sender until
 //     the loop ticks again, when they are stepped, before the tick judges
 //     reachability: this DC does not see its peers unreachable because it
@@ -34,9 +36,17 @@ import (
 // Every other message, and every operator request, waits for the loop as
 // before. The keeper only reads what the loop handed it (under its
 // mutex): it never touches the federation node.
+//
+// So the keeper covers any stall of the loop, not only a store write: a
+// batch of 10,000 GIPs being checked or evaluated, a loop starved of CPU.
+// It starts after half an interval without a tick (the loop ticks every
+// quarter of one) so that, with the heartbeat lane of each peer
+// (peers.go), a stalled DC's heartbeats are at most about one interval
+// apart, well inside the peers' detection window (three intervals).
 type keeper struct {
 	loopAt atomic.Int64 // time.Now().UnixNano() at the loop's last tick
 	hb     atomic.Int64 // the heartbeat interval
+	sentAt atomic.Int64 // time.Now().UnixNano() when heartbeats last went out
 
 	mu     sync.Mutex
 	record []byte           // the last federation record stored
@@ -97,9 +107,18 @@ func (d *Daemon) pinned(dc, key string) bool {
 // loopHeld reports whether the loop has not ticked for one heartbeat
 // interval.
 func (d *Daemon) loopHeld() bool {
-	at := d.keep.loopAt.Load()
-	return at != 0 && time.Since(time.Unix(0, at)) >= time.Duration(d.keep.hb.Load())
+	return d.loopHeldFor(time.Duration(d.keep.hb.Load()))
 }
+
+// loopHeldFor reports whether the loop has not ticked for dur.
+func (d *Daemon) loopHeldFor(dur time.Duration) bool {
+	at := d.keep.loopAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) >= dur
+}
+
+// heartbeatsSent notes that heartbeats went out (from the loop or the
+// keeper).
+func (d *Daemon) heartbeatsSent() { d.keep.sentAt.Store(time.Now().UnixNano()) }
 
 // startKeeper starts the keeper's goroutine (until ctx ends); Run calls
 // it.
@@ -116,7 +135,6 @@ func (d *Daemon) startKeeper(ctx context.Context) {
 func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
 	t := time.NewTicker(max(hb/4, time.Millisecond))
 	defer t.Stop()
-	var last time.Time
 	var episode int64 // the loop's tick before the stall last logged
 	for {
 		select {
@@ -124,10 +142,9 @@ func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
 			return
 		case <-t.C:
 		}
-		if !d.loopHeld() || time.Since(last) < hb*9/10 {
+		if !d.loopHeldFor(hb/2) || time.Since(time.Unix(0, d.keep.sentAt.Load())) < hb*9/10 {
 			continue
 		}
-		last = time.Now()
 		d.keep.mu.Lock()
 		rec, self, rep := d.keep.record, d.keep.self, d.keep.report
 		d.keep.mu.Unlock()
@@ -136,13 +153,14 @@ func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
 		}
 		msgs, err := federation.StandbyHeartbeats(rec, self, &rep)
 		if err != nil {
-			d.log.Warn("heartbeats while the loop waits for the store", "err", err)
+			d.log.Warn("heartbeats while the loop is busy", "err", err)
 			continue
 		}
 		if at := d.keep.loopAt.Load(); at != episode {
 			episode = at
-			d.log.Info("the loop waits for the store: heartbeats go out from the stored record meanwhile", "waiting_for", time.Since(time.Unix(0, at)).Round(time.Millisecond), "to", len(msgs))
+			d.log.Info("the loop is busy (a store write, a large batch): heartbeats go out from the stored record meanwhile", "busy_for", time.Since(time.Unix(0, at)).Round(time.Millisecond), "to", len(msgs))
 		}
+		d.heartbeatsSent()
 		for _, m := range msgs {
 			d.send(m)
 		}

@@ -87,6 +87,7 @@ func BenchmarkApply(b *testing.B) {
 			b.ReportMetric(float64(maxRSS)/1024, "max-rss-MB")
 			b.ReportMetric(float64(peak)/1024, "peak-rss-MB")
 			b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
+			b.ReportMetric(float64(unreachableEvents(ds)), "unreachable-events")
 			b.ReportMetric(0, "ns/op")
 		})
 		b.Run(fmt.Sprintf("members=%d/one-by-one-1000", n), func(b *testing.B) {
@@ -148,4 +149,15 @@ func procStatusKB(b testing.TB, d *daemon, key string) int {
 	}
 	b.Fatalf("no %s line", key)
 	return 0
+}
+
+// unreachableEvents counts the "is unreachable" events the daemons of ds
+// logged so far: each is one reachability flap seen by one DC (and makes
+// it evaluate every GIP again).
+func unreachableEvents(ds []*daemon) int {
+	n := 0
+	for _, d := range ds {
+		n += strings.Count(d.Logs(), " is unreachable: not heard from")
+	}
+	return n
 }
