@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,5 +67,64 @@ func TestHeldLoopTakesHeartbeatsOnly(t *testing.T) {
 	d.ticked()
 	if len(ran) != 1 {
 		t.Fatalf("a held message ran twice: %v", ran)
+	}
+}
+
+// sentTransport reports the type and destination of each message sent.
+type sentTransport chan string
+
+func (s sentTransport) Send(_ context.Context, m federation.Message) error {
+	s <- string(m.Type) + " " + m.To.Name
+	return nil
+}
+
+// TestKeeperSendsAfterHalfAnInterval: the keeper sends the stored
+// record's heartbeats once the loop has not ticked for half an interval
+// and no heartbeat went out for one, and not while heartbeats go out.
+func TestKeeperSendsAfterHalfAnInterval(t *testing.T) {
+	d := newTestDaemon(t)
+	tr := make(sentTransport, 64)
+	d.cfg.Transport = tr
+	t.Cleanup(d.stopPeers)
+	key := "sha256:" + strings.Repeat("ab", 32)
+	d.keepRecord([]byte(`{"version":1,"self":{"name":"dc-1"},"status":"member","fed_id":"f-1","epoch":2,"members":[{"name":"dc-1","address":"127.0.0.1","port":9610},{"name":"dc-2","address":"127.0.0.2","port":9610,"identity":"` + key + `"}]}`))
+	d.keep.self = d.cfg.Self
+	hb := 200 * time.Millisecond
+	d.keep.hb.Store(int64(hb))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sentRecently := true
+	var mu sync.Mutex
+	// The loop is stalled for 0.6 of an interval, again and again: held
+	// for half an interval, never for a whole one.
+	go func() {
+		for ctx.Err() == nil {
+			now := time.Now()
+			d.keep.loopAt.Store(now.Add(-hb * 6 / 10).UnixNano())
+			mu.Lock()
+			if sentRecently {
+				d.keep.sentAt.Store(now.UnixNano())
+			}
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	go d.keepHeartbeats(ctx, hb)
+	select {
+	case m := <-tr:
+		t.Fatalf("the keeper sent %q while the loop's heartbeats went out", m)
+	case <-time.After(3 * hb):
+	}
+	mu.Lock()
+	sentRecently = false
+	d.keep.sentAt.Store(time.Now().Add(-2 * hb).UnixNano())
+	mu.Unlock()
+	select {
+	case m := <-tr:
+		if m != "heartbeat dc-2" {
+			t.Fatalf("the keeper sent %q; want a heartbeat to dc-2", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the keeper sent nothing while the loop was held for half an interval and no heartbeat went out")
 	}
 }
