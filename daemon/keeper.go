@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,9 +50,10 @@ type keeper struct {
 	sentAt atomic.Int64 // time.Now().UnixNano() when heartbeats last went out
 
 	mu     sync.Mutex
-	record []byte           // the last federation record stored
-	self   vipsmart.DC      // the DC as the loop last knew itself
-	report federationReport // the loop's last report
+	record []byte            // the last federation record stored
+	pins   map[string]string // the keys record pins, by member; nil: not read yet
+	self   vipsmart.DC       // the DC as the loop last knew itself
+	report federationReport  // the loop's last report
 	held   map[string]func()
 	order  []string
 }
@@ -66,7 +68,7 @@ func (d *Daemon) keepRecord(rec []byte) {
 		return
 	}
 	d.keep.mu.Lock()
-	d.keep.record = rec
+	d.keep.record, d.keep.pins = rec, nil
 	d.keep.mu.Unlock()
 }
 
@@ -84,24 +86,62 @@ func (d *Daemon) ticked() {
 	}
 }
 
+// stepHeld steps, on the loop, what is held from sender from, so that a
+// message stepped at once from it never overtakes one it sent earlier.
+func (d *Daemon) stepHeld(from string) {
+	d.keep.mu.Lock()
+	var run []func()
+	for _, typ := range heldTypes {
+		k := from + " " + string(typ)
+		if f, ok := d.keep.held[k]; ok {
+			run = append(run, f)
+			delete(d.keep.held, k)
+		}
+	}
+	if len(run) > 0 {
+		d.keep.order = slices.DeleteFunc(d.keep.order, func(k string) bool { _, ok := d.keep.held[k]; return !ok })
+	}
+	d.keep.mu.Unlock()
+	for _, f := range run {
+		f()
+	}
+}
+
+var heldTypes = []federation.MsgType{federation.MsgHeartbeat, federation.MsgHeartbeatResp}
+
 // pinned reports whether the last stored record pins key for member dc.
+// The record's members are read once per stored record (it holds a
+// batch of 10,000 GIPs while one is locked: megabytes), off the keeper's
+// mutex.
 func (d *Daemon) pinned(dc, key string) bool {
 	if key == "" {
 		return false
 	}
 	d.keep.mu.Lock()
-	rec := d.keep.record
+	rec, pins := d.keep.record, d.keep.pins
 	d.keep.mu.Unlock()
-	members, err := federation.RecordMembers(rec)
-	if err != nil {
-		return false
-	}
-	for _, m := range members {
-		if m.Name == dc {
-			return m.Identity == key
+	if pins == nil {
+		members, err := federation.RecordMembers(rec)
+		pins = make(map[string]string, len(members))
+		if err == nil {
+			for _, m := range members {
+				pins[m.Name] = m.Identity
+			}
 		}
+		d.keep.mu.Lock()
+		if sameRecord(d.keep.record, rec) {
+			d.keep.pins = pins
+		}
+		d.keep.mu.Unlock()
 	}
-	return false
+	id, ok := pins[dc]
+	return ok && id == key
+}
+
+// sameRecord reports whether a and b are the same stored record (the
+// same slice: a record is never changed in place).
+func sameRecord(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // loopHeld reports whether the loop has not ticked for one heartbeat
@@ -133,7 +173,7 @@ func (d *Daemon) startKeeper(ctx context.Context) {
 }
 
 func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
-	t := time.NewTicker(max(hb/4, time.Millisecond))
+	t := alignedTicker(ctx, max(hb/4, time.Millisecond)) // wakeups.go
 	defer t.Stop()
 	var episode int64 // the loop's tick before the stall last logged
 	for {
@@ -173,16 +213,26 @@ func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
 // heartbeat interval (the loop waits for the store) is held for the
 // loop's next tick and accepted at once: held, not f, runs then (f may
 // keep the answer for this request's response, which has gone by then).
+//
+// An answer to a heartbeat is always held for the next tick (a quarter
+// of an interval away at most): nothing waits for it but the tick that
+// judges reachability, and the loop, woken for it at rest 45 times a
+// second in a 10-DC federation, is woken only for the heartbeats it must
+// answer. The tick steps what is held before it judges reachability, and
+// a message stepped at once steps what is held from its sender first
+// (stepHeld): a held answer is as if it had spent a little longer on the
+// network, which the protocol allows.
 func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key string, f, held func() error) error {
 	if m.Type != federation.MsgHeartbeat && m.Type != federation.MsgHeartbeatResp {
 		return d.call(ctx, f)
 	}
-	if !d.loopHeld() {
+	if m.Type == federation.MsgHeartbeat && !d.loopHeld() {
 		done := make(chan error, 1)
 		wait := time.NewTimer(time.Duration(max(d.keep.hb.Load(), int64(time.Millisecond))))
 		defer wait.Stop()
+		from := m.From.Name
 		select {
-		case d.reqs <- func() { done <- f() }:
+		case d.reqs <- func() { d.stepHeld(from); done <- f() }:
 			select {
 			case err := <-done:
 				return err
@@ -201,16 +251,16 @@ func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key strin
 	}
 	d.keep.mu.Lock()
 	defer d.keep.mu.Unlock()
-	from := m.From.Name
-	if _, ok := d.keep.held[from]; !ok {
+	k := m.From.Name + " " + string(m.Type)
+	if _, ok := d.keep.held[k]; !ok {
 		if len(d.keep.order) >= maxHeld {
 			return nil // dropped: heartbeats are periodic
 		}
-		d.keep.order = append(d.keep.order, from)
+		d.keep.order = append(d.keep.order, k)
 	}
 	if d.keep.held == nil {
 		d.keep.held = map[string]func(){}
 	}
-	d.keep.held[from] = func() { _ = held() }
+	d.keep.held[k] = func() { _ = held() }
 	return nil
 }
