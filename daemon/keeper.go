@@ -90,6 +90,10 @@ func (d *Daemon) ticked() {
 // message stepped at once from it never overtakes one it sent earlier.
 func (d *Daemon) stepHeld(from string) {
 	d.keep.mu.Lock()
+	if len(d.keep.held) == 0 {
+		d.keep.mu.Unlock()
+		return
+	}
 	var run []func()
 	for _, typ := range heldTypes {
 		k := from + " " + string(typ)
