@@ -255,7 +255,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 // Run drives the daemon until ctx is done. It returns nil on a clean stop
 // and an error if the store failed (the daemon cannot go on safely then).
 func (d *Daemon) Run(ctx context.Context) error {
-	d.ticker = alignedTicker(ctx, d.cfg.TickInterval) // wakeups.go
+	d.ticker = time.NewTicker(d.cfg.TickInterval)
 	defer d.ticker.Stop()
 	kctx, stopKeeper := context.WithCancel(ctx)
 	defer stopKeeper()

@@ -177,7 +177,7 @@ func (d *Daemon) startKeeper(ctx context.Context) {
 }
 
 func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
-	t := alignedTicker(ctx, max(hb/4, time.Millisecond)) // wakeups.go
+	t := time.NewTicker(max(hb/4, time.Millisecond))
 	defer t.Stop()
 	var episode int64 // the loop's tick before the stall last logged
 	for {
@@ -218,19 +218,15 @@ func (d *Daemon) keepHeartbeats(ctx context.Context, hb time.Duration) {
 // loop's next tick and accepted at once: held, not f, runs then (f may
 // keep the answer for this request's response, which has gone by then).
 //
-// An answer to a heartbeat is always held for the next tick (a quarter
-// of an interval away at most): nothing waits for it but the tick that
-// judges reachability, and the loop, woken for it at rest 45 times a
-// second in a 10-DC federation, is woken only for the heartbeats it must
-// answer. The tick steps what is held before it judges reachability, and
-// a message stepped at once steps what is held from its sender first
-// (stepHeld): a held answer is as if it had spent a little longer on the
-// network, which the protocol allows.
+// A heartbeat stepped at once first steps what is held from its sender
+// (stepHeld), so that it never overtakes a message its sender sent
+// earlier; a heartbeat and its answer are held apart (one of each per
+// sender).
 func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key string, f, held func() error) error {
 	if m.Type != federation.MsgHeartbeat && m.Type != federation.MsgHeartbeatResp {
 		return d.call(ctx, f)
 	}
-	if m.Type == federation.MsgHeartbeat && !d.loopHeld() {
+	if !d.loopHeld() {
 		done := make(chan error, 1)
 		wait := time.NewTimer(time.Duration(max(d.keep.hb.Load(), int64(time.Millisecond))))
 		defer wait.Stop()

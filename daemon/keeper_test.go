@@ -131,14 +131,14 @@ func TestKeeperSendsAfterHalfAnInterval(t *testing.T) {
 	}
 }
 
-// TestHeartbeatAnswersWaitForTheTick: an answer to a heartbeat is held
-// for the loop's next tick even while the loop runs; a heartbeat from the
-// same member, stepped at once, first steps what is held from it (never
-// overtaken). The members' keys follow the stored record.
-func TestHeartbeatAnswersWaitForTheTick(t *testing.T) {
+// TestHeldMessagesAreNotOvertaken: an answer to a heartbeat held while
+// the loop was held is stepped before a heartbeat from the same member
+// that the loop, back, steps at once. The members' keys follow the stored
+// record.
+func TestHeldMessagesAreNotOvertaken(t *testing.T) {
 	d := newTestDaemon(t)
 	d.keep.hb.Store(int64(200 * time.Millisecond))
-	d.keep.loopAt.Store(time.Now().UnixNano())
+	d.keep.loopAt.Store(time.Now().Add(-time.Second).UnixNano()) // held
 	key := "sha256:" + strings.Repeat("ab", 32)
 	rec := func(k string) []byte {
 		return []byte(`{"version":1,"self":{"name":"dc-1"},"status":"member","fed_id":"f-1","epoch":2,"members":[{"name":"dc-1","address":"127.0.0.1","port":9610},{"name":"dc-2","address":"127.0.0.2","port":9610,"identity":"` + k + `"}]}`)
@@ -155,6 +155,7 @@ func TestHeartbeatAnswersWaitForTheTick(t *testing.T) {
 	if len(ran) != 0 {
 		t.Fatalf("the answer was stepped before the tick: %v", ran)
 	}
+	d.keep.loopAt.Store(time.Now().UnixNano()) // the loop is back, before its tick
 	loop := make(chan struct{})
 	go func() { defer close(loop); (<-d.reqs)() }()
 	hb := federation.Message{Type: federation.MsgHeartbeat, From: peer, To: d.cfg.Self}
@@ -172,6 +173,7 @@ func TestHeartbeatAnswersWaitForTheTick(t *testing.T) {
 	// A new record that pins another key for dc-2: the old key's answers
 	// are no longer held but left to the loop (which refuses them).
 	d.keepRecord(rec("sha256:" + strings.Repeat("cd", 32)))
+	d.keep.loopAt.Store(time.Now().Add(-time.Second).UnixNano())
 	ctx2, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if err := d.callOrHold(ctx2, resp, key, step("resp"), step("resp")); vipsmart.ErrorCodeOf(err) != vipsmart.ETIMEOUT {
