@@ -362,6 +362,9 @@ func (d *Daemon) processReady(ctx context.Context) error {
 				held = append(held, m)
 				continue
 			}
+			if m.Type == federation.MsgHeartbeat {
+				d.heartbeatsSent() // keeper.go
+			}
 			d.send(m)
 		}
 		d.hold(answer, held)

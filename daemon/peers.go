@@ -14,6 +14,17 @@ import (
 // what matters and heartbeats are periodic). A queue that has been idle
 // for peerIdle goes away with its goroutine, so that DCs that left, were
 // mistyped or never existed cost nothing for long.
+//
+// Heartbeats and their answers go on a lane of their own to each peer
+// (a second queue and goroutine), never behind the other messages: a
+// lock of 10,000 GIPs takes a while to send and to be read by a loaded
+// peer, and the answer to a phase request is handed to this DC's loop,
+// which may be busy; meanwhile the peer must keep hearing this DC, or it
+// sees it unreachable. The protocol takes messages in any order (the
+// transport may lose and reorder them; heartbeats are periodic and every
+// message says what it is about). The lane holds at most
+// heartbeatQueueLen messages: when the peer is slow only the newest
+// heartbeats wait.
 type peerQueue struct {
 	key    string
 	ch     chan federation.Message
@@ -21,9 +32,16 @@ type peerQueue struct {
 }
 
 const (
-	peerQueueLen = 64
-	peerIdle     = 30 * time.Second
+	peerQueueLen      = 64
+	heartbeatQueueLen = 2
+	peerIdle          = 30 * time.Second
 )
+
+// heartbeatLane reports whether m goes on its destination's heartbeat
+// lane.
+func heartbeatLane(m federation.Message) bool {
+	return m.Type == federation.MsgHeartbeat || m.Type == federation.MsgHeartbeatResp
+}
 
 // PeerRefusal is how a Transport reports that the peer answered but
 // refused the message (as opposed to not being reachable).
@@ -38,7 +56,10 @@ func unreachable(err error) bool {
 
 // send queues m for its destination.
 func (d *Daemon) send(m federation.Message) {
-	key := m.To.Name + "@" + m.To.AddrPort().String()
+	key, size := m.To.Name+"@"+m.To.AddrPort().String(), peerQueueLen
+	if heartbeatLane(m) {
+		key, size = key+" heartbeats", heartbeatQueueLen
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -47,7 +68,7 @@ func (d *Daemon) send(m federation.Message) {
 	q, ok := d.peers[key]
 	if !ok {
 		ctx, cancel := context.WithCancel(context.Background())
-		q = &peerQueue{key: key, ch: make(chan federation.Message, peerQueueLen), cancel: cancel}
+		q = &peerQueue{key: key, ch: make(chan federation.Message, size), cancel: cancel}
 		d.peers[key] = q
 		go d.runPeer(ctx, q)
 	}

@@ -92,6 +92,7 @@ func BenchmarkApply(b *testing.B) {
 			b.ReportMetric(float64(maxRSS)/1024, "max-rss-MB")
 			b.ReportMetric(float64(peak)/1024, "peak-rss-MB")
 			b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
+			b.ReportMetric(float64(unreachableEvents(ds)), "unreachable-events")
 			b.ReportMetric(0, "ns/op")
 		})
 		b.Run(fmt.Sprintf("members=%d/one-by-one-1000", n), func(b *testing.B) {
@@ -172,4 +173,15 @@ func cliCPU(b *testing.B, server string, args ...string) (result, time.Duration)
 		b.Fatalf("running vipsmart %v: %v", args, err)
 	}
 	return result{so.String(), se.String(), code}, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+// unreachableEvents counts the "is unreachable" events the daemons of ds
+// logged so far: each is one reachability flap seen by one DC (and makes
+// it evaluate every GIP again).
+func unreachableEvents(ds []*daemon) int {
+	n := 0
+	for _, d := range ds {
+		n += strings.Count(d.Logs(), " is unreachable: not heard from")
+	}
+	return n
 }
