@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,9 +30,11 @@ const (
 
 func main() {
 	// VIPSMART_CPUPROFILE=FILE writes a CPU profile of this run (for
-	// looking into the CLI's own speed).
+	// looking into the CLI's own speed, or a daemon's until it stops on
+	// SIGTERM); "%p" in FILE becomes the process id, so that the daemons
+	// and CLI runs of one federation on one host each write their own.
 	if p := os.Getenv("VIPSMART_CPUPROFILE"); p != "" {
-		f, err := os.Create(p)
+		f, err := os.Create(strings.ReplaceAll(p, "%p", strconv.Itoa(os.Getpid())))
 		if err == nil {
 			_ = pprof.StartCPUProfile(f)
 			code := run(os.Args[1:], os.Stdout, os.Stderr)
