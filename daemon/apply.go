@@ -59,7 +59,7 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 			}
 			return err
 		}
-		var put []vipsmart.GIP
+		put := make([]vipsmart.GIP, 0, len(res.Changes)) // most changes of a large apply are GIPs
 		var del []string
 		var vipAdd, vipChange []vipsmart.VIP
 		for _, c := range res.Changes {

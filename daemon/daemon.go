@@ -148,6 +148,11 @@ type Daemon struct {
 
 	nodes nodesSync // dcnodes.go
 	keep  keeper    // keeper.go
+
+	// gips caches node.GIPs() for updateActive, read-only (gipList).
+	gips        []vipsmart.GIP
+	gipsVersion uint64
+	gipsCached  bool
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -115,7 +116,7 @@ func (d *Daemon) updateActive() {
 		return
 	}
 	d.lastActiveKey = key
-	gs := d.node.GIPs()
+	gs := d.gipList()
 	act, view := d.computeActive(gs)
 	d.applyQuorum(gs, act, view)
 	self := d.cfg.Self.Name
@@ -126,6 +127,13 @@ func (d *Daemon) updateActive() {
 	conflicts := map[string]bool{}
 	waiting := map[string]time.Time{}
 	var up, down, waits []string
+	if len(gs) > 2*len(d.active)+64 {
+		// A batch of GIPs just arrived: room for all of them at once
+		// rather than a map grown one insert at a time.
+		m := make(map[string][]string, len(gs))
+		maps.Copy(m, d.active)
+		d.active = m
+	}
 	for _, g := range gs {
 		now := act[g.Name]
 		if holdDown {
@@ -205,6 +213,18 @@ func (d *Daemon) updateActive() {
 		d.lastReport = r
 		d.node.SetLocalReport(r)
 	}
+}
+
+// gipList returns the federation's GIPs sorted by name for an evaluation
+// (updateActive), read-only: it is copied from the node only when the GIP
+// set changed (federation.Node.GIPVersion), not at every evaluation, which
+// runs after every message and tick that changes a member's reachability or
+// report (a copy of 10,000 GIPs each time).
+func (d *Daemon) gipList() []vipsmart.GIP {
+	if v := d.node.GIPVersion(); !d.gipsCached || v != d.gipsVersion {
+		d.gips, d.gipsVersion, d.gipsCached = d.node.GIPs(), v, true
+	}
+	return d.gips
 }
 
 // unknownVIPs are, for each reachable member, the VIPs it reports whose

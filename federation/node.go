@@ -3,6 +3,7 @@ package federation
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -252,9 +253,15 @@ func (n *Node) Ready() Ready {
 			u.ReplaceGIPs = true
 			u.PutGIPs = sortedGIPs(n.gips)
 		} else {
+			// The GIPs are handed over as the node holds them, as in the
+			// replace case above (their Placements shared: the store only
+			// reads them): a batch of 10,000 is not copied once more.
+			if len(n.putGIPs) > 0 {
+				u.PutGIPs = make([]vipsmart.GIP, 0, len(n.putGIPs))
+			}
 			for _, name := range sortedKeys(n.putGIPs) {
 				if g, ok := n.gips[name]; ok {
-					u.PutGIPs = append(u.PutGIPs, cloneGIP(g))
+					u.PutGIPs = append(u.PutGIPs, g)
 				}
 			}
 			for _, name := range sortedKeys(n.delGIPs) {
@@ -342,6 +349,22 @@ func (n *Node) setGIPs(gips []vipsmart.GIP) {
 func (n *Node) gipsChanged() {
 	n.gipList = nil
 	n.gipVersion++
+}
+
+// growGIPs makes room for k more GIPs in the node's maps at once, so that
+// a batch of 10,000 does not grow them one insert at a time.
+func (n *Node) growGIPs(k int) {
+	if k < 64 {
+		return
+	}
+	if len(n.gips)+k > 2*len(n.gips) {
+		m := make(map[string]vipsmart.GIP, len(n.gips)+k)
+		maps.Copy(m, n.gips)
+		n.gips = m
+	}
+	if len(n.putGIPs) == 0 {
+		n.putGIPs = make(map[string]bool, k)
+	}
 }
 
 func (n *Node) putGIP(g vipsmart.GIP) {
