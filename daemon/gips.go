@@ -248,6 +248,12 @@ func (d *Daemon) unknownVIPs() map[string]map[string]bool {
 // DC is reachable and whose health is not known yet ("VIP web in dc-1"),
 // or returns "".
 func unknownBetter(g vipsmart.GIP, self string, view vipsmart.HealthView, unknown map[string]map[string]bool) string {
+	if len(unknown) == 0 {
+		// The common case: no VIP health to wait for, and no copy and
+		// sort of the placements of each of 10,000 GIPs that become
+		// active here at once.
+		return ""
+	}
 	ps := slices.Clone(g.Placements)
 	vipsmart.SortPlacements(ps)
 	for _, p := range ps {

@@ -367,8 +367,12 @@ func (n *Node) growGIPs(k int) {
 	}
 }
 
+// putGIP stores g as it is: the caller hands over a GIP nothing else
+// changes (gipChanges clones a single change; a batch's GIPs are never
+// changed once it is made or decoded, and the node does not change its
+// GIPs in place either), so a batch of 10,000 is not copied once more.
 func (n *Node) putGIP(g vipsmart.GIP) {
-	n.gips[g.Name] = cloneGIP(g)
+	n.gips[g.Name] = g
 	n.putGIPs[g.Name] = true
 	delete(n.delGIPs, g.Name)
 	n.dirty = true
@@ -611,7 +615,11 @@ func (n *Node) DCs(now time.Time) []vipsmart.DCInfo {
 // node: callers must not modify them.
 func (n *Node) GIPs() []vipsmart.GIP {
 	if n.gipList == nil {
-		n.gipList = sortedGIPs(n.gips)
+		// Not cloned: the GIPs' Placements are shared (see above).
+		n.gipList = make([]vipsmart.GIP, 0, len(n.gips))
+		for _, k := range sortedKeys(n.gips) {
+			n.gipList = append(n.gipList, n.gips[k])
+		}
 	}
 	return slices.Clone(n.gipList)
 }
