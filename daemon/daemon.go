@@ -153,6 +153,10 @@ type Daemon struct {
 	gips        []vipsmart.GIP
 	gipsVersion uint64
 	gipsCached  bool
+
+	// onCommit runs, on the loop, the end of an apply when its operation
+	// commits, before its waiter hears of it (apply.go).
+	onCommit map[string]func()
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.
@@ -374,6 +378,12 @@ func (d *Daemon) processReady(ctx context.Context) error {
 		}
 		d.hold(answer, held)
 		for _, r := range rd.Results {
+			if f, ok := d.onCommit[r.OpID]; ok {
+				delete(d.onCommit, r.OpID)
+				if r.Err == nil {
+					f() // apply.go
+				}
+			}
 			if ch, ok := d.waiters[r.OpID]; ok {
 				ch <- r.Err
 				delete(d.waiters, r.OpID)
