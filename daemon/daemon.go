@@ -157,6 +157,10 @@ type Daemon struct {
 	// onCommit runs, on the loop, the end of an apply when its operation
 	// commits, before its waiter hears of it (apply.go).
 	onCommit map[string]func()
+
+	// quorumKeyLen is the length of the quorum's part at the end of the
+	// last activeKey, lastQuorumKeyLen of lastActiveKey's (gips.go).
+	quorumKeyLen, lastQuorumKeyLen int
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.

@@ -112,10 +112,22 @@ const DefaultActivationWait = 10 * time.Second
 // VIPs known to be down never make it wait: failover is not slowed.
 func (d *Daemon) updateActive() {
 	key := d.activeKey()
-	if key == d.lastActiveKey && !d.annRetryDue() {
+	retry := d.annRetryDue()
+	if key == d.lastActiveKey && !retry {
 		return
 	}
-	d.lastActiveKey = key
+	base := key[:len(key)-d.quorumKeyLen]
+	if !retry && !d.q.consistent && d.lastActiveKey != "" && base == d.lastActiveKey[:len(d.lastActiveKey)-d.lastQuorumKeyLen] {
+		// Only the majority changed (a member's heartbeats came late,
+		// as they do while 10,000 GIPs are stored everywhere), and no
+		// GIP depends on it: record the change (applyQuorum) without
+		// evaluating every GIP again.
+		d.lastActiveKey, d.lastQuorumKeyLen = key, d.quorumKeyLen
+		gs := d.gipList()
+		d.applyQuorum(gs, map[string][]string{}, d.healthView(gs))
+		return
+	}
+	d.lastActiveKey, d.lastQuorumKeyLen = key, d.quorumKeyLen
 	gs := d.gipList()
 	act, view := d.computeActive(gs)
 	d.applyQuorum(gs, act, view)
@@ -359,7 +371,9 @@ func (d *Daemon) activeKey() string {
 	b = strconv.AppendInt(b, int64(len(d.waitSince)), 10)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(expired), 10)
-	b = append(b, d.quorumKey()...)
+	q := d.quorumKey()
+	b = append(b, q...)
+	d.quorumKeyLen = len(q) // the quorum's part ends the key (updateActive)
 	d.keyBuf = b
 	return string(b)
 }
