@@ -16,7 +16,9 @@ import (
 // path). During the start-up hold-down it claims no GIP.
 func (d *Daemon) desired(gs []vipsmart.GIP, view vipsmart.HealthView, holdDown bool) []vipsmart.Announcement {
 	self := d.cfg.Self.Name
-	var out []vipsmart.Announcement
+	// Room for every VIP and GIP: a member pre-announces a standby entry
+	// for each of 10,000 GIPs, a slice not to be grown step by step.
+	out := make([]vipsmart.Announcement, 0, len(d.vips)+len(gs))
 	for _, v := range d.vips {
 		if st, _ := d.vipState(v.Name); st == vipsmart.VIPUp {
 			out = append(out, vipsmart.Announcement{Addr: v.Address, Kind: vipsmart.AnnounceVIP, Name: v.Name, Interface: v.Interface})

@@ -33,6 +33,41 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 	var opID string
 	ch := make(chan error, 1)
 	start := d.cfg.Now()
+	// finish ends an apply that changed something, on the loop: the VIPs
+	// to remove go once the GIP changes committed (or at once without
+	// any), and what it returns goes into the result. With a federation
+	// change it runs when the operation commits (onCommit), even if the
+	// caller stopped waiting: the committed change is completed, not
+	// left half done. It writes only its own variables (the caller may
+	// have returned res meanwhile).
+	type finishedApply struct {
+		epoch   uint64
+		version string
+		err     error
+	}
+	var finished finishedApply
+	finish := func() finishedApply {
+		for _, name := range removals {
+			if err := d.cfg.Store.DeleteVIP(context.WithoutCancel(ctx), name); err != nil {
+				return finishedApply{err: err}
+			}
+			delete(d.vips, name)
+		}
+		if len(removals) > 0 {
+			d.vipsChanged()
+		}
+		epoch := d.node.Status(d.cfg.Now()).Epoch
+		d.event(vipsmart.EventFederation, fmt.Sprintf("applied %d added, %d changed, %d removed (VIPs and GIPs)%s%s", res.Added, res.Changed, res.Removed, opNote(opID), byNote(ctx)))
+		return finishedApply{epoch: epoch, version: vipsmart.ResourceVersion(epoch, d.vipList())}
+	}
+	// done puts what finish returned into res.
+	done := func(f finishedApply) (vipsmart.ApplyResult, error) {
+		if f.err != nil {
+			return res, f.err
+		}
+		res.Applied, res.Epoch, res.NewVersion = true, f.epoch, f.version
+		return res, nil
+	}
 	err := d.call(ctx, func() error {
 		cur := d.vipList()
 		gips := d.node.GIPs()
@@ -59,7 +94,7 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 			}
 			return err
 		}
-		var put []vipsmart.GIP
+		put := make([]vipsmart.GIP, 0, len(res.Changes)) // most changes of a large apply are GIPs
 		var del []string
 		var vipAdd, vipChange []vipsmart.VIP
 		for _, c := range res.Changes {
@@ -112,6 +147,10 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 		}
 		opID = id
 		d.waiters[id] = ch
+		if d.onCommit == nil {
+			d.onCommit = map[string]func(){}
+		}
+		d.onCommit[id] = func() { finished = finish() }
 		return nil
 	})
 	if err != nil || req.DryRun || len(res.Changes) == 0 {
@@ -132,24 +171,16 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 			return res, perr
 		}
 		res.OpID = opID
+		// finish ran on the loop when the operation committed, before
+		// ch was told (processReady): the loop's evaluation of the
+		// 10,000 GIPs just committed does not delay the answer.
+		return done(finished)
 	}
-	err = d.call(context.WithoutCancel(ctx), func() error {
-		for _, name := range removals {
-			if err := d.cfg.Store.DeleteVIP(ctx, name); err != nil {
-				return err
-			}
-			delete(d.vips, name)
-		}
-		if len(removals) > 0 {
-			d.vipsChanged()
-		}
-		res.Applied = true
-		res.Epoch = d.node.Status(d.cfg.Now()).Epoch
-		res.NewVersion = vipsmart.ResourceVersion(res.Epoch, d.vipList())
-		d.event(vipsmart.EventFederation, fmt.Sprintf("applied %d added, %d changed, %d removed (VIPs and GIPs)%s%s", res.Added, res.Changed, res.Removed, opNote(opID), byNote(ctx)))
-		return nil
-	})
-	return res, err
+	err = d.call(context.WithoutCancel(ctx), func() error { finished = finish(); return nil })
+	if err != nil {
+		return res, err
+	}
+	return done(finished)
 }
 
 // sendTimeout bounds one delivery of m: SendTimeout, or for a message

@@ -148,6 +148,19 @@ type Daemon struct {
 
 	nodes nodesSync // dcnodes.go
 	keep  keeper    // keeper.go
+
+	// gips caches node.GIPs() for updateActive, read-only (gipList).
+	gips        []vipsmart.GIP
+	gipsVersion uint64
+	gipsCached  bool
+
+	// onCommit runs, on the loop, the end of an apply when its operation
+	// commits, before its waiter hears of it (apply.go).
+	onCommit map[string]func()
+
+	// quorumKeyLen is the length of the quorum's part at the end of the
+	// last activeKey, lastQuorumKeyLen of lastActiveKey's (gips.go).
+	quorumKeyLen, lastQuorumKeyLen int
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.
@@ -369,6 +382,12 @@ func (d *Daemon) processReady(ctx context.Context) error {
 		}
 		d.hold(answer, held)
 		for _, r := range rd.Results {
+			if f, ok := d.onCommit[r.OpID]; ok {
+				delete(d.onCommit, r.OpID)
+				if r.Err == nil {
+					f() // apply.go
+				}
+			}
 			if ch, ok := d.waiters[r.OpID]; ok {
 				ch <- r.Err
 				delete(d.waiters, r.OpID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -111,11 +112,23 @@ const DefaultActivationWait = 10 * time.Second
 // VIPs known to be down never make it wait: failover is not slowed.
 func (d *Daemon) updateActive() {
 	key := d.activeKey()
-	if key == d.lastActiveKey && !d.annRetryDue() {
+	retry := d.annRetryDue()
+	if key == d.lastActiveKey && !retry {
 		return
 	}
-	d.lastActiveKey = key
-	gs := d.node.GIPs()
+	base := key[:len(key)-d.quorumKeyLen]
+	if !retry && !d.q.consistent && d.lastActiveKey != "" && base == d.lastActiveKey[:len(d.lastActiveKey)-d.lastQuorumKeyLen] {
+		// Only the majority changed (a member's heartbeats came late,
+		// as they do while 10,000 GIPs are stored everywhere), and no
+		// GIP depends on it: record the change (applyQuorum) without
+		// evaluating every GIP again.
+		d.lastActiveKey, d.lastQuorumKeyLen = key, d.quorumKeyLen
+		gs := d.gipList()
+		d.applyQuorum(gs, map[string][]string{}, d.healthView(gs))
+		return
+	}
+	d.lastActiveKey, d.lastQuorumKeyLen = key, d.quorumKeyLen
+	gs := d.gipList()
 	act, view := d.computeActive(gs)
 	d.applyQuorum(gs, act, view)
 	self := d.cfg.Self.Name
@@ -126,6 +139,13 @@ func (d *Daemon) updateActive() {
 	conflicts := map[string]bool{}
 	waiting := map[string]time.Time{}
 	var up, down, waits []string
+	if len(gs) > 2*len(d.active)+64 {
+		// A batch of GIPs just arrived: room for all of them at once
+		// rather than a map grown one insert at a time.
+		m := make(map[string][]string, len(gs))
+		maps.Copy(m, d.active)
+		d.active = m
+	}
 	for _, g := range gs {
 		now := act[g.Name]
 		if holdDown {
@@ -207,6 +227,18 @@ func (d *Daemon) updateActive() {
 	}
 }
 
+// gipList returns the federation's GIPs sorted by name for an evaluation
+// (updateActive), read-only: it is copied from the node only when the GIP
+// set changed (federation.Node.GIPVersion), not at every evaluation, which
+// runs after every message and tick that changes a member's reachability or
+// report (a copy of 10,000 GIPs each time).
+func (d *Daemon) gipList() []vipsmart.GIP {
+	if v := d.node.GIPVersion(); !d.gipsCached || v != d.gipsVersion {
+		d.gips, d.gipsVersion, d.gipsCached = d.node.GIPs(), v, true
+	}
+	return d.gips
+}
+
 // unknownVIPs are, for each reachable member, the VIPs it reports whose
 // health is not known yet.
 func (d *Daemon) unknownVIPs() map[string]map[string]bool {
@@ -228,6 +260,12 @@ func (d *Daemon) unknownVIPs() map[string]map[string]bool {
 // DC is reachable and whose health is not known yet ("VIP web in dc-1"),
 // or returns "".
 func unknownBetter(g vipsmart.GIP, self string, view vipsmart.HealthView, unknown map[string]map[string]bool) string {
+	if len(unknown) == 0 {
+		// The common case: no VIP health to wait for, and no copy and
+		// sort of the placements of each of 10,000 GIPs that become
+		// active here at once.
+		return ""
+	}
 	ps := slices.Clone(g.Placements)
 	vipsmart.SortPlacements(ps)
 	for _, p := range ps {
@@ -333,7 +371,9 @@ func (d *Daemon) activeKey() string {
 	b = strconv.AppendInt(b, int64(len(d.waitSince)), 10)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(expired), 10)
-	b = append(b, d.quorumKey()...)
+	q := d.quorumKey()
+	b = append(b, q...)
+	d.quorumKeyLen = len(q) // the quorum's part ends the key (updateActive)
 	d.keyBuf = b
 	return string(b)
 }

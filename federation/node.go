@@ -3,6 +3,7 @@ package federation
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -252,9 +253,15 @@ func (n *Node) Ready() Ready {
 			u.ReplaceGIPs = true
 			u.PutGIPs = sortedGIPs(n.gips)
 		} else {
+			// The GIPs are handed over as the node holds them, as in the
+			// replace case above (their Placements shared: the store only
+			// reads them): a batch of 10,000 is not copied once more.
+			if len(n.putGIPs) > 0 {
+				u.PutGIPs = make([]vipsmart.GIP, 0, len(n.putGIPs))
+			}
 			for _, name := range sortedKeys(n.putGIPs) {
 				if g, ok := n.gips[name]; ok {
-					u.PutGIPs = append(u.PutGIPs, cloneGIP(g))
+					u.PutGIPs = append(u.PutGIPs, g)
 				}
 			}
 			for _, name := range sortedKeys(n.delGIPs) {
@@ -344,8 +351,28 @@ func (n *Node) gipsChanged() {
 	n.gipVersion++
 }
 
+// growGIPs makes room for k more GIPs in the node's maps at once, so that
+// a batch of 10,000 does not grow them one insert at a time.
+func (n *Node) growGIPs(k int) {
+	if k < 64 {
+		return
+	}
+	if len(n.gips)+k > 2*len(n.gips) {
+		m := make(map[string]vipsmart.GIP, len(n.gips)+k)
+		maps.Copy(m, n.gips)
+		n.gips = m
+	}
+	if len(n.putGIPs) == 0 {
+		n.putGIPs = make(map[string]bool, k)
+	}
+}
+
+// putGIP stores g as it is: the caller hands over a GIP nothing else
+// changes (gipChanges clones a single change; a batch's GIPs are never
+// changed once it is made or decoded, and the node does not change its
+// GIPs in place either), so a batch of 10,000 is not copied once more.
 func (n *Node) putGIP(g vipsmart.GIP) {
-	n.gips[g.Name] = cloneGIP(g)
+	n.gips[g.Name] = g
 	n.putGIPs[g.Name] = true
 	delete(n.delGIPs, g.Name)
 	n.dirty = true
@@ -588,7 +615,11 @@ func (n *Node) DCs(now time.Time) []vipsmart.DCInfo {
 // node: callers must not modify them.
 func (n *Node) GIPs() []vipsmart.GIP {
 	if n.gipList == nil {
-		n.gipList = sortedGIPs(n.gips)
+		// Not cloned: the GIPs' Placements are shared (see above).
+		n.gipList = make([]vipsmart.GIP, 0, len(n.gips))
+		for _, k := range sortedKeys(n.gips) {
+			n.gipList = append(n.gipList, n.gips[k])
+		}
 	}
 	return slices.Clone(n.gipList)
 }

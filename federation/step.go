@@ -349,6 +349,7 @@ func (n *Node) applyDecision(now time.Time, d Decision) {
 	if d.Change.Kind == RotateIdentity && d.Change.DC != nil && d.Change.DC.Name == n.h.Self.Name {
 		n.h.Self.Identity = d.Change.DC.Identity
 	}
+	n.growGIPs(len(put))
 	for _, g := range put {
 		n.putGIP(g)
 	}
