@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,7 +61,7 @@ func BenchmarkApply(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				cpu0 := daemonCPU(b, ds)
 				start := time.Now()
-				r, cliCPU := cliCPU(b, ds[0].server(), "apply", "-f", f, "-o", "json", "--timeout", "5m")
+				r, cliCPU := runCLI(b, 5*time.Minute, ds[0].server(), "apply", "-f", f, "-o", "json", "--timeout", "5m")
 				applied := time.Since(start)
 				if r.code != 0 {
 					b.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
@@ -154,25 +152,6 @@ func procStatusKB(b testing.TB, d *daemon, key string) int {
 	}
 	b.Fatalf("no %s line", key)
 	return 0
-}
-
-// cliCPU runs the CLI as cli does and also returns the CPU time (user and
-// system) it spent.
-func cliCPU(b *testing.B, server string, args ...string) (result, time.Duration) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--server", server}, args...)...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		b.Fatalf("running vipsmart %v: %v", args, err)
-	}
-	return result{so.String(), se.String(), code}, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 // unreachableEvents counts the "is unreachable" events the daemons of ds

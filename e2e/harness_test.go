@@ -220,7 +220,15 @@ type result struct {
 // cli runs the vipsmart CLI against server.
 func cli(t testing.TB, server string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	r, _ := runCLI(t, 60*time.Second, server, args...)
+	return r
+}
+
+// runCLI runs the vipsmart CLI against server, killed after timeout, and
+// also returns the CPU time (user and system) it spent.
+func runCLI(t testing.TB, timeout time.Duration, server string, args ...string) (result, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--server", server}, args...)...)
 	var so, se bytes.Buffer
@@ -232,7 +240,7 @@ func cli(t testing.TB, server string, args ...string) result {
 	} else if err != nil {
 		t.Fatalf("running vipsmart %v: %v", args, err)
 	}
-	return result{so.String(), se.String(), code}
+	return result{so.String(), se.String(), code}, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 // dcAdd runs `vipsmart dc add` of cand on coord, as an operator would: it
