@@ -5,7 +5,6 @@ package none
 
 import (
 	"context"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -21,7 +20,7 @@ type Announcer struct {
 	now func() time.Time
 
 	mu        sync.Mutex
-	announced map[netip.Addr]vipsmart.Announced
+	announced []vipsmart.Announced // sorted by address, one per address
 	closed    bool
 }
 
@@ -41,7 +40,7 @@ func WithClock(now func() time.Time) Option {
 
 // New returns an Announcer with nothing announced.
 func New(opts ...Option) *Announcer {
-	a := &Announcer{now: time.Now, announced: map[netip.Addr]vipsmart.Announced{}}
+	a := &Announcer{now: time.Now}
 	for _, o := range opts {
 		o(a)
 	}
@@ -56,20 +55,27 @@ func (a *Announcer) Set(ctx context.Context, desired []vipsmart.Announcement) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	want, err := annset.Normalize(desired)
+	want, err := annset.NormalizeSorted(desired)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return vipsmart.Errorf(vipsmart.ESTATE, "", "announcer none is closed")
 	}
 	now := a.now()
-	next := make(map[netip.Addr]vipsmart.Announced, len(want))
-	for ip, w := range want {
-		since := now
-		if old, ok := a.announced[ip]; ok && old.Kind == w.Kind {
-			since = old.Since
+	// Both lists are sorted by address: one walk finds each address's
+	// previous entry (no maps of 10,000 entries rebuilt at each Set).
+	next := make([]vipsmart.Announced, len(want))
+	old := a.announced
+	j := 0
+	for i, w := range want {
+		for j < len(old) && old[j].Addr.Less(w.Addr) {
+			j++
 		}
-		next[ip] = vipsmart.Announced{Announcement: w, Via: Via, Since: since, State: vipsmart.AnnounceUp}
+		since := now
+		if j < len(old) && old[j].Addr == w.Addr && old[j].Kind == w.Kind {
+			since = old[j].Since
+		}
+		next[i] = vipsmart.Announced{Announcement: w, Via: Via, Since: since, State: vipsmart.AnnounceUp}
 	}
 	a.announced = next
 	return err
@@ -79,14 +85,14 @@ func (a *Announcer) Set(ctx context.Context, desired []vipsmart.Announcement) er
 func (a *Announcer) Announced() []vipsmart.Announced {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return annset.Sorted(a.announced)
+	return append(make([]vipsmart.Announced, 0, len(a.announced)), a.announced...)
 }
 
 // Close forgets everything; later Sets fail.
 func (a *Announcer) Close(context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.announced = map[netip.Addr]vipsmart.Announced{}
+	a.announced = nil
 	a.closed = true
 	return nil
 }
