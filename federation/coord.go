@@ -608,9 +608,13 @@ func (n *Node) afterLocks(now time.Time) {
 		n.commitOp(now)
 		return
 	}
-	st := n.addState()
 	if e := o.early; e != nil {
-		if !reflect.DeepEqual(*e, *st) {
+		// The state sent early must be the state of the add now: the
+		// GIPs unchanged since (their version; comparing 10,000 of them
+		// would cost milliseconds), the rest compared field by field.
+		rest, cur := *e, n.addState(false)
+		rest.GIPs = nil
+		if o.earlyGIPs != n.gipVersion || !reflect.DeepEqual(rest, *cur) {
 			// Cannot happen while this DC holds its own lock; but the
 			// candidate may have acknowledged the other state: start over.
 			n.failOp(now, vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: the federation changed during operation %s", o.id))
@@ -620,18 +624,21 @@ func (n *Node) afterLocks(now time.Time) {
 			n.commitOp(now)
 			return
 		}
+		o.newState = e
+	} else {
+		o.newState = n.addState(true)
 	}
-	o.newState = st
 	n.enterPhase(now, phPrepare)
 }
 
-// addState is the state an add gives the candidate in its prepare.
-func (n *Node) addState() *State {
+// addState is the state an add gives the candidate in its prepare (its
+// GIPs only if withGIPs).
+func (n *Node) addState(withGIPs bool) *State {
 	o := n.op
 	d := n.decision()
 	members := applyMembers(n.h.Members, o.change)
 	var gips []vipsmart.GIP
-	if o.change.Founder == nil {
+	if withGIPs && o.change.Founder == nil {
 		gips = sortedGIPs(n.gips)
 	}
 	return &State{FedID: o.fedID, Epoch: o.to, Members: members, GIPs: gips, Last: &d, Founding: n.h.Founding}
@@ -649,7 +656,7 @@ func (n *Node) prepareEarly() {
 	if o == nil || o.phase != phLock || o.cand == nil || o.change.Force || len(o.parts) == 0 {
 		return
 	}
-	o.early = n.addState()
+	o.early, o.earlyGIPs = n.addState(true), n.gipVersion
 	m := n.newMsg(MsgPrepare, *o.cand)
 	st := *o.early
 	m.State = &st

@@ -56,6 +56,7 @@ type op struct {
 	newState   *State
 	early      *State        // AddDC: the state sent to the candidate with the locks (coord.go)
 	earlyOK    bool          // the candidate acknowledged early
+	earlyGIPs  uint64        // the node's gipVersion when early was made
 	probes     []probeTarget // phProbe: the candidates asked
 	token      string        // AddDC: the join token the invite carries
 }
