@@ -2,6 +2,7 @@ package federation
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -423,6 +424,14 @@ func (n *Node) onResponse(now time.Time, m Message) {
 	if o == nil || m.OpID != o.id {
 		return
 	}
+	if o.early != nil && o.phase != phPrepare && m.Type == MsgPrepareResp {
+		// The answer to the prepare sent with the locks: counted only if
+		// it accepts (a refusal comes again in the prepare phase).
+		if m.OK && m.From.Name == o.cand.Name {
+			o.earlyOK = true
+		}
+		return
+	}
 	want := map[phase]MsgType{phInvite: MsgInviteResp, phLock: MsgLockResp, phRelock: MsgPrepareResp, phPrepare: MsgPrepareResp, phProbe: MsgProbeResp}[o.phase]
 	if m.Type != want {
 		return
@@ -493,6 +502,7 @@ func (n *Node) phaseDone(now time.Time) {
 			n.dirty = true
 		}
 		n.enterPhase(now, phLock)
+		n.prepareEarly()
 	case phLock:
 		if o.change.Force {
 			if err := n.checkCandidates(); err != nil {
@@ -598,15 +608,61 @@ func (n *Node) afterLocks(now time.Time) {
 		n.commitOp(now)
 		return
 	}
+	if e := o.early; e != nil {
+		// The state sent early must be the state of the add now: the
+		// GIPs unchanged since (their version; comparing 10,000 of them
+		// would cost milliseconds), the rest compared field by field.
+		rest, cur := *e, n.addState(false)
+		rest.GIPs = nil
+		if o.earlyGIPs != n.gipVersion || !reflect.DeepEqual(rest, *cur) {
+			// Cannot happen while this DC holds its own lock; but the
+			// candidate may have acknowledged the other state: start over.
+			n.failOp(now, vipsmart.Errorf(vipsmart.EBUSY, "", "federation busy, retry: the federation changed during operation %s", o.id))
+			return
+		}
+		if o.earlyOK {
+			n.commitOp(now)
+			return
+		}
+		o.newState = e
+	} else {
+		o.newState = n.addState(true)
+	}
+	n.enterPhase(now, phPrepare)
+}
+
+// addState is the state an add gives the candidate in its prepare (its
+// GIPs only if withGIPs).
+func (n *Node) addState(withGIPs bool) *State {
+	o := n.op
 	d := n.decision()
 	members := applyMembers(n.h.Members, o.change)
 	var gips []vipsmart.GIP
-	fed := o.fedID
-	if o.change.Founder == nil {
+	if withGIPs && o.change.Founder == nil {
 		gips = sortedGIPs(n.gips)
 	}
-	o.newState = &State{FedID: fed, Epoch: o.to, Members: members, GIPs: gips, Last: &d, Founding: n.h.Founding}
-	n.enterPhase(now, phPrepare)
+	return &State{FedID: o.fedID, Epoch: o.to, Members: members, GIPs: gips, Last: &d, Founding: n.h.Founding}
+}
+
+// prepareEarly sends an add's prepare to the candidate together with the
+// locks, once the candidate accepted the invite: the candidate holds the
+// state in memory only (it stores nothing before answering), so its
+// round trip runs during the lock phase instead of after it. The state
+// cannot change while this DC holds its own lock (afterLocks checks it);
+// the prepare phase still runs when the candidate has not acknowledged
+// by the time every member is locked.
+func (n *Node) prepareEarly() {
+	o := n.op
+	if o == nil || o.phase != phLock || o.cand == nil || o.change.Force || len(o.parts) == 0 {
+		return
+	}
+	o.early, o.earlyGIPs = n.addState(true), n.gipVersion
+	m := n.newMsg(MsgPrepare, *o.cand)
+	st := *o.early
+	m.State = &st
+	c := o.change
+	m.OpID, m.FedID, m.Epoch, m.ToEpoch, m.Change = o.id, o.fedID, o.from, o.to, &c
+	n.send(m)
 }
 
 func (n *Node) decision() Decision {

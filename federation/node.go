@@ -54,6 +54,9 @@ type op struct {
 	acked      map[string]bool
 	doubts     []Doubt
 	newState   *State
+	early      *State        // AddDC: the state sent to the candidate with the locks (coord.go)
+	earlyOK    bool          // the candidate acknowledged early
+	earlyGIPs  uint64        // the node's gipVersion when early was made
 	probes     []probeTarget // phProbe: the candidates asked
 	token      string        // AddDC: the join token the invite carries
 }
