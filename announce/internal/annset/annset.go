@@ -24,6 +24,19 @@ func rank(k vipsmart.AnnounceKind) int {
 	return 0
 }
 
+// check returns d, the i-th desired entry, with its address unmapped and
+// its zone dropped, or why it is refused (code invalid).
+func check(i int, d vipsmart.Announcement) (vipsmart.Announcement, error) {
+	if !d.Addr.IsValid() {
+		return d, vipsmart.Errorf(vipsmart.EINVALID, "address", "announcement %d (%q): no valid address", i, d.Name)
+	}
+	if rank(d.Kind) == 0 {
+		return d, vipsmart.Errorf(vipsmart.EINVALID, "kind", "announcement of %s: unknown kind %q (want vip, gip-active or gip-standby)", d.Addr, d.Kind)
+	}
+	d.Addr = d.Addr.Unmap().WithZone("")
+	return d, nil
+}
+
 // Normalize checks desired and returns it keyed by address (IPv4-mapped
 // IPv6 addresses are unmapped, zones dropped). An address desired more than
 // once keeps its strongest kind (vip, gip-active, gip-standby), the first
@@ -34,15 +47,11 @@ func Normalize(desired []vipsmart.Announcement) (map[netip.Addr]vipsmart.Announc
 	out := make(map[netip.Addr]vipsmart.Announcement, len(desired))
 	var errs []error
 	for i, d := range desired {
-		if !d.Addr.IsValid() {
-			errs = append(errs, vipsmart.Errorf(vipsmart.EINVALID, "address", "announcement %d (%q): no valid address", i, d.Name))
+		d, err := check(i, d)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		if rank(d.Kind) == 0 {
-			errs = append(errs, vipsmart.Errorf(vipsmart.EINVALID, "kind", "announcement of %s: unknown kind %q (want vip, gip-active or gip-standby)", d.Addr, d.Kind))
-			continue
-		}
-		d.Addr = d.Addr.Unmap().WithZone("")
 		if prev, ok := out[d.Addr]; ok && rank(prev.Kind) >= rank(d.Kind) {
 			continue
 		}
@@ -61,15 +70,11 @@ func NormalizeSorted(desired []vipsmart.Announcement) ([]vipsmart.Announcement, 
 	out := make([]vipsmart.Announcement, 0, len(desired))
 	var errs []error
 	for i, d := range desired {
-		if !d.Addr.IsValid() {
-			errs = append(errs, vipsmart.Errorf(vipsmart.EINVALID, "address", "announcement %d (%q): no valid address", i, d.Name))
+		d, err := check(i, d)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		if rank(d.Kind) == 0 {
-			errs = append(errs, vipsmart.Errorf(vipsmart.EINVALID, "kind", "announcement of %s: unknown kind %q (want vip, gip-active or gip-standby)", d.Addr, d.Kind))
-			continue
-		}
-		d.Addr = d.Addr.Unmap().WithZone("")
 		out = append(out, d)
 	}
 	byAddr := func(a, b vipsmart.Announcement) int { return a.Addr.Compare(b.Addr) }
