@@ -58,7 +58,14 @@
 //   - An incremental SaveFederation (the record and a few GIP puts and
 //     deletes, as gip add/update/remove make) is one transaction that
 //     writes overlay keys, as long as it fits and the overlay stays within
-//     1,000 keys.
+//     1,000 keys. It also writes P gipgen again (the same value), so that
+//     every save moves P gipgen's revision.
+//   - Every SaveFederation transaction commits only while P gipgen's
+//     revision is the one its try read. A try that did not answer in half
+//     the request timeout (a member that forwarded it to a leader that
+//     died waits longer than that) is tried again on a fresh read; if the
+//     first try is applied late, after a later save, its compare fails and
+//     it changes nothing: an old state never comes back.
 //   - A GIP replacement (a candidate receiving the federation's state, a DC
 //     catching up), or an incremental update too large for that, writes
 //     the complete new set as the chunks of a new base G+1: about 2 MB and

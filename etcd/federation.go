@@ -228,11 +228,21 @@ func (s *Store) SaveFederation(ctx context.Context, u vipsmart.FederationUpdate)
 	defer s.fedMu.Unlock()
 	return s.do(ctx, op, func(ctx context.Context) error {
 		for {
+			// One try gets half the request timeout: a member that
+			// forwarded the write (or the read of the head) to a leader
+			// that then died waits for an answer that never comes, for
+			// longer than our timeout, while the others elect a new
+			// leader; the second try goes through another member.
+			actx, cancel := context.WithTimeout(ctx, s.timeout/2)
 			var err error
 			if u.ReplaceGIPs {
-				err = s.rebase(ctx, nil, rec, put, nil, true)
+				err = s.rebase(actx, nil, rec, put, nil, true)
 			} else {
-				err = s.saveIncremental(ctx, rec, put, del)
+				err = s.saveIncremental(actx, rec, put, del)
+			}
+			cancel()
+			if err != nil && ctx.Err() == nil && actx.Err() != nil && !errors.Is(err, errHeadMoved) && !isDomain(err) {
+				err = errTryTimedOut{err}
 			}
 			if retryable(err) {
 				// The connection to the member broke (it was killed,
@@ -267,8 +277,19 @@ func (s *Store) saveIncremental(ctx context.Context, rec []byte, put map[string]
 	if err != nil {
 		return err
 	}
+	return s.writeIncremental(ctx, h, rec, put, del)
+}
+
+// writeIncremental is saveIncremental on the head h read before: it
+// changes nothing (errHeadMoved) if any save was committed since.
+func (s *Store) writeIncremental(ctx context.Context, h head, rec []byte, put map[string][]byte, del []string) error {
 	tomb := h.chunks > 0 // deletes need tombstones only over a base
-	ops := []clientv3.Op{recordOp(s.k.record(), rec)}
+	ops := []clientv3.Op{
+		// The same value: moves its revision, so that this write, applied
+		// late, cannot pass after a later one (see the package doc).
+		clientv3.OpPut(s.k.gipGen(), fmt.Sprintf("%s %d", hex16(h.gen), h.chunks)),
+		recordOp(s.k.record(), rec),
+	}
 	size := len(rec)
 	for _, n := range sortedKeys(put) {
 		ops = append(ops, clientv3.OpPut(s.k.put(n), string(put[n])))
@@ -474,6 +495,21 @@ func dedupe(ss []string) []string {
 	return out
 }
 
+// errTryTimedOut is a try of SaveFederation that used up its share of the
+// request timeout (the request timeout itself had not passed): written
+// again as after a broken connection.
+type errTryTimedOut struct{ err error }
+
+func (e errTryTimedOut) Error() string { return "one try timed out: " + e.err.Error() }
+func (e errTryTimedOut) Unwrap() error { return e.err }
+
+// isDomain reports whether err carries a *vipsmart.Error (the fence's
+// refusal, a bad update): final, never tried again.
+func isDomain(err error) bool {
+	var e *vipsmart.Error
+	return errors.As(err, &e)
+}
+
 // retryPause is the pause before SaveFederation writes again after the
 // connection to a member broke.
 const retryPause = 100 * time.Millisecond
@@ -483,6 +519,9 @@ const retryPause = 100 * time.Millisecond
 // member, or the same after etcd's election, may serve; not the
 // fence's refusal nor the request timeout.
 func retryable(err error) bool {
+	if errors.As(err, new(errTryTimedOut)) {
+		return true
+	}
 	if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return false
 	}

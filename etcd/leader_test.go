@@ -398,3 +398,87 @@ func TestClaims(t *testing.T) {
 	}
 	next("a=10.0.0.9", "b=10.0.0.2", "c=new")
 }
+
+// TestSaveFederationTriesAgainWhenATryHangs: one of the store's endpoints
+// stops answering while its connection stays open (a member that forwarded
+// the write to a leader that died waits as long as this), so every request
+// the client sends there hangs. SaveFederation gives a try half of the
+// request timeout and then writes again through another endpoint: every
+// save succeeds within the request timeout; when the endpoint thaws, the
+// tries that hung reach etcd and change nothing (the record read back
+// stays the last one written).
+func TestSaveFederationTriesAgainWhenATryHangs(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Members: 3})
+	ctx := t.Context()
+	proxy := etcdtest.NewProxy(t, strings.TrimPrefix(c.Members[0].ClientURL, "http://"))
+	s, err := etcd.Open(ctx, etcd.Config{
+		Endpoints:      []string{"http://" + proxy.Addr(), c.Members[1].ClientURL, c.Members[2].ClientURL},
+		Prefix:         newPrefix(),
+		DC:             "dc-1",
+		RequestTimeout: 2 * time.Second,
+		KeepAlive:      time.Minute, // the frozen connection stays up
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	proxy.Freeze()
+	// The client's balancer takes the three endpoints in turn: of four
+	// saves (each a read of the head and a transaction), several meet
+	// the frozen one, and a second try reaches the other two.
+	for i := range 4 {
+		rec := []byte(fmt.Sprintf(`{"save":%d}`, i))
+		g := vipsmart.GIP{Name: fmt.Sprintf("g%d", i), Address: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), Mode: vipsmart.ModeFailover,
+			Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 100}}}
+		start := time.Now()
+		if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: rec, PutGIPs: []vipsmart.GIP{g}}); err != nil {
+			t.Fatalf("save %d, %v after it began, with one endpoint frozen: %v", i, time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	// The tries that hung reach etcd now: none may change anything (each
+	// compares the revision of P gipgen it read, which later saves moved).
+	proxy.Thaw()
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		got, gips, err := s.LoadFederation(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != `{"save":3}` || len(gips) != 4 {
+			t.Fatalf("after the thaw: record %s and %d GIPs, want the last record and 4 GIPs", got, len(gips))
+		}
+	}
+}
+
+// TestLateTryChangesNothing: a save's try that read the head, then reached
+// etcd only after another save was committed (a try that hung and was
+// tried again), changes nothing: the state never goes back.
+func TestLateTryChangesNothing(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	ctx := t.Context()
+	s := open(t, c, newPrefix(), 100)
+	gip := func(name string, last byte) vipsmart.GIP {
+		return vipsmart.GIP{Name: name, Address: netip.AddrFrom4([4]byte{192, 0, 2, last}), Mode: vipsmart.ModeFailover,
+			Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 100}}}
+	}
+	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte(`{"save":1}`), PutGIPs: []vipsmart.GIP{gip("a", 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.ReadHead(ctx) // the late try read this
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveFederation(ctx, vipsmart.FederationUpdate{Record: []byte(`{"save":2}`), PutGIPs: []vipsmart.GIP{gip("b", 2)}}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.WriteIncremental(ctx, h, []byte(`{"save":1}`), map[string][]byte{"late": []byte(`{"name":"late"}`)})
+	if !errors.Is(err, etcd.ErrHeadMoved) {
+		t.Fatalf("the late try: %v, want it refused as the head moved", err)
+	}
+	rec, gips, err := s.LoadFederation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rec) != `{"save":2}` || len(gips) != 2 || gips[0].Name != "a" || gips[1].Name != "b" {
+		t.Fatalf("after the late try: record %s, GIPs %v; want the second save's", rec, gips)
+	}
+}
