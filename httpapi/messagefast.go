@@ -155,7 +155,7 @@ func readDC(r *jsonfast.Reader, d *vipsmart.DC) {
 }
 
 func readDCs(r *jsonfast.Reader) []vipsmart.DC {
-	ds := make([]vipsmart.DC, 0, 16)
+	ds := make([]vipsmart.DC, 0, 12)
 	r.Array(func() {
 		ds = append(ds, vipsmart.DC{})
 		readDC(r, &ds[len(ds)-1])
@@ -178,8 +178,7 @@ func readAddr(r *jsonfast.Reader) netip.Addr {
 }
 
 func readAddrPorts(r *jsonfast.Reader) []netip.AddrPort {
-	var out []netip.AddrPort
-	out = make([]netip.AddrPort, 0, 2)
+	out := make([]netip.AddrPort, 0, 2)
 	r.Array(func() {
 		s := r.String()
 		var ap netip.AddrPort
