@@ -218,7 +218,6 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return usageError{err}
 	}
 	setMemoryLimit(log)
-	tuneGC(log) // gctune.go
 	self, err := selfDC(o)
 	if err != nil {
 		return err
