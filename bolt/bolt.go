@@ -105,6 +105,11 @@ type Options struct {
 	// the store cannot tell an old copy of itself (Behind) and the marker
 	// names no DC.
 	Describe func(record []byte) (RecordInfo, error)
+	// DescribeSaved, if set, is Describe for the records SaveFederation
+	// is given (made by the caller, so well formed): it may read only
+	// what the marker keeps. Describe is used where it is nil, and for
+	// every record read from the file.
+	DescribeSaved func(record []byte) (RecordInfo, error)
 	// Evidence names other files (relative to the store's directory, or
 	// absolute) whose presence shows that the directory held a store
 	// before, such as the DC's identity key. They must be created after
@@ -731,8 +736,12 @@ func (s *Store) SaveFederationEvents(ctx context.Context, u vipsmart.FederationU
 		put = append(put, [2][]byte{buf[key:start:start], buf[start:len(buf):len(buf)]})
 	}
 	var info *RecordInfo
-	if s.opts.Describe != nil && len(u.Record) > 0 {
-		ri, err := s.opts.Describe(u.Record)
+	describe := s.opts.DescribeSaved
+	if describe == nil {
+		describe = s.opts.Describe
+	}
+	if describe != nil && len(u.Record) > 0 {
+		ri, err := describe(u.Record)
 		if err != nil {
 			return nil, fmt.Errorf("save federation: the record does not decode: %w", err)
 		}

@@ -190,7 +190,7 @@ func decodeMessage(w http.ResponseWriter, r *http.Request, m *federation.Message
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == BatchMessageType {
 		return decodeFrame(w, r, m)
 	}
-	return decode(w, r, MaxPeerBody, m, messageFields)
+	return decode(w, r, MaxPeerBody, (*messageJSON)(m), messageFields) // messagefast.go
 }
 
 // batchJSON returns the JSON encoding of m's batch for a peer that

@@ -1,10 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -112,5 +116,34 @@ func TestHeartbeatAnswerInResponse(t *testing.T) {
 		if r != nil || err == nil || !isRefusal(err) {
 			t.Errorf("%s: SendForReply = %+v, %v; want a refusal and no answer", name, r, err)
 		}
+	}
+}
+
+// TestReplyHasContentLength: an answer riding back in the response is
+// sent with its length (not chunked, whatever its size: net/http chunks
+// a body of more than 2 KiB written without one), and read back whole.
+func TestReplyHasContentLength(t *testing.T) {
+	big := strings.Repeat("x", 8000)
+	recv := &replier{answer: func(m federation.Message) *federation.Message {
+		return &federation.Message{Type: federation.MsgHeartbeatResp, From: m.To, To: m.From, Reason: big}
+	}}
+	srv := httptest.NewServer((&Server{Peer: recv}).Peers(nil))
+	defer srv.Close()
+	m := federation.Message{Type: federation.MsgHeartbeat, From: vipsmart.DC{Name: "dc-1"}, To: vipsmart.DC{Name: "dc-2"}}
+	body, _ := json.Marshal(m)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+PeerPath, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ReplyHeader, string(federation.MsgHeartbeatResp))
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || resp.ContentLength <= int64(len(big)) || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("answer: status %d, Content-Length %d, Transfer-Encoding %v; want 202 with its length", resp.StatusCode, resp.ContentLength, resp.TransferEncoding)
+	}
+	r, err := decodeReply(resp, m, federation.MsgHeartbeatResp)
+	if err != nil || r == nil || r.Reason != big {
+		t.Fatalf("decodeReply = %v, %v", r != nil, err)
 	}
 }

@@ -28,11 +28,17 @@ var evidenceFiles = []string{identity.KeyFile}
 // boltOptions are the bolt options every command that opens or inspects
 // a store uses.
 func boltOptions(log *slog.Logger) bolt.Options {
-	return bolt.Options{Describe: describeRecord, Evidence: evidenceFiles, Logger: log}
+	return bolt.Options{Describe: describeRecord, DescribeSaved: describeSavedRecord, Evidence: evidenceFiles, Logger: log}
 }
 
 func describeRecord(b []byte) (bolt.RecordInfo, error) {
 	dc, fed, epoch, err := federation.DescribeRecord(b)
+	return bolt.RecordInfo{DC: dc, Federation: fed, Epoch: epoch}, err
+}
+
+// describeSavedRecord is describeRecord for the records the daemon saves.
+func describeSavedRecord(b []byte) (bolt.RecordInfo, error) {
+	dc, fed, epoch, err := federation.DescribeOwnRecord(b)
 	return bolt.RecordInfo{DC: dc, Federation: fed, Epoch: epoch}, err
 }
 
