@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/vipsmart/vipsmart"
 )
@@ -105,10 +104,7 @@ func (s *Server) applyRoutes(handle func(string, route)) {
 			return
 		}
 		b = append(b, '\n')
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(b)
+		writeAnswer(w, r, b) // gzipanswer.go
 	}})
 }
 
