@@ -217,3 +217,31 @@ func TestReadAnswerGzip(t *testing.T) {
 		t.Fatalf("identity: %d bytes, %v", len(got), err)
 	}
 }
+
+// FuzzReadAnswer: whatever a daemon sends as a gzip answer, readAnswer
+// gives exactly what the library's gzip reader gives, or an error where
+// it errs (its size hint from the trailer changes nothing).
+func FuzzReadAnswer(f *testing.F) {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte(`{"resource_version":"1-0123456789abcdef","changes":[]}`))
+	zw.Close()
+	f.Add(z.Bytes())
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 3, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte(`{"plain":"json"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		resp := &http.Response{Header: http.Header{"Content-Encoding": {"gzip"}}, ContentLength: int64(len(data)), Body: io.NopCloser(bytes.NewReader(data))}
+		got, err := readAnswer(resp)
+		var want []byte
+		zr, werr := gzip.NewReader(bytes.NewReader(data))
+		if werr == nil {
+			want, werr = io.ReadAll(zr)
+		}
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("readAnswer error %v, library %v", err, werr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("readAnswer read %d bytes, the library %d", len(got), len(want))
+		}
+	})
+}
