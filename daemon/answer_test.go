@@ -32,7 +32,7 @@ func TestCommitsHeldUntilAnswered(t *testing.T) {
 	t.Cleanup(d.stopPeers)
 
 	ctx, a := vipsmart.WithAnswered(context.Background())
-	d.hold(ctx, []federation.Message{commitTo("dc-2", 1), commitTo("dc-3", 2)}, maxHold)
+	d.hold(ctx, []federation.Message{commitTo("dc-2", 1), commitTo("dc-3", 2)})
 	select {
 	case m := <-tr.got:
 		t.Fatalf("commit to %s sent before the answer", m.To.Name)
@@ -65,7 +65,7 @@ func TestCommitsHeldUntilAnswered(t *testing.T) {
 	t.Cleanup(d.stopPeers)
 	ctx2, _ := vipsmart.WithAnswered(context.Background())
 	start := time.Now()
-	d.hold(ctx2, []federation.Message{commitTo("dc-2", 1)}, maxHold)
+	d.hold(ctx2, []federation.Message{commitTo("dc-2", 1)})
 	select {
 	case <-tr.got:
 		if el := time.Since(start); el < maxHold/2 {
@@ -76,10 +76,10 @@ func TestCommitsHeldUntilAnswered(t *testing.T) {
 	}
 
 	// Not an operator request, or one already answered: at once.
-	d.hold(context.Background(), []federation.Message{commitTo("dc-3", 2)}, maxHold)
+	d.hold(context.Background(), []federation.Message{commitTo("dc-3", 2)})
 	ctx3, a3 := vipsmart.WithAnswered(context.Background())
 	a3.Done()
-	d.hold(ctx3, []federation.Message{commitTo("dc-2", 1)}, maxHold)
+	d.hold(ctx3, []federation.Message{commitTo("dc-2", 1)})
 	for range 2 {
 		select {
 		case <-tr.got:
@@ -107,75 +107,5 @@ func TestAnswerCtxOnlyForOperatorsSuccess(t *testing.T) {
 	d.cfg.Fault = &Fault{}
 	if got := d.answerCtx(federation.Ready{Results: []federation.Result{{OpID: "op-1"}}}); got != nil {
 		t.Fatal("answerCtx with a fault injected")
-	}
-}
-
-func heartbeatTo(name string, port uint16) federation.Message {
-	return federation.Message{Type: federation.MsgHeartbeat, To: vipsmart.DC{Name: name, Address: netip.MustParseAddr("127.0.0.1"), Port: port}}
-}
-
-// TestBatchHoldKeepsOrder: the commits of a batch's apply wait for its
-// answer beyond maxHold (up to holdBound), and what the loop sends
-// meanwhile (a heartbeat, which carries the decision) waits behind them:
-// nothing reaches a member before the answer left. (Once sent, heartbeats
-// take their own lane, peers.go.)
-func TestBatchHoldKeepsOrder(t *testing.T) {
-	d := newTestDaemon(t)
-	tr := recTransport{got: make(chan federation.Message, 16)}
-	d.cfg.Transport = tr
-	t.Cleanup(d.stopPeers)
-	ctx, a := vipsmart.WithAnswered(context.Background())
-	ctx = withBatchAnswer(ctx)
-	bound := holdBound(ctx, federation.Config{})
-	if bound != 100*time.Millisecond {
-		t.Fatalf("holdBound of a batch at the default timers = %v, want 100ms", bound)
-	}
-	d.hold(ctx, []federation.Message{commitTo("dc-2", 1)}, bound)
-	d.sendAll([]federation.Message{heartbeatTo("dc-2", 1)})
-	select {
-	case m := <-tr.got:
-		t.Fatalf("%s to %s sent before the answer", m.Type, m.To.Name)
-	case <-time.After(4 * maxHold):
-	}
-	a.Done()
-	got := map[federation.MsgType]bool{}
-	for range 2 {
-		select {
-		case m := <-tr.got:
-			got[m.Type] = true
-		case <-time.After(5 * time.Second):
-			t.Fatalf("not sent after the answer (got %v)", got)
-		}
-	}
-	if !got[federation.MsgCommit] || !got[federation.MsgHeartbeat] {
-		t.Fatalf("sent %v after the answer; want the commit and the heartbeat", got)
-	}
-	// The hold is over: sent at once.
-	d.sendAll([]federation.Message{heartbeatTo("dc-2", 1)})
-	select {
-	case <-tr.got:
-	case <-time.After(5 * time.Second):
-		t.Fatal("heartbeat held with no hold running")
-	}
-}
-
-// TestHoldBound: an ordinary change's commits wait maxHold at most; a
-// batch's a quarter of what a member tolerates beyond one heartbeat
-// interval, never less than maxHold.
-func TestHoldBound(t *testing.T) {
-	batch := withBatchAnswer(context.Background())
-	for _, c := range []struct {
-		ctx  context.Context
-		cfg  federation.Config
-		want time.Duration
-	}{
-		{context.Background(), federation.Config{}, maxHold},
-		{batch, federation.Config{}, 100 * time.Millisecond},
-		{batch, federation.Config{HeartbeatInterval: time.Second, HeartbeatMisses: 5}, time.Second},
-		{batch, federation.Config{HeartbeatInterval: 100 * time.Millisecond, HeartbeatMisses: 1}, maxHold},
-	} {
-		if got := holdBound(c.ctx, c.cfg); got != c.want {
-			t.Errorf("holdBound(%v) = %v, want %v", c.cfg, got, c.want)
-		}
 	}
 }

@@ -147,7 +147,6 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 		}
 		opID = id
 		d.waiters[id] = ch
-		d.answerTo[id] = withBatchAnswer(ctx) // answer.go: commits after the answer
 		if d.onCommit == nil {
 			d.onCommit = map[string]func(){}
 		}

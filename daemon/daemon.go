@@ -358,8 +358,9 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			d.appendEvents(context.WithoutCancel(ctx), rd.Events)
 		}
 		var failed []sendFailure
-		answer := d.answerCtx(rd) // answer.go
-		var out, held []federation.Message
+		d.flushHeld() // answer.go: what was held leaves first
+		answer := d.answerCtx(rd)
+		var held []federation.Message
 		for _, m := range rd.Messages {
 			if d.cfg.Fault != nil {
 				if f := d.cfg.Fault.beforeSend(d, m); f != nil {
@@ -377,12 +378,9 @@ func (d *Daemon) processReady(ctx context.Context) error {
 			if m.Type == federation.MsgHeartbeat {
 				d.heartbeatsSent() // keeper.go
 			}
-			out = append(out, m)
+			d.send(m)
 		}
-		d.sendAll(out) // behind what is held, while it is
-		if answer != nil {
-			d.hold(answer, held, holdBound(answer, d.node.Timers()))
-		}
+		d.hold(answer, held)
 		for _, r := range rd.Results {
 			if f, ok := d.onCommit[r.OpID]; ok {
 				delete(d.onCommit, r.OpID)
