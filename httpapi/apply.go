@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/vipsmart/vipsmart"
 )
@@ -39,7 +38,7 @@ const applyFields = `"vips" (each as POST /v1/vips takes it), "gips" (each as PO
 // request validates the body into an ApplyRequest; errors name the object
 // (vips[i].address).
 func (b ApplyBody) request() (vipsmart.ApplyRequest, error) {
-	req := vipsmart.ApplyRequest{Prune: b.Prune, DryRun: b.DryRun, ResourceVersion: b.ResourceVersion, VIPs: []vipsmart.VIP{}, GIPs: []vipsmart.GIP{}}
+	req := vipsmart.ApplyRequest{Prune: b.Prune, DryRun: b.DryRun, ResourceVersion: b.ResourceVersion, VIPs: make([]vipsmart.VIP, 0, len(b.VIPs)), GIPs: make([]vipsmart.GIP, 0, len(b.GIPs))}
 	for i, vr := range b.VIPs {
 		where := fmt.Sprintf("vips[%d]", i)
 		v := vipsmart.VIP{Name: vr.Name, Interface: vr.Interface, Check: vr.Check, Nodes: vr.Nodes, Preempt: vr.Preempt}
@@ -105,10 +104,7 @@ func (s *Server) applyRoutes(handle func(string, route)) {
 			return
 		}
 		b = append(b, '\n')
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(b)
+		writeAnswer(w, r, b) // gzipanswer.go
 	}})
 }
 
@@ -116,7 +112,7 @@ var _ vipsmart.ApplyService = (*Client)(nil)
 
 // ApplyBodyOf is the body of req as POST /v1/apply takes it.
 func ApplyBodyOf(req vipsmart.ApplyRequest) ApplyBody {
-	b := ApplyBody{Prune: req.Prune, DryRun: req.DryRun, ResourceVersion: req.ResourceVersion, VIPs: []VIPRequest{}, GIPs: []GIPRequest{}}
+	b := ApplyBody{Prune: req.Prune, DryRun: req.DryRun, ResourceVersion: req.ResourceVersion, VIPs: make([]VIPRequest, 0, len(req.VIPs)), GIPs: make([]GIPRequest, 0, len(req.GIPs))}
 	for _, v := range req.VIPs {
 		vr := VIPRequest{Name: v.Name, Interface: v.Interface, Check: v.Check, Nodes: v.Nodes, Preempt: v.Preempt}
 		if v.Address.IsValid() {

@@ -180,3 +180,26 @@ func TestApplyBodyJSONIsTheLibrarys(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyListsSizedOnce: the body of 2,000 GIPs becomes a request (server)
+// and a request becomes a body (client) with their lists sized once, not
+// grown by doubling (a copy of every GIP per doubling before).
+func TestApplyListsSizedOnce(t *testing.T) {
+	const n = 2000
+	var body ApplyBody
+	for i := range n {
+		body.GIPs = append(body.GIPs, GIPRequest{Name: fmt.Sprintf("g%05d", i), Address: fmt.Sprintf("10.1.%d.%d", i>>8, i&255),
+			Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 200}, {DC: "dc-2", Priority: 100}}})
+	}
+	body.VIPs = []VIPRequest{}
+	req, err := body.request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(req.GIPs) != n {
+		t.Fatalf("request: GIPs of capacity %d for %d", cap(req.GIPs), n)
+	}
+	if b := ApplyBodyOf(req); cap(b.GIPs) != n || len(b.GIPs) != n {
+		t.Fatalf("body: GIPs of length %d, capacity %d for %d", len(b.GIPs), cap(b.GIPs), n)
+	}
+}

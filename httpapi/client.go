@@ -168,6 +168,9 @@ func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, 
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if _, ok := out.(fastDecoder); ok {
+		req.Header.Set("Accept-Encoding", "gzip") // undone by readAnswer, gzipanswer.go
+	}
 	if c.Token != "" && c.ep.URL != nil {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
@@ -202,17 +205,14 @@ func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, 
 	if f, ok := out.(fastDecoder); ok {
 		// applyresultfast.go: the answer read whole, then without
 		// reflection if it can be.
-		buf := &bytes.Buffer{}
-		if resp.ContentLength > 0 && resp.ContentLength < 1<<30 {
-			buf.Grow(int(resp.ContentLength) + bytes.MinRead)
-		}
-		if _, err := buf.ReadFrom(resp.Body); err != nil {
+		data, err := readAnswer(resp)
+		if err != nil {
 			return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)
 		}
-		if f.decodeFast(buf.Bytes()) {
+		if f.decodeFast(data) {
 			return nil
 		}
-		rd = buf
+		rd = bytes.NewReader(data)
 	}
 	if err := json.NewDecoder(rd).Decode(out); err != nil {
 		return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)

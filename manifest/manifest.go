@@ -79,6 +79,9 @@ type Set struct {
 	GIPs []vipsmart.GIP
 	// origin of each object ("vip/NAME", "gip/NAME"): where it was read.
 	origin map[string]string
+	// more is how many objects the file being read still holds, at
+	// most (readFast knows): GIPs grows once by as much, not by doubling.
+	more int
 }
 
 // Error is an error in a file: where, and what (a *vipsmart.Error with
@@ -463,7 +466,7 @@ func (s *Set) add(where string, o Object, keys []string) error {
 			return wrongAt(where, k, "unknown field for a %s: a %s has %s", kind, kind, strings.Join(allowed, ", "))
 		}
 	}
-	where = fmt.Sprintf("%s, %s %s", where, kind, o.Name)
+	where = where + ", " + kind + " " + o.Name // fmt's "%s, %s %s", without its cost per object
 	fail := func(err error) error {
 		var e *vipsmart.Error
 		if errors.As(err, &e) {
@@ -478,7 +481,10 @@ func (s *Set) add(where string, o Object, keys []string) error {
 	if err != nil {
 		return fail(err)
 	}
-	key := strings.ToLower(kind) + "/" + o.Name
+	key := "vip/" + o.Name // strings.ToLower(kind) + "/" + o.Name
+	if kind == KindGIP {
+		key = "gip/" + o.Name
+	}
 	if prev, ok := s.origin[key]; ok {
 		return wrongAt(where, "name", "%s %s is declared twice (first in %s): declare each object once", kind, o.Name, prev)
 	}
@@ -513,7 +519,7 @@ func (s *Set) add(where string, o Object, keys []string) error {
 		}
 		s.VIPs = append(s.VIPs, v)
 	} else {
-		g := vipsmart.GIP{Name: o.Name, Address: a, Mode: vipsmart.GIPMode(o.Mode), Preempt: true, Partition: vipsmart.PartitionPolicy(o.Partition), Placements: []vipsmart.Placement{}}
+		g := vipsmart.GIP{Name: o.Name, Address: a, Mode: vipsmart.GIPMode(o.Mode), Preempt: true, Partition: vipsmart.PartitionPolicy(o.Partition), Placements: make([]vipsmart.Placement, 0, len(o.Placements))}
 		if o.Preempt != nil {
 			g.Preempt = *o.Preempt
 		}
@@ -524,6 +530,9 @@ func (s *Set) add(where string, o Object, keys []string) error {
 			return fail(err)
 		}
 		vipsmart.SortPlacements(g.Placements)
+		if len(s.GIPs) == cap(s.GIPs) && s.more > 0 {
+			s.GIPs = slices.Grow(s.GIPs, s.more)
+		}
 		s.GIPs = append(s.GIPs, g)
 	}
 	s.origin[key] = where

@@ -19,11 +19,24 @@ func printApplyResult(w io.Writer, res *vipsmart.ApplyResult) error {
 	return indentCompact(w, compact)
 }
 
+// bigOutput is the size of output from which the CLI widens a pipe it
+// writes to (to as much, if the kernel allows).
+const bigOutput = 1 << 20
+
 // indentCompact writes src, compact JSON as encoding/json writes it (no
 // space outside strings), indented as json.Indent(dst, src, "", "  ")
-// would, and a newline (as an Encoder ends a value), 64 KiB at a time.
+// would, and a newline (as an Encoder ends a value), 64 KiB at a time
+// (or as much as the pipe w is holds, see widenPipe).
 func indentCompact(w io.Writer, src []byte) error {
-	dst := make([]byte, 0, 80<<10)
+	chunk := 64 << 10
+	if len(src) > bigOutput {
+		// Megabytes for a pipe (a CI job's log, jq): a wider pipe
+		// wakes its reader 16 times less often (pipe_linux.go).
+		if n := widenPipe(w, bigOutput); n > chunk {
+			chunk = n
+		}
+	}
+	dst := make([]byte, 0, chunk+16<<10)
 	depth := 0
 	newline := func() {
 		dst = append(dst, '\n')
@@ -67,7 +80,7 @@ func indentCompact(w io.Writer, src []byte) error {
 		default:
 			dst = append(dst, c)
 		}
-		if len(dst) >= 64<<10 {
+		if len(dst) >= chunk {
 			if _, err := w.Write(dst); err != nil {
 				return err
 			}
