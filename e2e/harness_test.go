@@ -228,11 +228,22 @@ func cli(t testing.TB, server string, args ...string) result {
 // also returns the CPU time (user and system) it spent.
 func runCLI(t testing.TB, timeout time.Duration, server string, args ...string) (result, time.Duration) {
 	t.Helper()
+	return runCLITo(t, timeout, nil, server, args...)
+}
+
+// runCLITo is runCLI with the CLI's standard output written straight to
+// the file out, as `vipsmart ... > FILE` does (nil: a pipe the test reads,
+// as runCLI); the result's stdout is then empty.
+func runCLITo(t testing.TB, timeout time.Duration, out *os.File, server string, args ...string) (result, time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--server", server}, args...)...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
+	if out != nil {
+		cmd.Stdout = out
+	}
 	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
