@@ -44,8 +44,9 @@ func (o *statusOut) decodeFast(data []byte) bool {
 			out.Address = readAddr(r)
 		case "port":
 			seen.Once(r, 2)
-			p := r.Int()
-			if p < 0 || p > 65535 {
+			// Uint64, not Int: encoding/json refuses -0 for a uint16.
+			p := r.Uint64()
+			if p > 65535 {
 				r.Fail()
 			}
 			out.Port = uint16(p)

@@ -74,6 +74,9 @@ func TestStatusFastIsTheLibrarys(t *testing.T) {
 			fast++
 		}
 	}
+	for _, s := range []string{`{"port":-0}`, `{"port":65536}`, `{"port":65535,"epoch":-0}`, `{"gips":-0}`} {
+		checkStatusFast(t, []byte(s))
+	}
 	if fast < 100 {
 		t.Fatalf("only %d of 1000 statuses were read fast", fast)
 	}
@@ -109,6 +112,7 @@ func FuzzStatusAnswer(f *testing.F) {
 	}
 	f.Add([]byte(`{"announced":[{"since":"2026-11-26T07:00:00Z"},{"since":"2026-11-26T07:00:00+01:00"},{"since":"2026-11-26T07:00:00Z"}],"port":65536}`))
 	f.Add([]byte(`{"announced":[{"address":"1.2.3.4x","since":"0000-01-01T00:00:00Z"}],"deadline":null,"federation":{"id":1}}`))
+	f.Add([]byte(`{"port":-0,"gips":-0,"vips":-1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkStatusFast(t, data)
 	})
