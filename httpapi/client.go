@@ -223,7 +223,7 @@ func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, 
 // Status implements vipsmart.Service.
 func (c *Client) Status(ctx context.Context) (vipsmart.StatusInfo, error) {
 	var st vipsmart.StatusInfo
-	return st, c.do(ctx, "GET", "/v1/status", nil, nil, &st)
+	return st, c.do(ctx, "GET", "/v1/status", nil, nil, &statusOut{&st}) // statusfast.go
 }
 
 // ListVIPs implements vipsmart.Service.

@@ -243,7 +243,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeStatus(w, &st)
 }
 
 // VIPRequest is the body of POST /v1/vips.
