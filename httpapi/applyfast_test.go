@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"testing"
 
 	"github.com/vipsmart/vipsmart"
@@ -82,21 +81,7 @@ func TestApplyBodyFastIsTheLibrarys(t *testing.T) {
 
 func checkApplyBodyFast(t *testing.T, data []byte) bool {
 	t.Helper()
-	var fast ApplyBody
-	if !fast.decodeFast(data) {
-		if !reflect.DeepEqual(fast, ApplyBody{}) {
-			t.Fatalf("%s: a failed fast read changed the value: %+v", data, fast)
-		}
-		return false
-	}
-	lib, ok := libraryApplyBody(data)
-	if !ok {
-		t.Fatalf("%s: read fast, refused by encoding/json", data)
-	}
-	if !reflect.DeepEqual(fast, lib) {
-		t.Fatalf("%s:\nfast    %#v\nlibrary %#v", data, fast, lib)
-	}
-	return true
+	return checkFastRead(t, data, func(b *ApplyBody) bool { return b.decodeFast(data) }, libraryApplyBody)
 }
 
 // FuzzApplyBody: the fast read of POST /v1/apply bodies never reads

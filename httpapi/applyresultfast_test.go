@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"reflect"
 	"testing"
 	"time"
 
@@ -70,21 +69,7 @@ func TestApplyResultFastIsTheLibrarys(t *testing.T) {
 
 func checkApplyResultFast(t *testing.T, data []byte) bool {
 	t.Helper()
-	var got vipsmart.ApplyResult
-	if !(&applyResultOut{&got}).decodeFast(data) {
-		if !reflect.DeepEqual(got, vipsmart.ApplyResult{}) {
-			t.Fatalf("%s: a failed fast read changed the value", data)
-		}
-		return false
-	}
-	var want vipsmart.ApplyResult
-	if err := json.Unmarshal(data, &want); err != nil {
-		t.Fatalf("%s: read fast, refused by encoding/json: %v", data, err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%s:\nfast    %#v\nlibrary %#v", data, got, want)
-	}
-	return true
+	return checkFastRead(t, data, func(r *vipsmart.ApplyResult) bool { return (&applyResultOut{r}).decodeFast(data) }, libraryUnmarshal[vipsmart.ApplyResult])
 }
 
 // FuzzApplyResult: the fast read of apply's answer never reads anything

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -98,21 +97,7 @@ var messageSeeds = []string{
 // same body into the same message. It reports whether the fast read did.
 func checkMessageFast(t *testing.T, data []byte) bool {
 	t.Helper()
-	var fast federation.Message
-	if !decodeMessageFast(data, &fast) {
-		if !reflect.DeepEqual(fast, federation.Message{}) {
-			t.Fatalf("%s: the fast read refused but changed the message: %#v", data, fast)
-		}
-		return false
-	}
-	lib, ok := libraryMessage(data)
-	if !ok {
-		t.Fatalf("%s: read fast, refused by encoding/json", data)
-	}
-	if !reflect.DeepEqual(fast, lib) {
-		t.Fatalf("%s:\nfast    %#v\nlibrary %#v", data, fast, lib)
-	}
-	return true
+	return checkFastRead(t, data, func(m *federation.Message) bool { return decodeMessageFast(data, m) }, libraryMessage)
 }
 
 // TestMessageFastIsTheLibrarys: where the fast read of a federation

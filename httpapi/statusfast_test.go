@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"reflect"
 	"testing"
 	"time"
 
@@ -84,21 +83,7 @@ func TestStatusFastIsTheLibrarys(t *testing.T) {
 
 func checkStatusFast(t *testing.T, data []byte) bool {
 	t.Helper()
-	var got vipsmart.StatusInfo
-	if !(&statusOut{&got}).decodeFast(data) {
-		if !reflect.DeepEqual(got, vipsmart.StatusInfo{}) {
-			t.Fatalf("%s: a failed fast read changed the value", data)
-		}
-		return false
-	}
-	var want vipsmart.StatusInfo
-	if err := json.Unmarshal(data, &want); err != nil {
-		t.Fatalf("%s: read fast, refused by encoding/json: %v", data, err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%s:\nfast    %#v\nlibrary %#v", data, got, want)
-	}
-	return true
+	return checkFastRead(t, data, func(st *vipsmart.StatusInfo) bool { return (&statusOut{st}).decodeFast(data) }, libraryUnmarshal[vipsmart.StatusInfo])
 }
 
 // FuzzStatusAnswer: the fast read of a status never reads anything
