@@ -107,25 +107,7 @@ func BenchmarkApplyBodyDecode(b *testing.B) {
 		req.GIPs = append(req.GIPs, g)
 	}
 	data, _ := json.Marshal(ApplyBodyOf(req))
-	b.Run("library", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, ok := libraryApplyBody(data); !ok {
-				b.Fatal("refused")
-			}
-		}
-	})
-	b.Run("fast", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var body ApplyBody
-			if !body.decodeFast(data) {
-				b.Fatal("not read fast")
-			}
-		}
-	})
+	benchFastRead(b, data, func(body *ApplyBody) bool { return body.decodeFast(data) }, libraryApplyBody)
 }
 
 // TestApplyBodyJSONIsTheLibrarys: the body Client.Apply sends is

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -100,24 +99,5 @@ func BenchmarkApplyResultDecode(b *testing.B) {
 		res.Changes[i] = vipsmart.ObjectChange{Kind: vipsmart.KindGIP, Name: g.Name, Action: vipsmart.ActionAdd, GIP: &g}
 	}
 	data, _ := res.AppendJSON(nil, true)
-	b.Run("library", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var out vipsmart.ApplyResult
-			if err := json.Unmarshal(data, &out); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("fast", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var out vipsmart.ApplyResult
-			if !(&applyResultOut{&out}).decodeFast(data) {
-				b.Fatal("not read fast")
-			}
-		}
-	})
+	benchFastRead(b, data, func(res *vipsmart.ApplyResult) bool { return (&applyResultOut{res}).decodeFast(data) }, libraryUnmarshal[vipsmart.ApplyResult])
 }

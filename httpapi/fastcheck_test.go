@@ -38,3 +38,27 @@ func libraryUnmarshal[T any](data []byte) (T, bool) {
 	err := json.Unmarshal(data, &v)
 	return v, err == nil
 }
+
+// benchFastRead runs two sub-benchmarks on data: "library" (lib, the
+// encoding/json read) and "fast" (fast into a zero T, which must read it).
+func benchFastRead[T any](b *testing.B, data []byte, fast func(*T) bool, lib func([]byte) (T, bool)) {
+	b.Run("library", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := lib(data); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var out T
+			if !fast(&out) {
+				b.Fatal("not read fast")
+			}
+		}
+	})
+}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -117,24 +116,5 @@ func BenchmarkStatusDecode(b *testing.B) {
 		st.Announced = append(st.Announced, vipsmart.Announced{Announcement: vipsmart.Announcement{Addr: netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), Kind: vipsmart.AnnounceGIPStandby, Name: fmt.Sprintf("g%05d", i)}, Via: "none", Since: since, State: vipsmart.AnnounceUp})
 	}
 	data, _ := vipsmart.AppendStatusJSON(nil, &st)
-	b.Run("library", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var out vipsmart.StatusInfo
-			if err := json.Unmarshal(data, &out); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("fast", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var out vipsmart.StatusInfo
-			if !(&statusOut{&out}).decodeFast(data) {
-				b.Fatal("not read fast")
-			}
-		}
-	})
+	benchFastRead(b, data, func(st *vipsmart.StatusInfo) bool { return (&statusOut{st}).decodeFast(data) }, libraryUnmarshal[vipsmart.StatusInfo])
 }
