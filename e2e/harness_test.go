@@ -24,6 +24,7 @@ import (
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/httpapi"
+	"github.com/vipsmart/vipsmart/internal/sharedhost"
 )
 
 // bin is the vipsmart binary built once for the whole package.
@@ -328,8 +329,11 @@ func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.
 // with dc add on dc-1 (through the API, as a pipeline would).
 func startFederation(t testing.TB, n int, extra ...string) []*daemon {
 	ds := make([]*daemon, n)
+	env := sharedhost.Env(n) // as the demo does: GOMAXPROCS=1 when the DCs outnumber the cores
 	for i := range ds {
-		ds[i] = startDaemon(t, fmt.Sprintf("dc-%d", i+1), extra...)
+		ds[i] = newDaemon(t, fmt.Sprintf("dc-%d", i+1), extra...)
+		ds[i].env = append(ds[i].env, env...)
+		ds[i].start()
 	}
 	c := ds[0].client()
 	for _, d := range ds[1:] {
