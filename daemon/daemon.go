@@ -149,7 +149,7 @@ type Daemon struct {
 	nodes nodesSync // dcnodes.go
 	keep  keeper    // keeper.go
 
-	// gips caches node.GIPs() for updateActive, read-only (gipList).
+	// gips is the node's sorted list for updateActive, read-only (gipList).
 	gips        []vipsmart.GIP
 	gipsVersion uint64
 	gipsCached  bool

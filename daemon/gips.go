@@ -228,13 +228,14 @@ func (d *Daemon) updateActive() {
 }
 
 // gipList returns the federation's GIPs sorted by name for an evaluation
-// (updateActive), read-only: it is copied from the node only when the GIP
+// (updateActive), read-only: it is taken from the node only when the GIP
 // set changed (federation.Node.GIPVersion), not at every evaluation, which
 // runs after every message and tick that changes a member's reachability or
-// report (a copy of 10,000 GIPs each time).
+// report; and it is the node's own list (SortedGIPs), not a copy of
+// 10,000 GIPs at each change.
 func (d *Daemon) gipList() []vipsmart.GIP {
 	if v := d.node.GIPVersion(); !d.gipsCached || v != d.gipsVersion {
-		d.gips, d.gipsVersion, d.gipsCached = d.node.GIPs(), v, true
+		d.gips, d.gipsVersion, d.gipsCached = d.node.SortedGIPs(), v, true
 	}
 	return d.gips
 }
