@@ -84,10 +84,17 @@ func (d *Daemon) prevActive(g vipsmart.GIP, view vipsmart.HealthView) []string {
 }
 
 // computeActive returns the active placements of every GIP from the local
-// view, without changing anything.
+// view, without changing anything. The map is the one of the call before,
+// emptied (the caller must not keep it): a map of 10,000 GIPs is made once,
+// not at each evaluation.
 func (d *Daemon) computeActive(gs []vipsmart.GIP) (map[string][]string, vipsmart.HealthView) {
 	view := d.healthView(gs)
-	out := make(map[string][]string, len(gs))
+	out := d.actBuf
+	if out == nil {
+		out = make(map[string][]string, len(gs))
+		d.actBuf = out
+	}
+	clear(out)
 	for _, g := range gs {
 		out[g.Name] = vipsmart.ActivePlacements(g, view, d.prevActive(g, view))
 	}
