@@ -149,7 +149,7 @@ type Daemon struct {
 	nodes nodesSync // dcnodes.go
 	keep  keeper    // keeper.go
 
-	// gips caches node.GIPs() for updateActive, read-only (gipList).
+	// gips is the node's sorted list for updateActive, read-only (gipList).
 	gips        []vipsmart.GIP
 	gipsVersion uint64
 	gipsCached  bool
@@ -161,6 +161,9 @@ type Daemon struct {
 	// quorumKeyLen is the length of the quorum's part at the end of the
 	// last activeKey, lastQuorumKeyLen of lastActiveKey's (gips.go).
 	quorumKeyLen, lastQuorumKeyLen int
+
+	// actBuf is computeActive's map, reused (gips.go).
+	actBuf map[string][]string
 }
 
 // New loads the DC's state from the store and returns a daemon ready to Run.

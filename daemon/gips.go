@@ -84,10 +84,17 @@ func (d *Daemon) prevActive(g vipsmart.GIP, view vipsmart.HealthView) []string {
 }
 
 // computeActive returns the active placements of every GIP from the local
-// view, without changing anything.
+// view, without changing anything. The map is the one of the call before,
+// emptied (the caller must not keep it): a map of 10,000 GIPs is made once,
+// not at each evaluation.
 func (d *Daemon) computeActive(gs []vipsmart.GIP) (map[string][]string, vipsmart.HealthView) {
 	view := d.healthView(gs)
-	out := make(map[string][]string, len(gs))
+	out := d.actBuf
+	if out == nil {
+		out = make(map[string][]string, len(gs))
+		d.actBuf = out
+	}
+	clear(out)
 	for _, g := range gs {
 		out[g.Name] = vipsmart.ActivePlacements(g, view, d.prevActive(g, view))
 	}
@@ -228,13 +235,14 @@ func (d *Daemon) updateActive() {
 }
 
 // gipList returns the federation's GIPs sorted by name for an evaluation
-// (updateActive), read-only: it is copied from the node only when the GIP
+// (updateActive), read-only: it is taken from the node only when the GIP
 // set changed (federation.Node.GIPVersion), not at every evaluation, which
 // runs after every message and tick that changes a member's reachability or
-// report (a copy of 10,000 GIPs each time).
+// report; and it is the node's own list (SortedGIPs), not a copy of
+// 10,000 GIPs at each change.
 func (d *Daemon) gipList() []vipsmart.GIP {
 	if v := d.node.GIPVersion(); !d.gipsCached || v != d.gipsVersion {
-		d.gips, d.gipsVersion, d.gipsCached = d.node.GIPs(), v, true
+		d.gips, d.gipsVersion, d.gipsCached = d.node.SortedGIPs(), v, true
 	}
 	return d.gips
 }

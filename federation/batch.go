@@ -83,12 +83,16 @@ func (b *Batch) Cache() error {
 }
 
 // NewBatch returns the batch of puts and deletes, sorted, with its Count
-// and Digest.
+// and Digest. A GIP's placements already in order (as a manifest usually
+// lists them) are shared with put, not copied: the caller must not change
+// them afterwards (the daemon hands over the GIPs of an apply request).
 func NewBatch(put []vipsmart.GIP, del []string) *Batch {
 	b := &Batch{Put: make([]vipsmart.GIP, 0, len(put)), Delete: slices.Clone(del)}
 	for _, g := range put {
-		g = cloneGIP(g)
-		vipsmart.SortPlacements(g.Placements)
+		if !placementsSorted(g.Placements) {
+			g = cloneGIP(g)
+			vipsmart.SortPlacements(g.Placements)
+		}
 		b.Put = append(b.Put, g)
 	}
 	sort.Slice(b.Put, func(i, j int) bool { return b.Put[i].Name < b.Put[j].Name })
@@ -96,6 +100,19 @@ func NewBatch(put []vipsmart.GIP, del []string) *Batch {
 	b.Count = len(b.Put) + len(b.Delete)
 	b.Digest = b.digest()
 	return b
+}
+
+// placementsSorted reports whether ps are in the order SortPlacements
+// gives them: priority, best first, then DC name (a DC named twice, which
+// Validate refuses, counts as out of order).
+func placementsSorted(ps []vipsmart.Placement) bool {
+	for i := 1; i < len(ps); i++ {
+		a, b := ps[i-1], ps[i]
+		if a.Priority < b.Priority || a.Priority == b.Priority && a.DC >= b.DC {
+			return false
+		}
+	}
+	return true
 }
 
 // full reports whether b carries its content (not only its identity).

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -124,6 +125,13 @@ type Node struct {
 	results  []Result
 	events   []vipsmart.Event
 	rdRecord []byte
+
+	// putSorted are the GIPs a large change wrote since the last Ready,
+	// sorted by name, when nothing else changed the GIPs since
+	// (putBatch): Ready hands them to the store as they are, without a
+	// set of 10,000 names to build and sort. putGIPs holds every other
+	// write (unsort moves putSorted there first).
+	putSorted []vipsmart.GIP
 
 	q quorumState // quorum.go
 
@@ -259,13 +267,16 @@ func (n *Node) Ready() Ready {
 			// The GIPs are handed over as the node holds them, as in the
 			// replace case above (their Placements shared: the store only
 			// reads them): a batch of 10,000 is not copied once more.
-			if len(n.putGIPs) > 0 {
+			if n.putSorted != nil {
+				u.PutGIPs = n.putSorted // what n.gips holds under those names (unsort)
+			} else if len(n.putGIPs) > 0 {
 				u.PutGIPs = make([]vipsmart.GIP, 0, len(n.putGIPs))
-			}
-			for _, name := range sortedKeys(n.putGIPs) {
-				if g, ok := n.gips[name]; ok {
-					u.PutGIPs = append(u.PutGIPs, g)
+				for name := range n.putGIPs {
+					if g, ok := n.gips[name]; ok {
+						u.PutGIPs = append(u.PutGIPs, g)
+					}
 				}
+				slices.SortFunc(u.PutGIPs, byName)
 			}
 			for _, name := range sortedKeys(n.delGIPs) {
 				if _, ok := n.gips[name]; !ok {
@@ -287,6 +298,7 @@ func (n *Node) Advance(rd Ready) {
 		n.dirty, n.replace = false, false
 		clear(n.putGIPs)
 		clear(n.delGIPs)
+		n.putSorted = nil
 	}
 	n.msgs = n.msgs[min(len(rd.Messages), len(n.msgs)):]
 	n.results = n.results[min(len(rd.Results), len(n.results)):]
@@ -345,6 +357,7 @@ func (n *Node) setGIPs(gips []vipsmart.GIP) {
 		n.gips[g.Name] = cloneGIP(g)
 	}
 	n.replace = true
+	n.putSorted = nil
 	n.dirty = true
 	n.gipsChanged()
 }
@@ -375,6 +388,7 @@ func (n *Node) growGIPs(k int) {
 // changed once it is made or decoded, and the node does not change its
 // GIPs in place either), so a batch of 10,000 is not copied once more.
 func (n *Node) putGIP(g vipsmart.GIP) {
+	n.unsort()
 	n.gips[g.Name] = g
 	n.putGIPs[g.Name] = true
 	delete(n.delGIPs, g.Name)
@@ -383,6 +397,7 @@ func (n *Node) putGIP(g vipsmart.GIP) {
 }
 
 func (n *Node) delGIP(name string) {
+	n.unsort()
 	delete(n.gips, name)
 	n.delGIPs[name] = true
 	delete(n.putGIPs, name)
@@ -617,15 +632,28 @@ func (n *Node) DCs(now time.Time) []vipsmart.DCInfo {
 // The slice is the caller's, but the GIPs' Placements are shared with the
 // node: callers must not modify them.
 func (n *Node) GIPs() []vipsmart.GIP {
-	if n.gipList == nil {
-		// Not cloned: the GIPs' Placements are shared (see above).
-		n.gipList = make([]vipsmart.GIP, 0, len(n.gips))
-		for _, k := range sortedKeys(n.gips) {
-			n.gipList = append(n.gipList, n.gips[k])
-		}
-	}
-	return slices.Clone(n.gipList)
+	return slices.Clone(n.SortedGIPs())
 }
+
+// SortedGIPs is GIPs without the copy: the node's own sorted list, which
+// the caller must not change (neither the slice nor the GIPs). A change
+// of the GIP set makes a new list (GIPVersion changes), so a list once
+// returned stays as it was: the daemon's evaluation reads 10,000 GIPs
+// from it without copying them at each change.
+func (n *Node) SortedGIPs() []vipsmart.GIP {
+	if n.gipList == nil {
+		// Not cloned: the GIPs' Placements are shared (see GIPs).
+		n.gipList = make([]vipsmart.GIP, 0, len(n.gips))
+		for _, g := range n.gips {
+			n.gipList = append(n.gipList, g)
+		}
+		slices.SortFunc(n.gipList, byName)
+	}
+	return n.gipList
+}
+
+// byName orders GIPs by name (names are unique in a set of GIPs).
+func byName(a, b vipsmart.GIP) int { return strings.Compare(a.Name, b.Name) }
 
 // GIPVersion changes whenever the GIP set changes (it is not persisted).
 func (n *Node) GIPVersion() uint64 { return n.gipVersion }

@@ -349,12 +349,14 @@ func (n *Node) applyDecision(now time.Time, d Decision) {
 	if d.Change.Kind == RotateIdentity && d.Change.DC != nil && d.Change.DC.Name == n.h.Self.Name {
 		n.h.Self.Identity = d.Change.DC.Identity
 	}
-	n.growGIPs(len(put))
-	for _, g := range put {
-		n.putGIP(g)
-	}
-	for _, name := range del {
-		n.delGIP(name)
+	if !n.putBatch(put, del) { // gipset.go
+		n.growGIPs(len(put))
+		for _, g := range put {
+			n.putGIP(g)
+		}
+		for _, name := range del {
+			n.delGIP(name)
+		}
 	}
 	n.setStatus(now, vipsmart.StatusMember, d.OpID, fmt.Sprintf("operation %s committed (epoch %d)", d.OpID, d.ToEpoch))
 }
