@@ -180,22 +180,33 @@ func (p *PeerClient) do(req *http.Request, addr, pin string) (*http.Response, er
 	}
 }
 
-// dial makes a new mutual-TLS connection to addr pinned to pin.
+// dial makes a new mutual-TLS connection to addr pinned to pin, as
+// Transport did: the TCP connection within peerDialTimeout, then the
+// handshake within peerHandshakeTimeout, both within ctx and deadline.
 func (p *PeerClient) dial(ctx context.Context, key, addr, pin string, deadline time.Time) (*peerConn, error) {
 	gen := p.conns.generation()
-	hctx, cancel := context.WithTimeout(ctx, peerHandshakeTimeout)
-	defer cancel()
 	if !deadline.IsZero() {
-		var c2 context.CancelFunc
-		hctx, c2 = context.WithDeadline(hctx, deadline)
-		defer c2()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: peerDialTimeout, KeepAlive: 30 * time.Second}, Config: p.TLS(pin)}
-	nc, err := d.DialContext(hctx, "tcp", addr)
+	nc, err := (&net.Dialer{Timeout: peerDialTimeout, KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	tc := nc.(*tls.Conn)
+	cfg := p.TLS(pin)
+	if cfg.ServerName == "" {
+		host, _, _ := net.SplitHostPort(addr)
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	hctx, cancel := context.WithTimeout(ctx, peerHandshakeTimeout)
+	defer cancel()
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
 	return &peerConn{key: key, gen: gen, tc: tc, br: bufio.NewReaderSize(tc, 4096), bw: bufio.NewWriterSize(tc, 4096)}, nil
 }
 
