@@ -6,9 +6,9 @@
 // cache and the waiters: the one holding the loop's token (owner.go), Run's
 // loop or a caller that found the loop idle; a caller that finds the token
 // taken reaches them through d.reqs. A Ready is persisted before any of its
-// messages is sent or any of its results is reported. While the loop waits for the store, the heartbeat
-// keeper (keeper.go) sends heartbeats built only from the last stored
-// record.
+// messages is sent or any of its results is reported. While the loop waits
+// for the store, the heartbeat keeper (keeper.go) sends heartbeats built
+// only from the last stored record.
 package daemon
 
 import (
