@@ -2,12 +2,13 @@
 // around the pure federation state machine, and implements vipsmart.Service
 // for the operator API.
 //
-// Invariants: one goroutine (Run's loop) owns the federation node, the VIP
-// cache and the waiters; everything else reaches them through d.reqs. A
-// Ready is persisted before any of its messages is sent or any of its
-// results is reported. While the loop waits for the store, the heartbeat
-// keeper (keeper.go) sends heartbeats built only from the last stored
-// record.
+// Invariants: one goroutine at a time owns the federation node, the VIP
+// cache and the waiters: the one holding the loop's token (owner.go), Run's
+// loop or a caller that found the loop idle; a caller that finds the token
+// taken reaches them through d.reqs. A Ready is persisted before any of its
+// messages is sent or any of its results is reported. While the loop waits
+// for the store, the heartbeat keeper (keeper.go) sends heartbeats built
+// only from the last stored record.
 package daemon
 
 import (
@@ -90,6 +91,8 @@ type Daemon struct {
 	eventsSkipUntil atomic.Int64
 
 	reqs    chan func()
+	own     chan struct{} // the loop's token (owner.go)
+	kick    chan struct{} // the token handed to the loop (owner.go)
 	waiters map[string]chan error
 	vips    map[string]vipsmart.VIP
 
@@ -212,6 +215,8 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		cfg: cfg, log: cfg.Logger, node: node,
 		keep:      keeper{record: rec},
 		reqs:      make(chan func()),
+		own:       make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
 		waiters:   map[string]chan error{},
 		answerTo:  map[string]context.Context{},
 		vips:      map[string]vipsmart.VIP{},
@@ -225,6 +230,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		reports:   newReportQueue(),
 		waitSince: map[string]time.Time{},
 	}
+	d.own <- struct{}{} // held until Run's loop starts (owner.go)
 	if d.cfg.ActivationWait <= 0 {
 		d.cfg.ActivationWait = DefaultActivationWait
 	}
@@ -288,32 +294,59 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.stopPeers()
 	defer d.flushHeld() // answer.go
 	defer d.checker.Close()
+	// The token (owner.go), held since New, is the loop's while it works
+	// and kept once Run returns: nothing steps the node after.
+	owned := true
+	defer func() {
+		if !owned {
+			_ = d.loopOwn(context.WithoutCancel(ctx))
+		}
+	}()
 	if err := d.processReady(ctx); err != nil {
 		return err
 	}
+	d.giveOwn()
+	owned = false
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-d.kick:
+			// A caller handed the token over with a Ready it could not
+			// persist: processReady below retries it.
 		case <-d.ticker.C:
-			d.drainReqs()
-			d.node.Tick(d.cfg.Now())
-			// Heartbeats leave before the evaluation, which may take a
-			// while with 10,000 GIPs.
-			if err := d.processReady(ctx); err != nil {
-				return err
+			if err = d.loopOwn(ctx); err == nil {
+				d.drainReqs()
+				d.node.Tick(d.cfg.Now())
+				// Heartbeats leave before the evaluation, which may take
+				// a while with 10,000 GIPs.
+				if err = d.processReady(ctx); err == nil {
+					d.updateActive()
+				}
 			}
-			d.updateActive()
 		case <-d.health.notify:
-			d.onHealthChanges()
+			if err = d.loopOwn(ctx); err == nil {
+				d.onHealthChanges()
+			}
 		case <-d.reports.notify:
-			d.onAnnouncerReports()
+			if err = d.loopOwn(ctx); err == nil {
+				d.onAnnouncerReports()
+			}
 		case f := <-d.reqs:
-			f()
+			if err = d.loopOwn(ctx); err == nil {
+				f()
+			}
+		}
+		owned = true
+		if err != nil {
+			return err
 		}
 		if err := d.processReady(ctx); err != nil {
 			return err
 		}
+		d.giveOwn()
+		owned = false
 	}
 }
 
@@ -463,12 +496,17 @@ func logLevel(level string) slog.Level {
 	return slog.LevelInfo
 }
 
-// call runs f on the loop goroutine and returns its error. Once f is
+// call runs f as the loop's owner and returns its error: on the caller's
+// goroutine when the loop's token is free (owner.go), with the Ready f
+// leaves processed before call returns, else on the loop. Once f is
 // handed to the loop, call waits for it to finish (the loop never blocks on
 // the network, so that is prompt), so that f never runs concurrently with
 // the caller's use of what it wrote. If the loop has stopped, call fails
 // with EUNAVAILABLE instead of waiting.
 func (d *Daemon) call(ctx context.Context, f func() error) error {
+	if d.tryOwn() { // owner.go: the loop is idle, run f here
+		return d.runOwned(ctx, f)
+	}
 	done := make(chan error, 1)
 	select {
 	case d.reqs <- func() { done <- f() }:

@@ -227,10 +227,13 @@ func (d *Daemon) callOrHold(ctx context.Context, m federation.Message, key strin
 		return d.call(ctx, f)
 	}
 	if !d.loopHeld() {
+		from := m.From.Name
+		if d.tryOwn() { // owner.go: the loop is idle, step it here
+			return d.runOwned(ctx, func() error { d.stepHeld(from); return f() })
+		}
 		done := make(chan error, 1)
 		wait := time.NewTimer(time.Duration(max(d.keep.hb.Load(), int64(time.Millisecond))))
 		defer wait.Stop()
-		from := m.From.Name
 		select {
 		case d.reqs <- func() { d.stepHeld(from); done <- f() }:
 			select {

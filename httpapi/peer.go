@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -96,13 +95,17 @@ func (s *Server) peerMessage(w http.ResponseWriter, r *http.Request) {
 // and pinned key) has its own keep-alive connections, made with the TLS
 // configuration TLS returns for the destination's key, so that a
 // connection is only ever used with the key it was verified against, and
-// handshakes stay off the hot path.
+// handshakes stay off the hot path. Federation messages use them from the
+// sending goroutine itself (peerconn.go); the rebuild route goes through
+// net/http's client.
 type PeerClient struct {
 	// TLS returns the client TLS configuration for a DC whose key is pin
 	// (it must present this DC's certificate and check the pin).
 	TLS func(pin string) *tls.Config
 	// Timeout bounds one request; default 10s.
 	Timeout time.Duration
+
+	conns peerConns // kept connections of federation messages (peerconn.go)
 
 	mu      sync.Mutex
 	clients map[string]*http.Client
@@ -146,6 +149,7 @@ func (p *PeerClient) client(addr, pin string) *http.Client {
 // ResetConnections drops every connection (after this DC's key changed:
 // the next connections present the new one).
 func (p *PeerClient) ResetConnections() {
+	p.conns.reset()
 	p.mu.Lock()
 	old := p.clients
 	p.clients = map[string]*http.Client{}
@@ -211,12 +215,8 @@ func (p *PeerClient) send(ctx context.Context, m federation.Message, addr string
 	if prep != nil {
 		prep(req)
 	}
-	resp, err := p.client(addr, m.To.Identity).Do(req)
+	resp, err := p.do(req, addr, m.To.Identity) // peerconn.go
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return fmt.Errorf("%s (%s) cannot be reached: %w", m.To.Name, addr, err)
 	}
 	defer resp.Body.Close()
