@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vipsmart/vipsmart"
-	"github.com/vipsmart/vipsmart/internal/sharedhost"
+	"github.com/vipsmart/vipsmart/internal/daemonenv"
 )
 
 // startFederation starts n daemons and federates them from the first one.
@@ -36,7 +36,7 @@ func BenchmarkDCAdd(b *testing.B) {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			ds := startFederation(b, n, benchFlags()...)
 			cand := newDaemon(b, "cand", benchFlags()...)
-			cand.env = sharedhost.Env(n + 1) // as its members got from startFederation
+			cand.env = daemonenv.Env(n + 1) // as its members got from startFederation
 			cand.start()
 			coord := ds[0].client()
 			cc := cand.client()
