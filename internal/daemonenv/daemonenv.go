@@ -7,7 +7,7 @@
 // Two settings (docs/operations.md, "Go runtime settings"; the figures in
 // BENCHMARKS.md, "hop9" and "daemonenv"):
 //
-//   - GODEBUG=schedtrace=86400000 for every daemon. Go's sysmon thread
+//   - GODEBUG=schedtrace=2147483647 for every daemon. Go's sysmon thread
 //     sleeps deeply while every P is idle; the next system call wakes it,
 //     and it then polls every 20 µs for about a millisecond before backing
 //     off to 10 ms. A daemon's life is short messages (a heartbeat, a lock,
@@ -16,8 +16,8 @@
 //     quarter of their CPU at rest. A schedtrace period is the runtime's
 //     only switch that keeps sysmon out of its deep sleep (it then stays
 //     at its 10 ms pace; golang/go#18236 is the upstream issue about
-//     sysmon's fixed pace). The price is one "SCHED" line on stderr per
-//     day (86400000 ms) of uptime.
+//     sysmon's fixed pace). The price is one "SCHED" line on stderr every
+//     2147483647 ms (24.8 days, the largest period) of the host's uptime.
 //   - GOMAXPROCS=1 when one host runs more daemons than it has cores (the
 //     demo, a lab, the benchmarks): with Go's default of a thread per
 //     core, a hand-off between goroutines may wake a second thread, a
@@ -34,7 +34,7 @@ import (
 
 // SysmonPace is the GODEBUG setting that keeps sysmon out of its deep
 // sleep (see the package comment).
-const SysmonPace = "schedtrace=86400000"
+const SysmonPace = "schedtrace=2147483647"
 
 // Env returns the environment entries to add to each of daemons daemon
 // processes started on this host (nil when there are none to add).
