@@ -28,7 +28,9 @@ import (
 // measured too), the CPU time
 // all daemons spent from the start of the apply until every member held
 // the GIPs (daemons-cpu-s: on a busy machine the wall-clock figures grow
-// with the load, this one much less), and the largest
+// with the load, this one much less), the minor page faults they took
+// meanwhile (daemons-minflt: first touches of fresh memory, which cost
+// 30-50 µs each on this VM, BENCHMARKS.md "daemonenv"), and the largest
 // resident memory of a DC afterwards (max-rss-MB, peak-rss-MB: VmHWM).
 // Against it, "one-by-one" adds 1,000 GIPs with `gip add` (the API call
 // the CLI makes), one federation change each, in a fresh federation of N,
@@ -66,7 +68,7 @@ func BenchmarkApply(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				cpu0 := daemonCPU(b, ds)
+				cpu0, faults0 := daemonStat(ds)
 				start := time.Now()
 				r, cliCPU := runCLITo(b, 5*time.Minute, out, ds[0].server(), "apply", "-f", f, "-o", "json", "--timeout", "5m")
 				applied := time.Since(start)
@@ -83,7 +85,8 @@ func BenchmarkApply(b *testing.B) {
 				}
 				waitGIPs(b, ds, st0.Epoch+1, count)
 				all := time.Since(start)
-				cpu := daemonCPU(b, ds) - cpu0
+				cpu, faults := daemonStat(ds)
+				cpu, faults = cpu-cpu0, faults-faults0
 				start = time.Now()
 				r = cli(b, ds[0].server(), "apply", "-f", f, "--timeout", "5m")
 				noop := time.Since(start)
@@ -95,6 +98,7 @@ func BenchmarkApply(b *testing.B) {
 				b.ReportMetric(noop.Seconds(), "noop-apply-s")
 				b.ReportMetric(cpu.Seconds(), "daemons-cpu-s")
 				b.ReportMetric(cliCPU.Seconds(), "cli-cpu-s")
+				b.ReportMetric(float64(faults), "daemons-minflt")
 			}
 			time.Sleep(2 * time.Second) // heartbeats and GIP activation over the new set
 			var maxRSS, peak int

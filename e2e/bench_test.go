@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/internal/daemonenv"
 )
 
 // startFederation starts n daemons and federates them from the first one.
@@ -34,7 +35,9 @@ func BenchmarkDCAdd(b *testing.B) {
 	for _, n := range []int{2, 5, 10, 25} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			ds := startFederation(b, n, benchFlags()...)
-			cand := startDaemon(b, "cand", benchFlags()...)
+			cand := newDaemon(b, "cand", benchFlags()...)
+			cand.env = daemonenv.Env(n + 1) // as its members got from startFederation
+			cand.start()
 			coord := ds[0].client()
 			cc := cand.client()
 			ctx := context.Background()

@@ -15,7 +15,22 @@ const clockTick = 10 * time.Millisecond
 // daemonCPU returns the CPU time (user and system) the daemons of ds have
 // used so far, from /proc (0 where it cannot be read).
 func daemonCPU(t testing.TB, ds []*daemon) time.Duration {
+	cpu, _ := daemonStat(ds)
+	return cpu
+}
+
+// daemonFaults returns the minor page faults the daemons of ds have taken
+// so far (first touches of fresh memory, mostly), from /proc.
+func daemonFaults(ds []*daemon) int64 {
+	_, faults := daemonStat(ds)
+	return faults
+}
+
+// daemonStat sums the CPU time and the minor page faults of the daemons
+// of ds from /proc/PID/stat (nothing for a daemon where it cannot be read).
+func daemonStat(ds []*daemon) (time.Duration, int64) {
 	var total time.Duration
+	var faults int64
 	for _, d := range ds {
 		if d.cmd == nil || d.cmd.Process == nil {
 			continue
@@ -29,11 +44,13 @@ func daemonCPU(t testing.TB, ds []*daemon) time.Duration {
 		if len(f) < 13 {
 			continue
 		}
+		mf, _ := strconv.ParseInt(f[7], 10, 64)
 		u, _ := strconv.ParseInt(f[11], 10, 64)
 		k, _ := strconv.ParseInt(f[12], 10, 64)
 		total += time.Duration(u+k) * clockTick
+		faults += mf
 	}
-	return total
+	return total, faults
 }
 
 // cpuWindow is how long after an operation returns its CPU is still

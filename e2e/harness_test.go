@@ -24,6 +24,7 @@ import (
 
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/httpapi"
+	"github.com/vipsmart/vipsmart/internal/daemonenv"
 )
 
 // bin is the vipsmart binary built once for the whole package.
@@ -105,7 +106,8 @@ func newDaemon(t testing.TB, name string, extra ...string) *daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sd) })
-	return &daemon{t: t, name: name, port: freePort(t), dataDir: filepath.Join(t.TempDir(), name), sock: filepath.Join(sd, name+".sock"), extra: extra}
+	return &daemon{t: t, name: name, port: freePort(t), dataDir: filepath.Join(t.TempDir(), name), sock: filepath.Join(sd, name+".sock"), extra: extra,
+		env: daemonenv.Env(1)} // the runtime settings vipsmart's launchers give a daemon (startFederation: of n)
 }
 
 // startDaemon starts a fresh daemon and waits until it answers.
@@ -329,7 +331,9 @@ func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.
 func startFederation(t testing.TB, n int, extra ...string) []*daemon {
 	ds := make([]*daemon, n)
 	for i := range ds {
-		ds[i] = startDaemon(t, fmt.Sprintf("dc-%d", i+1), extra...)
+		ds[i] = newDaemon(t, fmt.Sprintf("dc-%d", i+1), extra...)
+		ds[i].env = daemonenv.Env(n) // as the demo's: GOMAXPROCS=1 too when the DCs outnumber the cores
+		ds[i].start()
 	}
 	c := ds[0].client()
 	for _, d := range ds[1:] {

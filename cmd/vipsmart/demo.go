@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vipsmart/vipsmart"
 	"github.com/vipsmart/vipsmart/httpapi"
+	"github.com/vipsmart/vipsmart/internal/daemonenv"
 )
 
 // newDemoCmd is `vipsmart demo`: a local federation on loopback, started
@@ -120,6 +121,9 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		}
 		p := &demoProc{name: d.Name, cmd: exec.Command(self, args...), done: make(chan struct{}), stopping: &stopping}
 		p.cmd.Stdout, p.cmd.Stderr = logf, logf
+		if env := daemonenv.Env(n); env != nil {
+			p.cmd.Env = append(os.Environ(), env...) // Go runtime settings (docs/operations.md)
+		}
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := p.cmd.Start(); err != nil {
 			logf.Close()
