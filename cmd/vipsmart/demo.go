@@ -114,15 +114,16 @@ func runDemo(g *globals, n, basePort int, dir string, exit bool) error {
 		socks[i] = filepath.Join(dir, d.Name+".sock")
 		clients[i] = httpapi.NewClient(socks[i])
 		args := []string{"serve", "--name", d.Name, "--listen", d.AddrPort().String(), "--data-dir", data, "--socket", socks[i]}
-		fmt.Fprintf(out, "  $ %s %s\n", cmdName, joinArgs(args))
+		env := daemonenv.Env(n) // Go runtime settings (docs/operations.md), shown as a shell would take them
+		fmt.Fprintf(out, "  $ %s%s %s\n", envPrefix(env), cmdName, joinArgs(args))
 		logf, err := os.OpenFile(filepath.Join(dir, d.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
 		}
 		p := &demoProc{name: d.Name, cmd: exec.Command(self, args...), done: make(chan struct{}), stopping: &stopping}
 		p.cmd.Stdout, p.cmd.Stderr = logf, logf
-		if env := daemonenv.Env(n); env != nil {
-			p.cmd.Env = append(os.Environ(), env...) // Go runtime settings (docs/operations.md)
+		if env != nil {
+			p.cmd.Env = append(os.Environ(), env...)
 		}
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := p.cmd.Start(); err != nil {
@@ -393,4 +394,12 @@ func waitHealthy(ctx context.Context, c *httpapi.Client, exited <-chan struct{})
 		time.Sleep(25 * time.Millisecond)
 	}
 	return errors.New("no answer on its socket within 20s")
+}
+
+// envPrefix is env as the prefix of a shell command line ("" for none).
+func envPrefix(env []string) string {
+	if len(env) == 0 {
+		return ""
+	}
+	return strings.Join(env, " ") + " "
 }
