@@ -21,14 +21,7 @@ import (
 // over a new one and is delivered; after ResetConnections (a new key of
 // this DC) the next message dials again.
 func TestPeerConnsKept(t *testing.T) {
-	srvID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cliID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvID, cliID := peerIdentities(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -177,14 +177,7 @@ func (r *recorder) messages() []federation.Message {
 // receive the same message. The JSON of a batch is made once for all the
 // older DCs a lock goes to.
 func TestFrameOverTheWire(t *testing.T) {
-	srvID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cliID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvID, cliID := peerIdentities(t)
 	var types sync.Map // content types seen, by server
 	serve := func(name string, h http.Handler) vipsmart.DC {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

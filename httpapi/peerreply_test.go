@@ -53,14 +53,7 @@ func (r *replier) DeliverForReply(ctx context.Context, m federation.Message, wan
 // heartbeat's (wrong type or sender) is refused, as a refusal (the peer
 // was reached), and Send of any message carries no reply request.
 func TestHeartbeatAnswerInResponse(t *testing.T) {
-	srvID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cliID, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvID, cliID := peerIdentities(t)
 	serve := func(recv PeerReceiver) vipsmart.DC {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -146,4 +139,19 @@ func TestReplyHasContentLength(t *testing.T) {
 	if err != nil || r == nil || r.Reason != big {
 		t.Fatalf("decodeReply = %v, %v", r != nil, err)
 	}
+}
+
+// peerIdentities makes the keys of two DCs for a peer test: dc-2 (the
+// server) and dc-1 (the client).
+func peerIdentities(t *testing.T) (srv, cli *identity.Identity) {
+	t.Helper()
+	srv, err := identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err = identity.Load(identity.Options{Dir: t.TempDir(), Name: "dc-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, cli
 }
