@@ -31,6 +31,7 @@ func (f *fileFlags) add(c *cobra.Command) {
 
 // request reads the files into a request (nothing is sent yet).
 func (f *fileFlags) request(stdin io.Reader) (vipsmart.ApplyRequest, error) {
+	adviseHeap() // a large file: tens of megabytes of fresh heap
 	s, err := manifest.ReadPaths(f.files, stdin)
 	if err != nil {
 		return vipsmart.ApplyRequest{}, err
@@ -186,6 +187,7 @@ that vipsmart export | vipsmart apply -f - changes nothing.`,
 		Example: "  vipsmart export > addresses.yaml\n  vipsmart export -o json",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			adviseHeap()
 			ctx, cancel := g.ctx()
 			defer cancel()
 			cl := g.client()

@@ -218,6 +218,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return usageError{err}
 	}
 	setMemoryLimit(log)
+	heapPages := adviseHeap()
 	self, err := selfDC(o)
 	if err != nil {
 		return err
@@ -370,7 +371,7 @@ func serve(ctx context.Context, g *globals, o *serveOptions) error {
 		return err
 	}
 	go ops.notifyReady(runCtx)
-	log.Info("vipsmart serving", "name", self.Name, "listen", ts.fed.Addr().String(), "advertise", self.AddrPort().String(), "socket", o.trust.socket, "api_listen", o.trust.apiListen, "identity", ts.id.Fingerprint(), "data_dir", o.dataDir, "store", store.where, "version", buildInfo().Version)
+	log.Info("vipsmart serving", "name", self.Name, "listen", ts.fed.Addr().String(), "advertise", self.AddrPort().String(), "socket", o.trust.socket, "api_listen", o.trust.apiListen, "identity", ts.id.Fingerprint(), "data_dir", o.dataDir, "store", store.where, "version", buildInfo().Version, "heap_huge_pages", heapPages)
 
 	var runErr error
 	ranOut := false
