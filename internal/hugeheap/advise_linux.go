@@ -12,6 +12,12 @@ import (
 const hugePage = 2 << 20
 
 func advise(r Result, n int) (Result, error) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_AS, &lim); err == nil && lim.Cur != unix.RLIM_INFINITY {
+		// Under `ulimit -v` the block itself could fail the process.
+		r.Skipped = fmt.Sprintf("the address space is limited (ulimit -v, %d MiB)", lim.Cur>>20)
+		return r, nil
+	}
 	b := make([]byte, n) // a large block: fresh pages, mapped, not touched
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	beg := (p + hugePage - 1) &^ (hugePage - 1)

@@ -24,8 +24,9 @@
 //
 // Invariants: Advise never changes the kernel's settings, only the
 // advice on memory the process already mapped; under "always" or "never",
-// or with GODEBUG=disablethp=1 (the runtime's own switch against huge
-// pages), it does nothing.
+// with GODEBUG=disablethp=1 (the runtime's own switch against huge
+// pages), or under a limit of the address space (ulimit -v), it does
+// nothing.
 package hugeheap
 
 import (
