@@ -419,32 +419,118 @@ func (s *Set) readYAML(name string, b []byte) error {
 	}
 }
 
-// checkNested refuses unknown keys inside check and placements.
+// checkNested checks the value of one key of an object before it is
+// decoded: unknown keys inside check and placements are refused, and
+// every field must have its type (a priority 1.5 is not truncated to 1,
+// a string is not taken for a list), each error naming the field
+// (placements[1].priority) and its line.
 func checkNested(where, key string, v *yaml.Node) error {
-	check := func(n *yaml.Node, allowed []string, field string) error {
+	at := func(n *yaml.Node) string { return fmt.Sprintf("%s, line %d", where, n.Line) }
+	check := func(n *yaml.Node, allowed []string, field, label string) error {
 		if n.Kind != yaml.MappingNode {
-			return nil // the decoder says what is wrong
+			return nil // checked by checkType
 		}
 		for k := 0; k+1 < len(n.Content); k += 2 {
 			if !slices.Contains(allowed, n.Content[k].Value) {
-				return wrongAt(fmt.Sprintf("%s, line %d", where, n.Content[k].Line), field+"."+n.Content[k].Value, "unknown field: %s has %s", field, strings.Join(allowed, ", "))
+				return wrongAt(at(n.Content[k]), field+"."+n.Content[k].Value, "unknown field: %s has %s", label, strings.Join(allowed, ", "))
+			}
+			if err := checkType(at, field+"."+n.Content[k].Value, n.Content[k].Value, n.Content[k+1]); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
+	if err := checkType(at, key, key, v); err != nil {
+		return err
+	}
+	v = resolve(v)
 	switch key {
 	case "check":
-		return check(v, checkKeys, "check")
+		return check(v, checkKeys, "check", "check")
 	case "placements":
 		if v.Kind == yaml.SequenceNode {
-			for _, p := range v.Content {
-				if err := check(p, placeKeys, "placements"); err != nil {
+			for i, p := range v.Content {
+				p = resolve(p)
+				if p.Kind != yaml.MappingNode && !isNull(p) {
+					return wrongAt(at(p), fmt.Sprintf("placements[%d]", i), "must be a mapping ({dc: DC, priority: N, vip: VIP}), not %s", describe(p))
+				}
+				if err := check(p, placeKeys, fmt.Sprintf("placements[%d]", i), "a placement"); err != nil {
+					return err
+				}
+			}
+		}
+	case "nodes":
+		if v.Kind == yaml.SequenceNode {
+			for i, n := range v.Content {
+				if err := checkType(at, fmt.Sprintf("nodes[%d]", i), "node", n); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// checkType checks that n, the value of the field named path whose key
+// is key, has the YAML type of that key; null is absent.
+func checkType(at func(*yaml.Node) string, path, key string, n *yaml.Node) error {
+	n = resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	switch key {
+	case "kind", "name", "address", "interface", "mode", "partition", "dc", "vip", "url", "interval", "timeout", "node":
+		if n.Kind != yaml.ScalarNode {
+			return wrongAt(at(n), path, "must be a string, not %s", describe(n))
+		}
+	case "priority", "rise", "fall", "expect_status":
+		var i int
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
+			return wrongAt(at(n), path, "must be a whole number written in digits, not %s", describe(n))
+		}
+	case "preempt":
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+			return wrongAt(at(n), path, "must be true or false, not %s", describe(n))
+		}
+	case "placements", "nodes":
+		if n.Kind != yaml.SequenceNode {
+			return wrongAt(at(n), path, "must be a list (one item a line after \"- \", or [a, b]), not %s", describe(n))
+		}
+	case "check":
+		if n.Kind != yaml.MappingNode {
+			return wrongAt(at(n), path, "must be a mapping (url: ..., interval: ...), not %s", describe(n))
+		}
+	}
+	return nil
+}
+
+// resolve follows aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
+// describe says what a value is, for a message.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	v := n.Value
+	if len(v) > 40 {
+		v = v[:40] + "..."
+	}
+	if n.Tag == "!!str" {
+		return fmt.Sprintf("the string %q", v)
+	}
+	return v
 }
 
 // add validates one object and adds it to s.

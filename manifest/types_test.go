@@ -1,0 +1,51 @@
+package manifest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vipsmart/vipsmart"
+)
+
+// TestReadYAMLTypes: a YAML value of the wrong type is refused naming its
+// field and line, never converted (go-yaml decodes a float into an int
+// by truncating it: a priority 1.5 was read as 1, a rise 0.5 as 0 and so
+// the default 2).
+func TestReadYAMLTypes(t *testing.T) {
+	const gip = "kind: GIP\nname: g\naddress: 192.0.2.2\n"
+	const vip = "kind: VIP\nname: v\naddress: 192.0.2.1\n"
+	for _, c := range []struct{ in, want string }{
+		{gip + "placements: [{dc: dc-1, priority: 1.5}]\n", `line 4: field "placements[0].priority": must be a whole number written in digits, not 1.5`},
+		{gip + "placements:\n  - {dc: dc-1, priority: 100}\n  - {dc: dc-2, priority: \"100\"}\n", `line 6: field "placements[1].priority": must be a whole number written in digits, not the string "100"`},
+		{gip + "placements: [{dc: dc-1, priority: 1e2}]\n", `field "placements[0].priority": must be a whole number`},
+		{gip + "placements: [{dc: dc-1, priority: 99999999999999999999}]\n", `field "placements[0].priority": must be a whole number`},
+		{gip + "placements: [{dc: [dc-1], priority: 1}]\n", `field "placements[0].dc": must be a string, not a list`},
+		{gip + "placements: [dc-1]\n", `field "placements[0]": must be a mapping`},
+		{gip + "placements: {dc: dc-1, priority: 100}\n", `line 4: field "placements": must be a list`},
+		{gip + "preempt: maybe\n", `line 4: field "preempt": must be true or false, not the string "maybe"`},
+		{gip + "name: [a]\n", `field "name": must be a string, not a list`},
+		{vip + "check: {url: \"tcp://192.0.2.9:1\", rise: 0.5}\n", `field "check.rise": must be a whole number written in digits, not 0.5`},
+		{vip + "check: {url: \"tcp://192.0.2.9:1\", fall: 2.0}\n", `field "check.fall": must be a whole number`},
+		{vip + "check: {url: \"http://192.0.2.9:1/\", expect_status: 200.9}\n", `field "check.expect_status": must be a whole number`},
+		{vip + "check: tcp://192.0.2.9:1\n", `field "check": must be a mapping`},
+		{vip + "nodes: \"n1:100\"\n", `field "nodes": must be a list`},
+		{vip + "nodes: [[n1]]\n", `field "nodes[0]": must be a string, not a list`},
+	} {
+		_, err := Read("t.yaml", []byte(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !vipsmart.IsCode(err, vipsmart.EINVALID) {
+			t.Errorf("%q: got %v, want an invalid error containing %q", c.in, err, c.want)
+		}
+	}
+	// What stays accepted: integers in any YAML form, YAML 1.1 booleans
+	// (as go-yaml reads them into a bool), null for absent, aliases.
+	s, err := Read("ok.yaml", []byte(gip+"preempt: no\nplacements: [{dc: dc-1, priority: 0x10}, {dc: dc-2, priority: &p 200}, {dc: dc-3, priority: *p, vip: ~}]\n---\n"+vip+"check: {url: \"tcp://192.0.2.9:1\", rise: ~, fall: 3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := s.GIPs[0]; g.Preempt || len(g.Placements) != 3 || g.Placements[0].Priority != 200 || g.Placements[2].Priority != 16 {
+		t.Fatalf("GIP read as %+v", g)
+	}
+	if c := s.VIPs[0].Check; c.Rise != 2 || c.Fall != 3 {
+		t.Fatalf("check read as %+v", c)
+	}
+}
