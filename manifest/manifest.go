@@ -21,10 +21,12 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/internal/jsondup"
 )
 
 // The kinds of objects.
@@ -157,6 +159,19 @@ func Read(name string, b []byte) (*Set, error) {
 }
 
 func (s *Set) read(name string, b []byte) error {
+	if !utf8.Valid(b) {
+		// encoding/json would read each bad byte as U+FFFD: a value
+		// other than the file's.
+		off := 0
+		for off < len(b) {
+			r, n := utf8.DecodeRune(b[off:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			off += n
+		}
+		return wrongAt(fmt.Sprintf("%s: line %d", name, 1+bytes.Count(b[:off], []byte("\n"))), "", "byte %d is not UTF-8: save the file as UTF-8", off+1)
+	}
 	t := bytes.TrimSpace(b)
 	if len(t) > 0 && (t[0] == '{' || t[0] == '[') {
 		return s.readJSON(name, b)
@@ -190,6 +205,9 @@ func (s *Set) readJSON(name string, b []byte) error {
 	}
 	if err != nil || dec.More() {
 		return s.readJSONEach(name, b)
+	}
+	if dup, _ := jsondup.Find(b); dup != "" {
+		return s.readJSONEach(name, b) // which names the object
 	}
 	items := scanItems(b, start, array)
 	if len(items) != len(objs) {
@@ -348,6 +366,9 @@ func (s *Set) readJSONEach(name string, b []byte) error {
 				return wrongAt(where, strings.Trim(f, `"`), "unknown field: a VIP has %s; a GIP has %s", strings.Join(vipKeys, ", "), strings.Join(gipKeys, ", "))
 			}
 			return wrongAt(where, "", "%s", msg)
+		}
+		if dup, _ := jsondup.Find(raw); dup != "" {
+			return wrongAt(where, dup, "given twice: give each field once")
 		}
 		var keys map[string]json.RawMessage
 		_ = json.Unmarshal(raw, &keys)

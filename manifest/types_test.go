@@ -49,3 +49,35 @@ func TestReadYAMLTypes(t *testing.T) {
 		t.Fatalf("check read as %+v", c)
 	}
 }
+
+// TestReadJSONDuplicateKeys: a key twice in one object of a JSON file is
+// refused naming the document and the field (encoding/json kept the
+// last: {"name": "a", ..., "name": "b"} declared b).
+func TestReadJSONDuplicateKeys(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"kind": "GIP", "name": "a", "address": "192.0.2.1", "name": "b"}`, `d.json: document 1 (line 1): field "name": given twice`},
+		{"[{\"kind\": \"GIP\", \"name\": \"a\", \"address\": \"192.0.2.1\"},\n {\"kind\": \"GIP\", \"name\": \"b\", \"address\": \"192.0.2.2\", \"placements\": [{\"dc\": \"dc-1\", \"priority\": 1, \"dc\": \"dc-2\"}]}]", `d.json: document 2 (line 2): field "placements[0].dc": given twice`},
+		{`{"kind": "VIP", "name": "a", "address": "192.0.2.1", "check": {"url": "tcp://192.0.2.9:1", "rise": 2, "rise": 3}}`, `field "check.rise": given twice`},
+	} {
+		_, err := Read("d.json", []byte(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !vipsmart.IsCode(err, vipsmart.EINVALID) {
+			t.Errorf("%s: got %v, want an invalid error containing %q", c.in, err, c.want)
+		}
+	}
+}
+
+// TestReadNotUTF8: a file that is not UTF-8 is refused naming its line
+// (encoding/json read a bad byte of a JSON file as U+FFFD: an interface
+// "e\xff" became "e\uFFFD").
+func TestReadNotUTF8(t *testing.T) {
+	for _, in := range []string{
+		"{\"kind\": \"VIP\", \"name\": \"a\", \"address\": \"192.0.2.1\",\n \"interface\": \"e\xff\"}",
+		"[{\"kind\": \"VIP\", \"name\": \"a\", \"address\": \"192.0.2.1\",\n \"interface\": \"e\xff\", \"check\": {\"url\": \"tcp://192.0.2.9:1\"}}]",
+		"kind: VIP\ninterface: \"e\xff\"\nname: a\naddress: 192.0.2.1\n",
+	} {
+		_, err := Read("u.json", []byte(in))
+		if err == nil || !strings.Contains(err.Error(), "u.json: line 2") || !strings.Contains(err.Error(), "not UTF-8") {
+			t.Errorf("%q: got %v, want an error naming line 2, not UTF-8", in, err)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+// Package jsondup finds what encoding/json lets pass without a word in a
+// JSON value: a key given twice in one object (the decoder keeps the
+// last one, so {"dry_run": true, "dry_run": false} is not a dry run).
+//
+// Invariant: Find reports the first duplicate in the order of the bytes;
+// it is meant for JSON a decoder has accepted (in bytes that are not
+// JSON it may report one before the error, or none).
+package jsondup
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+type frame struct {
+	obj     bool
+	wantKey bool
+	key     string
+	n       int // array: index of the current element
+	keys    map[string]struct{}
+}
+
+// Find returns the path of the first key given twice in one object of
+// the JSON value b (`gips[3].placements[0].dc`, `dry_run`) and the
+// offset of the byte after it; "" if there is none.
+func Find(b []byte) (string, int64) {
+	if bytes.IndexByte(b, '{') < 0 {
+		return "", 0
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var stack []*frame
+	// done ends a value in the frame on top of the stack.
+	done := func() {
+		if len(stack) == 0 {
+			return
+		}
+		f := stack[len(stack)-1]
+		if f.obj {
+			f.wantKey = true
+		} else {
+			f.n++
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", 0
+		}
+		if len(stack) > 0 {
+			if f := stack[len(stack)-1]; f.obj && f.wantKey {
+				if k, ok := tok.(string); ok {
+					if _, dup := f.keys[k]; dup {
+						f.key = k
+						return path(stack), dec.InputOffset()
+					}
+					f.keys[k] = struct{}{}
+					f.key, f.wantKey = k, false
+					continue
+				}
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{obj: true, wantKey: true, keys: map[string]struct{}{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		done()
+		if len(stack) == 0 {
+			return "", 0
+		}
+	}
+}
+
+// path is where the top of the stack is: keys joined by dots, array
+// elements by [N].
+func path(stack []*frame) string {
+	var b strings.Builder
+	for _, f := range stack {
+		if f.obj {
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.key)
+		} else {
+			b.WriteString("[" + strconv.Itoa(f.n) + "]")
+		}
+	}
+	return b.String()
+}
