@@ -1,0 +1,46 @@
+package httpapi
+
+import (
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/internal/jsondup"
+)
+
+// What encoding/json lets pass without a word, refused by decode: bytes
+// that are not UTF-8 (read as U+FFFD: a value other than the one sent)
+// and a key given twice in one object (the last one won:
+// {"dry_run": true, ..., "dry_run": false} was no dry run).
+
+// checkJSONText refuses a body that is not UTF-8.
+func checkJSONText(body []byte) (int, error) {
+	if utf8.Valid(body) {
+		return 0, nil
+	}
+	off := 0
+	for off < len(body) {
+		r, n := utf8.DecodeRune(body[off:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		off += n
+	}
+	return http.StatusBadRequest, vipsmart.Errorf(vipsmart.EINVALID, "", "request body is not UTF-8 (byte %d): send JSON in UTF-8", off)
+}
+
+// checkDuplicateKeys refuses a body with a key twice in one object,
+// naming it (gips[3].placements[0].dc).
+func checkDuplicateKeys(body []byte) (int, error) {
+	if dup, _ := jsondup.Find(body); dup != "" {
+		return http.StatusBadRequest, vipsmart.Errorf(vipsmart.EINVALID, dup, "field %q is given twice: give each field once", dup)
+	}
+	return 0, nil
+}
+
+// hasDuplicateKey reports whether raw has a key twice in one object (the
+// fast decoders then leave the body to decode, which says so).
+func hasDuplicateKey(raw []byte) bool {
+	dup, _ := jsondup.Find(raw)
+	return dup != ""
+}

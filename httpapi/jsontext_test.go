@@ -1,0 +1,41 @@
+package httpapi
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestApplyBodyKeysTwiceAndNotUTF8: POST /v1/apply refuses a body with a
+// key twice in one object (naming it) or bytes that are not UTF-8, and
+// hands nothing to the service. Before, encoding/json kept the last key
+// ({"dry_run": true, ..., "dry_run": false} applied) and read bad bytes
+// as U+FFFD.
+func TestApplyBodyKeysTwiceAndNotUTF8(t *testing.T) {
+	svc := &applyService{}
+	srv := httptest.NewServer((&Server{Service: svc}).Handler())
+	defer srv.Close()
+	for _, c := range []struct{ body, want string }{
+		{`{"dry_run": true, "gips": [], "dry_run": false}`, `"field":"dry_run"`},
+		{`{"dry_run": true, "gips": [{"name": "a", "address": "192.0.2.1", "placements": [{"dc": "dc-1", "priority": 1, "dc": "dc-2"}]}]}`, `"field":"gips[0].placements[0].dc"`},
+		{`{"dry_run": true, "vips": [{"name": "a", "address": "192.0.2.1", "name": "b"}]}`, `"field":"vips[0].name"`},
+		{`{"dry_run": true, "vips": [{"name": "a", "address": "192.0.2.1", "check": {"url": "tcp://192.0.2.9:1", "rise": 2, "rise": 3}}]}`, `"field":"vips[0].check.rise"`},
+		{"{\"dry_run\": true, \"vips\": [{\"name\": \"a\", \"address\": \"192.0.2.1\", \"interface\": \"e\xff\"}]}", `not UTF-8`},
+	} {
+		resp, err := http.Post(srv.URL+ApplyPath, "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out := string(b)
+		if resp.StatusCode != 400 || !strings.Contains(out, c.want) {
+			t.Errorf("%s: %d %s, want 400 with %s", c.body, resp.StatusCode, out, c.want)
+		}
+	}
+	if len(svc.got) != 0 {
+		t.Fatalf("refused bodies reached the service: %+v", svc.got)
+	}
+}
