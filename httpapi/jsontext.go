@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/vipsmart/vipsmart"
@@ -43,4 +44,24 @@ func checkDuplicateKeys(body []byte) (int, error) {
 func hasDuplicateKey(raw []byte) bool {
 	dup, _ := jsondup.Find(raw)
 	return dup != ""
+}
+
+// unknownFieldIn (nil if it does not apply) names where an unknown field is when it is inside an
+// object of the body (gips[0].kind): the decoder names the key alone,
+// and jsonError's list of allowed fields is the top level's.
+func unknownFieldIn(body []byte, err error) error {
+	k, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	if !ok {
+		return nil
+	}
+	k = strings.Trim(k, `"`)
+	p := jsondup.FindKey(body, k)
+	if !strings.ContainsAny(p, ".[") {
+		return nil // at the top: jsonError lists the fields
+	}
+	hint := ""
+	if k == "kind" {
+		hint = " (a body carries VIPs in \"vips\" and GIPs in \"gips\": its objects have no kind)"
+	}
+	return vipsmart.Errorf(vipsmart.EINVALID, p, "unknown field %q in %s: remove it or correct its spelling (docs/api.md lists the fields)%s", k, p[:len(p)-len(k)-1], hint)
 }

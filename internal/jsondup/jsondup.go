@@ -1,6 +1,8 @@
 // Package jsondup finds what encoding/json lets pass without a word in a
 // JSON value: a key given twice in one object (the decoder keeps the
-// last one, so {"dry_run": true, "dry_run": false} is not a dry run).
+// last one, so {"dry_run": true, "dry_run": false} is not a dry run);
+// and where a key is, for the messages the decoder gives without a path
+// (an unknown field).
 //
 // Invariant: Find reports the first duplicate in the order of the bytes;
 // it is meant for JSON a decoder has accepted (in bytes that are not
@@ -26,6 +28,26 @@ type frame struct {
 // the JSON value b (`gips[3].placements[0].dc`, `dry_run`) and the
 // offset of the byte after it; "" if there is none.
 func Find(b []byte) (string, int64) {
+	return walk(b, func(f *frame, k string) bool {
+		if _, dup := f.keys[k]; dup {
+			return true
+		}
+		f.keys[k] = struct{}{}
+		return false
+	})
+}
+
+// FindKey returns the path of the first key named key in the JSON value
+// b (as the decoder meets it: `gips[0].kind`), "" if there is none.
+func FindKey(b []byte, key string) string {
+	p, _ := walk(b, func(_ *frame, k string) bool { return k == key })
+	return p
+}
+
+// walk calls stop with every key of b in the order of the bytes, in the
+// frame of its object, and returns the path of the first key for which
+// it returns true.
+func walk(b []byte, stop func(f *frame, k string) bool) (string, int64) {
 	if bytes.IndexByte(b, '{') < 0 {
 		return "", 0
 	}
@@ -52,12 +74,10 @@ func Find(b []byte) (string, int64) {
 		if len(stack) > 0 {
 			if f := stack[len(stack)-1]; f.obj && f.wantKey {
 				if k, ok := tok.(string); ok {
-					if _, dup := f.keys[k]; dup {
-						f.key = k
+					f.key, f.wantKey = k, false
+					if stop(f, k) {
 						return path(stack), dec.InputOffset()
 					}
-					f.keys[k] = struct{}{}
-					f.key, f.wantKey = k, false
 					continue
 				}
 			}

@@ -20,3 +20,15 @@ func TestFind(t *testing.T) {
 		}
 	}
 }
+
+func TestFindKey(t *testing.T) {
+	for _, c := range []struct{ in, key, want string }{
+		{`{"gips": [{"name": "a"}, {"name": "b", "kind": "GIP"}]}`, "kind", "gips[1].kind"},
+		{`{"kind": 1}`, "kind", "kind"},
+		{`{"a": "kind"}`, "kind", ""},
+	} {
+		if got := FindKey([]byte(c.in), c.key); got != c.want {
+			t.Errorf("FindKey(%s, %s) = %q, want %q", c.in, c.key, got, c.want)
+		}
+	}
+}
