@@ -37,7 +37,8 @@ func sameVIPs(a, b map[string]string) bool {
 // with --prune keeps its address), and one whose end state has an
 // address twice is refused whole, naming both VIPs, with nothing changed
 // (before, a swap was refused after the first VIP had been deleted: a
-// refused apply that lost a VIP).
+// refused apply that lost a VIP); and apply --prune of no object at all
+// is refused (it removed everything).
 func TestApplyVIPAddresses(t *testing.T) {
 	d := startDaemon(t, "dc-1")
 	dir := t.TempDir()
@@ -73,5 +74,15 @@ func TestApplyVIPAddresses(t *testing.T) {
 	}
 	if r := cli(t, d.server(), "diff", "--prune", "-f", rename); r.code != 0 {
 		t.Fatalf("diff after the rename: exit %d (want 0: nothing to change)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// An empty standard input (an export that failed before the pipe)
+	// with --prune is refused, not taken as "remove everything".
+	before = vipAddrs(t, d)
+	if r := cliIn(t, d.server(), "", "apply", "--prune", "-f", "-"); r.code != 2 || !strings.Contains(r.stderr, "declare no object") {
+		t.Fatalf("apply --prune of an empty standard input: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := vipAddrs(t, d); !sameVIPs(got, before) {
+		t.Fatalf("apply --prune of nothing changed the VIPs: %v, were %v", got, before)
 	}
 }

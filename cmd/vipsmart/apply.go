@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/vipsmart/vipsmart"
@@ -115,6 +116,11 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 			req, err := ff.request(cmd.InOrStdin())
 			if err != nil {
 				return err
+			}
+			if ff.prune && !dry && len(req.VIPs)+len(req.GIPs) == 0 {
+				// An empty standard input (export failed before the
+				// pipe) or an emptied file must not erase everything.
+				return vipsmart.Errorf(vipsmart.EINVALID, "-f", "the files (%s) declare no object: apply --prune would remove every VIP of this DC and every GIP of the federation; nothing was sent. If a file or the standard input is empty by mistake, fix it; to remove objects, declare the ones to keep, or use vip remove and gip remove", strings.Join(ff.files, ", "))
 			}
 			ctx, cancel := g.ctx()
 			defer cancel()
