@@ -1,11 +1,18 @@
 package httpapi
 
 import (
+	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vipsmart/vipsmart"
 )
 
 // TestApplyBodyKeysTwiceAndNotUTF8: POST /v1/apply refuses a body with a
@@ -39,5 +46,34 @@ func TestApplyBodyKeysTwiceAndNotUTF8(t *testing.T) {
 	}
 	if len(svc.got) != 0 {
 		t.Fatalf("refused bodies reached the service: %+v", svc.got)
+	}
+}
+
+// TestClientApplyTooLarge: a request over MaxApplyBody is refused by the
+// client before it is sent, saying what to do (the daemon's 413 said
+// only "request body is larger than 33554432 bytes").
+func TestClientApplyTooLarge(t *testing.T) {
+	svc := &applyService{}
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer((&Server{Service: svc}).Handler())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	var req vipsmart.ApplyRequest
+	for i := range 300000 {
+		req.GIPs = append(req.GIPs, vipsmart.GIP{Name: fmt.Sprintf("gip-with-a-longish-name-%06d", i), Address: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
+			Mode: vipsmart.ModeFailover, Placements: []vipsmart.Placement{{DC: "dc-1", Priority: 100, VIP: "web"}, {DC: "dc-2", Priority: 100, VIP: "web"}}})
+	}
+	_, err = NewClient(sock).Apply(context.Background(), req)
+	if err == nil || !vipsmart.IsCode(err, vipsmart.EINVALID) || !strings.Contains(err.Error(), "apply the files in parts") {
+		t.Fatalf("apply of a request over %d bytes: %v", MaxApplyBody, err)
+	}
+	if len(svc.got) != 0 {
+		t.Fatalf("the request reached the service")
 	}
 }

@@ -104,8 +104,15 @@ func ReadPaths(paths []string, in io.Reader) (*Set, error) {
 		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "no file given: give -f FILE, -f DIR or -f - (standard input)")
 	}
 	s := &Set{origin: map[string]string{}}
+	stdin := false
 	for _, p := range paths {
 		if p == "-" {
+			if stdin {
+				// Standard input reads once: a second -f - would
+				// read nothing, silently.
+				return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f - (standard input) is given twice: give it once")
+			}
+			stdin = true
 			b, err := io.ReadAll(in)
 			if err != nil {
 				return nil, fmt.Errorf("reading standard input: %w", err)

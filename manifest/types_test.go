@@ -81,3 +81,12 @@ func TestReadNotUTF8(t *testing.T) {
 		}
 	}
 }
+
+// TestReadPathsStdinOnce: -f - given twice is refused (the second read
+// found standard input empty and passed without a word).
+func TestReadPathsStdinOnce(t *testing.T) {
+	_, err := ReadPaths([]string{"-", "-"}, strings.NewReader("kind: GIP\nname: g\naddress: 192.0.2.2\n"))
+	if err == nil || !strings.Contains(err.Error(), "given twice") || !vipsmart.IsCode(err, vipsmart.EINVALID) {
+		t.Fatalf("-f - -f -: %v", err)
+	}
+}
