@@ -120,7 +120,7 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 			if ff.prune && !dry && len(req.VIPs)+len(req.GIPs) == 0 {
 				// An empty standard input (export failed before the
 				// pipe) or an emptied file must not erase everything.
-				return vipsmart.Errorf(vipsmart.EINVALID, "-f", "the files (%s) declare no object: apply --prune would remove every VIP of this DC and every GIP of the federation; nothing was sent. If a file or the standard input is empty by mistake, fix it; to remove objects, declare the ones to keep, or use vip remove and gip remove", strings.Join(ff.files, ", "))
+				return vipsmart.Errorf(vipsmart.EINVALID, "-f", "the files (%s) declare no object: apply --prune would remove every VIP of this DC and every GIP of the federation; nothing was sent. If a file or the standard input is empty by mistake, fix it; to remove objects, declare the ones to keep, or use vip remove and gip remove", filesString(ff.files))
 			}
 			ctx, cancel := g.ctx()
 			defer cancel()
@@ -251,4 +251,16 @@ func printDiff(out io.Writer, res vipsmart.ApplyResult) {
 		}
 	}
 	fmt.Fprintf(w, "%d to add, %d to change, %d to remove\n", res.Added, res.Changed, res.Removed)
+}
+
+// filesString names the -f arguments for a message.
+func filesString(files []string) string {
+	out := make([]string, 0, len(files))
+	for _, f := range files {
+		if f == "-" {
+			f = "standard input"
+		}
+		out = append(out, f)
+	}
+	return strings.Join(out, ", ")
 }

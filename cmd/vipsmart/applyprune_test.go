@@ -28,3 +28,12 @@ func TestApplyPruneNoObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestExportOutputMessage: export -o xml names the formats export has.
+func TestExportOutputMessage(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"--server", filepath.Join(t.TempDir(), "none.sock"), "export", "-o", "xml"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "give yaml (the default) or json") {
+		t.Fatalf("export -o xml: exit %d\n%s", code, errb.String())
+	}
+}
