@@ -430,8 +430,27 @@ func (s *Set) readYAML(name string, b []byte) error {
 				return wrongAt(where, "", "an object is a mapping (kind: VIP or kind: GIP, with its fields)")
 			}
 			var keys []string
+			allowed, kind := append(slices.Clip(vipKeys), gipKeys...), ""
+			for k := 0; k+1 < len(it.Content); k += 2 {
+				if it.Content[k].Value == "kind" {
+					switch kind = strings.ToUpper(resolve(it.Content[k+1]).Value); kind {
+					case KindVIP:
+						allowed = vipKeys
+					case KindGIP:
+						allowed = gipKeys
+					}
+				}
+			}
 			for k := 0; k+1 < len(it.Content); k += 2 {
 				keys = append(keys, it.Content[k].Value)
+				if !slices.Contains(allowed, it.Content[k].Value) {
+					if kind == KindVIP || kind == KindGIP {
+						// Before decoding, which would say only
+						// that a value does not fit.
+						return wrongAt(where, it.Content[k].Value, "unknown field for a %s: a %s has %s", kind, kind, strings.Join(allowed, ", "))
+					}
+					continue // add says what is wrong
+				}
 				if err := checkNested(where, it.Content[k].Value, it.Content[k+1]); err != nil {
 					return err
 				}

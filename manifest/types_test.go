@@ -30,6 +30,8 @@ func TestReadYAMLTypes(t *testing.T) {
 		{vip + "check: tcp://192.0.2.9:1\n", `field "check": must be a mapping`},
 		{vip + "nodes: \"n1:100\"\n", `field "nodes": must be a list`},
 		{vip + "nodes: [[n1]]\n", `field "nodes[0]": must be a string, not a list`},
+		{gip + "check: 5\n", `field "check": unknown field for a GIP`},
+		{vip + "placements: 5\n", `field "placements": unknown field for a VIP`},
 	} {
 		_, err := Read("t.yaml", []byte(c.in))
 		if err == nil || !strings.Contains(err.Error(), c.want) || !vipsmart.IsCode(err, vipsmart.EINVALID) {
