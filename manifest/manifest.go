@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -367,7 +368,7 @@ func (s *Set) readJSONEach(name string, b []byte) error {
 			msg := strings.TrimPrefix(err.Error(), "json: ")
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
-				return wrongAt(where, te.Field, "must be a JSON %s, not %s", te.Type.Kind(), te.Value)
+				return wrongAt(where, te.Field, "must be %s, not %s", jsonKind(te.Type.Kind()), te.Value)
 			}
 			if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
 				return wrongAt(where, strings.Trim(f, `"`), "unknown field: a VIP has %s; a GIP has %s", strings.Join(vipKeys, ", "), strings.Join(gipKeys, ", "))
@@ -384,6 +385,23 @@ func (s *Set) readJSONEach(name string, b []byte) error {
 		}
 	}
 	return nil
+}
+
+// jsonKind says what a value of kind k is written as in JSON.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Struct, reflect.Map:
+		return "an object ({...})"
+	case reflect.Slice, reflect.Array:
+		return "an array ([...])"
+	case reflect.Int, reflect.Int64, reflect.Uint8, reflect.Uint16:
+		return "a whole number written in digits"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	}
+	return "a JSON " + k.String()
 }
 
 func sortedKeys[V any](m map[string]V) []string {
