@@ -114,9 +114,9 @@ func ReadPaths(paths []string, in io.Reader) (*Set, error) {
 				return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f - (standard input) is given twice: give it once")
 			}
 			stdin = true
-			b, err := io.ReadAll(in)
+			b, err := readAtMost(in, "-f - (standard input)")
 			if err != nil {
-				return nil, fmt.Errorf("reading standard input: %w", err)
+				return nil, err
 			}
 			if err := s.read("<stdin>", b); err != nil {
 				return nil, err
@@ -145,9 +145,9 @@ func ReadPaths(paths []string, in io.Reader) (*Set, error) {
 			}
 		}
 		for _, f := range files {
-			b, err := os.ReadFile(f)
+			b, err := readFile(f)
 			if err != nil {
-				return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f %s: %v", f, err)
+				return nil, err
 			}
 			if err := s.read(f, b); err != nil {
 				return nil, err
@@ -155,6 +155,34 @@ func ReadPaths(paths []string, in io.Reader) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// MaxFile bounds what one file (or standard input) may hold: -f
+// /dev/zero, or a generator that never ends, is refused once it has
+// given this much instead of filling the memory. A set of files is sent
+// as one request of at most 32 MiB of JSON; a file of its GIPs in YAML,
+// with comments, is a few times that at most.
+var MaxFile int64 = 256 << 20
+
+// readAtMost reads r to its end, refusing more than MaxFile bytes.
+func readAtMost(r io.Reader, what string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxFile+1))
+	if err != nil {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "%s: %v", what, err)
+	}
+	if int64(len(b)) > MaxFile {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "%s holds more than %d MiB: a set of files is applied in one request of at most 32 MiB; give a smaller file (or apply it in parts)", what, MaxFile>>20)
+	}
+	return b, nil
+}
+
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f %s: %v", name, err)
+	}
+	defer f.Close()
+	return readAtMost(f, "-f "+name)
 }
 
 // Read reads the objects of one file's content (name is for messages).

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -106,4 +107,32 @@ func TestReadJSONTypeWords(t *testing.T) {
 			t.Errorf("%s: got %v, want %q", c.in, err, c.want)
 		}
 	}
+}
+
+// TestReadPathsBounded: a file or standard input that never ends
+// (-f /dev/zero) is refused once it has given MaxFile bytes; it hung
+// before, filling the memory.
+func TestReadPathsBounded(t *testing.T) {
+	defer func(m int64) { MaxFile = m }(MaxFile)
+	MaxFile = 1 << 20
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		_, err := ReadPaths([]string{"/dev/zero"}, nil)
+		if err == nil || !strings.Contains(err.Error(), "-f /dev/zero holds more than 1 MiB") || !vipsmart.IsCode(err, vipsmart.EINVALID) {
+			t.Fatalf("-f /dev/zero: %v", err)
+		}
+	}
+	_, err := ReadPaths([]string{"-"}, endless{})
+	if err == nil || !strings.Contains(err.Error(), "standard input") || !strings.Contains(err.Error(), "more than 1 MiB") {
+		t.Fatalf("-f - of an endless input: %v", err)
+	}
+}
+
+// endless is a reader that never ends.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = '#'
+	}
+	return len(p), nil
 }
