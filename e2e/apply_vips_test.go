@@ -76,6 +76,16 @@ func TestApplyVIPAddresses(t *testing.T) {
 		t.Fatalf("diff after the rename: exit %d (want 0: nothing to change)\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
+	// GIPs on a standalone DC: refused whole, saying what to do.
+	before = vipAddrs(t, d)
+	withGIP := writeFile(t, dir, "gip.yaml", "kind: VIP\nname: new\naddress: 192.0.2.54\n---\nkind: GIP\nname: g\naddress: 203.0.113.5\n")
+	if r := cli(t, d.server(), "apply", "-f", withGIP); r.code != 1 || !strings.Contains(r.stderr, "standalone") || !strings.Contains(r.stderr, "vipsmart dc add") {
+		t.Fatalf("apply of GIPs on a standalone DC: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := vipAddrs(t, d); !sameVIPs(got, before) {
+		t.Fatalf("a refused apply changed the VIPs: %v, were %v", got, before)
+	}
+
 	// An empty standard input (an export that failed before the pipe)
 	// with --prune is refused, not taken as "remove everything".
 	before = vipAddrs(t, d)
