@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -64,4 +66,17 @@ func unknownFieldIn(body []byte, err error) error {
 		hint = " (a body carries VIPs in \"vips\" and GIPs in \"gips\": its objects have no kind)"
 	}
 	return vipsmart.Errorf(vipsmart.EINVALID, p, "unknown field %q in %s: remove it or correct its spelling (docs/api.md lists the fields)%s", k, p[:len(p)-len(k)-1], hint)
+}
+
+// indexTypeError gives a type error the array indexes of its field
+// (gips[3].placements[1].priority, not gips.placements.priority: which
+// of 10,000 GIPs?).
+func indexTypeError(body []byte, err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || !strings.Contains(te.Field, ".") {
+		return err
+	}
+	c := *te
+	c.Field = jsondup.TypeErrorField(body, te)
+	return &c
 }

@@ -396,7 +396,7 @@ func (s *Set) readJSONEach(name string, b []byte) error {
 			msg := strings.TrimPrefix(err.Error(), "json: ")
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
-				return wrongAt(where, te.Field, "must be %s, not %s", jsonKind(te.Type.Kind()), te.Value)
+				return wrongAt(where, jsondup.TypeErrorField(raw, te), "must be %s, not %s", jsonKind(te.Type.Kind()), te.Value)
 			}
 			if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
 				return wrongAt(where, strings.Trim(f, `"`), "unknown field: a VIP has %s; a GIP has %s", strings.Join(vipKeys, ", "), strings.Join(gipKeys, ", "))

@@ -99,7 +99,7 @@ func TestReadPathsStdinOnce(t *testing.T) {
 func TestReadJSONTypeWords(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`[{"kind": "GIP", "name": "a", "address": "192.0.2.1"}, 5]`, `document 2 (line 1): must be an object ({...}), not number`},
-		{`{"kind": "GIP", "name": "a", "address": "192.0.2.1", "placements": [{"dc": "dc-1", "priority": 1.5}]}`, `field "placements.priority": must be a whole number written in digits, not number 1.5`},
+		{`{"kind": "GIP", "name": "a", "address": "192.0.2.1", "placements": [{"dc": "dc-1", "priority": 1}, {"dc": "dc-2", "priority": 1.5}]}`, `field "placements[1].priority": must be a whole number written in digits, not number 1.5`},
 		{`{"kind": "GIP", "name": "a", "address": "192.0.2.1", "preempt": "yes"}`, `field "preempt": must be true or false, not string`},
 	} {
 		_, err := Read("w.json", []byte(c.in))

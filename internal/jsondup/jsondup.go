@@ -28,7 +28,7 @@ type frame struct {
 // the JSON value b (`gips[3].placements[0].dc`, `dry_run`) and the
 // offset of the byte after it; "" if there is none.
 func Find(b []byte) (string, int64) {
-	return walk(b, func(f *frame, k string) bool {
+	return walk(b, func(f *frame, k string, _ int64) bool {
 		if _, dup := f.keys[k]; dup {
 			return true
 		}
@@ -40,14 +40,51 @@ func Find(b []byte) (string, int64) {
 // FindKey returns the path of the first key named key in the JSON value
 // b (as the decoder meets it: `gips[0].kind`), "" if there is none.
 func FindKey(b []byte, key string) string {
-	p, _ := walk(b, func(_ *frame, k string) bool { return k == key })
+	p, _ := walk(b, func(_ *frame, k string, _ int64) bool { return k == key })
+	return p
+}
+
+// PathBefore returns the path of the last key of b that ends at or
+// before offset off (`gips[3].placements[1].priority`): where the value
+// is that encoding/json's UnmarshalTypeError (whose Field has no array
+// indexes) stopped at.
+func PathBefore(b []byte, off int64) string {
+	last := ""
+	walk(b, func(_ *frame, _ string, end int64) bool { return end > off }, func(p string) { last = p })
+	return last
+}
+
+// TypeErrorField returns the field of te, a type error decoding b, with
+// its array indexes (`gips[3].placements[1].priority` for the decoder's
+// `gips.placements.priority`), or te.Field if it cannot tell.
+func TypeErrorField(b []byte, te *json.UnmarshalTypeError) string {
+	if te.Field == "" {
+		return ""
+	}
+	p := PathBefore(b, te.Offset)
+	var plain strings.Builder
+	skip := false
+	for _, c := range p {
+		switch {
+		case c == '[':
+			skip = true
+		case c == ']':
+			skip = false
+		case !skip:
+			plain.WriteRune(c)
+		}
+	}
+	if plain.String() != te.Field {
+		return te.Field
+	}
 	return p
 }
 
 // walk calls stop with every key of b in the order of the bytes, in the
-// frame of its object, and returns the path of the first key for which
-// it returns true.
-func walk(b []byte, stop func(f *frame, k string) bool) (string, int64) {
+// frame of its object, with the offset where the key ends, and returns
+// the path of the first key for which it returns true; passed are told
+// the path of every key before it.
+func walk(b []byte, stop func(f *frame, k string, end int64) bool, passed ...func(path string)) (string, int64) {
 	if bytes.IndexByte(b, '{') < 0 {
 		return "", 0
 	}
@@ -75,8 +112,11 @@ func walk(b []byte, stop func(f *frame, k string) bool) (string, int64) {
 			if f := stack[len(stack)-1]; f.obj && f.wantKey {
 				if k, ok := tok.(string); ok {
 					f.key, f.wantKey = k, false
-					if stop(f, k) {
+					if stop(f, k, dec.InputOffset()) {
 						return path(stack), dec.InputOffset()
+					}
+					for _, p := range passed {
+						p(path(stack))
 					}
 					continue
 				}

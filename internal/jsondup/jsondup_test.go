@@ -1,6 +1,10 @@
 package jsondup
 
-import "testing"
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
 
 func TestFind(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
@@ -30,5 +34,33 @@ func TestFindKey(t *testing.T) {
 		if got := FindKey([]byte(c.in), c.key); got != c.want {
 			t.Errorf("FindKey(%s, %s) = %q, want %q", c.in, c.key, got, c.want)
 		}
+	}
+}
+
+func TestPathBefore(t *testing.T) {
+	b := []byte(`{"gips": [{"name": "a", "placements": [{"dc": "x", "priority": 1}]}, {"name": "b", "placements": [{"dc": "x", "priority": 1}, {"dc": "y", "priority": 1.5}]}], "dry_run": true}`)
+	off := int64(len(`{"gips": [{"name": "a", "placements": [{"dc": "x", "priority": 1}]}, {"name": "b", "placements": [{"dc": "x", "priority": 1}, {"dc": "y", "priority": 1.5`))
+	if got := PathBefore(b, off); got != "gips[1].placements[1].priority" {
+		t.Fatalf("PathBefore = %q", got)
+	}
+}
+
+func TestTypeErrorField(t *testing.T) {
+	type pl struct {
+		Priority int `json:"priority"`
+	}
+	type g struct {
+		Placements []pl `json:"placements"`
+	}
+	var v struct {
+		GIPs []g `json:"gips"`
+	}
+	b := []byte(`{"gips": [{"placements": []}, {"placements": [{"priority": 1}, {"priority": "x"}]}]}`)
+	var te *json.UnmarshalTypeError
+	if err := json.Unmarshal(b, &v); !errors.As(err, &te) {
+		t.Fatalf("not a type error: %v", err)
+	}
+	if got := TypeErrorField(b, te); got != "gips[1].placements[1].priority" {
+		t.Fatalf("TypeErrorField = %q (decoder: %q)", got, te.Field)
 	}
 }
