@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -79,4 +80,15 @@ func indexTypeError(body []byte, err error) error {
 	c := *te
 	c.Field = jsondup.TypeErrorField(body, te)
 	return &c
+}
+
+// topTypeError (nil if it does not apply) says what a body that is not
+// an object should be (the decoder's words were: field "" must be of
+// JSON type object).
+func topTypeError(err error, fields string) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field != "" || te.Type == nil || te.Type.Kind() != reflect.Struct {
+		return nil
+	}
+	return vipsmart.Errorf(vipsmart.EINVALID, "", "request body must be one JSON object ({...}) with %s, not %s", fields, te.Value)
 }

@@ -48,6 +48,9 @@ func numberError(te *json.UnmarshalTypeError) (error, bool) {
 // one: `ParseAddr("300.1.1.1"): ...`) is found in body by its text.
 func jsonErrorIn(body []byte, err error, fields string) error {
 	err = indexTypeError(body, err) // jsontext.go
+	if e := topTypeError(err, fields); e != nil {
+		return e
+	}
 	if e := unknownFieldIn(body, err); e != nil {
 		return e // jsontext.go: an unknown field inside an object of the body
 	}
