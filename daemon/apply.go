@@ -114,6 +114,11 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 				removals = append(removals, c.Name)
 			}
 		}
+		if len(vipAdd)+len(vipChange) > 0 {
+			if err := d.refuseOnWitness(); err != nil {
+				return err // as vip add
+			}
+		}
 		if len(put)+len(del) > 0 && d.node.Status(d.cfg.Now()).Status == vipsmart.StatusStandalone {
 			return vipsmart.Errorf(vipsmart.ESTATE, "gips", "%s is standalone: it is in no federation, so it applies VIPs only, and these files change %d GIPs; nothing was changed: apply the files of its VIPs alone, or federate it first (vipsmart dc add)", d.cfg.Self.Name, len(put)+len(del))
 		}

@@ -96,3 +96,19 @@ func TestApplyVIPAddresses(t *testing.T) {
 		t.Fatalf("apply --prune of nothing changed the VIPs: %v, were %v", got, before)
 	}
 }
+
+// TestApplyVIPOnWitness: apply refuses VIPs on a witness as vip add does
+// (it added them, on a DC that holds no VIPs and announces nothing).
+func TestApplyVIPOnWitness(t *testing.T) {
+	w := startDaemon(t, "w", "--witness")
+	f := writeFile(t, t.TempDir(), "v.yaml", "kind: VIP\nname: v\naddress: 192.0.2.51\n")
+	if r := cli(t, w.server(), "apply", "-f", f); r.code != 1 || !strings.Contains(r.stderr, "witness") {
+		t.Fatalf("apply of a VIP on a witness: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := vipAddrs(t, w); len(got) != 0 {
+		t.Fatalf("the witness holds VIPs after a refused apply: %v", got)
+	}
+	if r := cli(t, w.server(), "diff", "-f", f); r.code != 1 {
+		t.Fatalf("diff on a witness: exit %d (want 1: it shows what the file asks)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
