@@ -92,3 +92,12 @@ func topTypeError(err error, fields string) error {
 	}
 	return vipsmart.Errorf(vipsmart.EINVALID, "", "request body must be one JSON object ({...}) with %s, not %s", fields, te.Value)
 }
+
+// tooLarge is the refusal of a body over limit, saying what to do.
+func tooLarge(r *http.Request, limit int64) *vipsmart.Error {
+	fix := "send a smaller body"
+	if r.URL.Path == ApplyPath {
+		fix = "apply the files in parts"
+	}
+	return vipsmart.Errorf(vipsmart.EINVALID, "", "request body is larger than %d bytes (%d MiB), the most %s %s takes: %s", limit, limit>>20, r.Method, r.URL.Path, fix)
+}

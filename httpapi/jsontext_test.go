@@ -79,3 +79,20 @@ func TestClientApplyTooLarge(t *testing.T) {
 		t.Fatalf("the request reached the service")
 	}
 }
+
+// TestApplyBodyTooLargeMessage: the 413 of POST /v1/apply says the limit
+// in MiB and what to do (it said only "larger than 33554432 bytes").
+func TestApplyBodyTooLargeMessage(t *testing.T) {
+	srv := httptest.NewServer((&Server{Service: &applyService{}}).Handler())
+	defer srv.Close()
+	body := strings.Repeat(" ", MaxApplyBody+1)
+	resp, err := http.Post(srv.URL+ApplyPath, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "(32 MiB), the most POST /v1/apply takes: apply the files in parts") {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+}

@@ -171,7 +171,7 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any, fields s
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return http.StatusRequestEntityTooLarge, vipsmart.Errorf(vipsmart.EINVALID, "", "request body is larger than %d bytes", limit)
+			return http.StatusRequestEntityTooLarge, tooLarge(r, limit) // jsontext.go
 		}
 		return http.StatusBadRequest, vipsmart.Errorf(vipsmart.EINVALID, "", "reading request body: %v", err)
 	}
