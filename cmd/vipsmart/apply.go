@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/httpapi"
 	"github.com/vipsmart/vipsmart/manifest"
 )
 
@@ -153,6 +155,7 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 			if len(res.Changes) == 0 {
 				return printPlan(g, res, "nothing to change")
 			}
+			warnVIPs(ctx, g, cl, res)
 			if g.output == "json" {
 				return printApplyResult(g.stdout, &res)
 			}
@@ -263,4 +266,31 @@ func filesString(files []string) string {
 		out = append(out, f)
 	}
 	return strings.Join(out, ", ")
+}
+
+// warnVIPs warns on stderr, as vip add does, of the VIPs the apply added
+// or changed that an announcer cannot announce (netlink without an
+// interface for the address): one read of the VIPs, whatever their
+// number.
+func warnVIPs(ctx context.Context, g *globals, cl *httpapi.Client, res vipsmart.ApplyResult) {
+	touched := map[string]bool{}
+	for _, c := range res.Changes {
+		if c.Kind == vipsmart.KindVIP && c.Action != vipsmart.ActionRemove {
+			touched[c.Name] = true
+		}
+	}
+	if len(touched) == 0 {
+		return
+	}
+	vs, err := cl.ListVIPs(ctx)
+	if err != nil {
+		return // the apply is done; the warnings are in vip list
+	}
+	for _, v := range vs {
+		if touched[v.Name] {
+			for _, w := range v.Warnings {
+				fmt.Fprintf(g.stderr, "warning: VIP %s %s: %s\n", v.Name, v.Address, w)
+			}
+		}
+	}
 }
