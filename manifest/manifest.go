@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -702,7 +703,17 @@ func (s *Set) add(where string, o Object, keys []string) error {
 		if o.Preempt != nil {
 			g.Preempt = *o.Preempt
 		}
-		for _, p := range o.Placements {
+		for i, p := range o.Placements {
+			// The names first, each error naming its placement
+			// (placements[1].dc; GIP.Validate says "placement dc").
+			if err := vipsmart.ValidateName("placement dc", p.DC); err != nil {
+				return wrongAt(where, "placements["+strconv.Itoa(i)+"].dc", "%s", err.(*vipsmart.Error).Message)
+			}
+			if p.VIP != "" {
+				if err := vipsmart.ValidateName("placement vip", p.VIP); err != nil {
+					return wrongAt(where, "placements["+strconv.Itoa(i)+"].vip", "%s", err.(*vipsmart.Error).Message)
+				}
+			}
 			g.Placements = append(g.Placements, vipsmart.Placement{DC: p.DC, Priority: p.Priority, VIP: p.VIP})
 		}
 		if err := g.Validate(); err != nil {

@@ -31,6 +31,8 @@ func TestReadYAMLTypes(t *testing.T) {
 		{vip + "check: tcp://192.0.2.9:1\n", `field "check": must be a mapping`},
 		{vip + "nodes: \"n1:100\"\n", `field "nodes": must be a list`},
 		{vip + "nodes: [[n1]]\n", `field "nodes[0]": must be a string, not a list`},
+		{gip + "placements: [{dc: dc-1, priority: 1}, {priority: 100}]\n", `GIP g: field "placements[1].dc": placement dc is empty`},
+		{gip + "placements: [{dc: dc-1, priority: 1, vip: Web}]\n", `GIP g: field "placements[0].vip": placement vip "Web" has upper-case letters`},
 		{gip + "check: 5\n", `field "check": unknown field for a GIP`},
 		{vip + "placements: 5\n", `field "placements": unknown field for a VIP`},
 	} {
