@@ -53,6 +53,9 @@ func (b ApplyBody) request() (vipsmart.ApplyRequest, error) {
 		req.VIPs = append(req.VIPs, v)
 	}
 	for i, gr := range b.GIPs {
+		if err := placementNames(gr.Placements); err != nil {
+			return req, within(fmt.Sprintf("gips[%d]", i), err) // jsontext.go
+		}
 		g, err := gr.gip()
 		if err != nil {
 			return req, within(fmt.Sprintf("gips[%d]", i), err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -100,4 +101,26 @@ func tooLarge(r *http.Request, limit int64) *vipsmart.Error {
 		fix = "apply the files in parts"
 	}
 	return vipsmart.Errorf(vipsmart.EINVALID, "", "request body is larger than %d bytes (%d MiB), the most %s %s takes: %s", limit, limit>>20, r.Method, r.URL.Path, fix)
+}
+
+// placementNames checks the names of placements, each error naming its
+// placement (placements[1].dc: GIP.Validate says "placement dc", which
+// of 10,000 GIPs' placements?).
+func placementNames(ps []vipsmart.Placement) error {
+	for i, p := range ps {
+		if err := vipsmart.ValidateName("placement dc", p.DC); err != nil {
+			e := *err.(*vipsmart.Error)
+			e.Field = "placements[" + strconv.Itoa(i) + "].dc"
+			return &e
+		}
+		if p.VIP == "" {
+			continue
+		}
+		if err := vipsmart.ValidateName("placement vip", p.VIP); err != nil {
+			e := *err.(*vipsmart.Error)
+			e.Field = "placements[" + strconv.Itoa(i) + "].vip"
+			return &e
+		}
+	}
+	return nil
 }

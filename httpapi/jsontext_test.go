@@ -32,6 +32,7 @@ func TestApplyBodyKeysTwiceAndNotUTF8(t *testing.T) {
 		{`{"dry_run": true, "gips": [{"name": "a", "address": "192.0.2.1", "kind": "GIP"}]}`, `"field":"gips[0].kind","message":"unknown field \"kind\" in gips[0]: remove it`},
 		{`{"dry_run": true, "gips": [{"name": "a", "address": "192.0.2.1", "placements": [{"dc": "dc-1", "priority": 1, "weight": 2}]}]}`, `"field":"gips[0].placements[0].weight"`},
 		{`{"dry_run": true, "gips": [{"name": "a", "address": "192.0.2.1"}, {"name": "b", "address": "192.0.2.2", "placements": [{"dc": "dc-1", "priority": 1}, {"dc": "dc-2", "priority": 1.5}]}]}`, `"field":"gips[1].placements[1].priority"`},
+		{`{"dry_run": true, "gips": [{"name": "a", "address": "192.0.2.1"}, {"name": "b", "address": "192.0.2.2", "placements": [{"dc": "dc-1", "priority": 1}, {"priority": 1}]}]}`, `"field":"gips[1].placements[1].dc","message":"gips[1]: placement dc is empty`},
 		{`[]`, `"message":"request body must be one JSON object ({...}) with \"vips\"`},
 		{"{\"dry_run\": true, \"vips\": [{\"name\": \"a\", \"address\": \"192.0.2.1\", \"interface\": \"e\xff\"}]}", `not UTF-8`},
 	} {
