@@ -26,15 +26,118 @@ type frame struct {
 
 // Find returns the path of the first key given twice in one object of
 // the JSON value b (`gips[3].placements[0].dc`, `dry_run`) and the
-// offset of the byte after it; "" if there is none.
+// offset of the byte after it; "" if there is none. It scans the bytes
+// once, without a token or an allocation per value. b is valid UTF-8
+// JSON (its callers check both first: keys of other bytes, which the
+// decoder reads alike as U+FFFD, are told apart here).
 func Find(b []byte) (string, int64) {
-	return walk(b, func(f *frame, k string, _ int64) bool {
-		if _, dup := f.keys[k]; dup {
-			return true
+	var stack []open
+	var keys [][]byte // the keys of the open objects, innermost last
+	wantKey := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			j := i + 1
+			escaped := false
+			for j < len(b) && b[j] != '"' {
+				if b[j] == '\\' {
+					escaped = true
+					j++
+				}
+				j++
+			}
+			if wantKey && len(stack) > 0 && stack[len(stack)-1].obj {
+				wantKey = false
+				k := b[i+1 : min(j, len(b))]
+				if escaped {
+					var s string
+					if json.Unmarshal(b[i:min(j+1, len(b))], &s) == nil {
+						k = []byte(s)
+					}
+				}
+				top := &stack[len(stack)-1]
+				dup := false
+				if top.seen != nil {
+					_, dup = top.seen[string(k)]
+					top.seen[string(k)] = struct{}{}
+				} else {
+					for _, prev := range keys[top.first:] {
+						if string(prev) == string(k) {
+							dup = true
+							break
+						}
+					}
+					if len(keys)-top.first >= 16 {
+						// Many keys (a map): look them up, not
+						// compare each with each.
+						top.seen = make(map[string]struct{}, 32)
+						for _, prev := range keys[top.first:] {
+							top.seen[string(prev)] = struct{}{}
+						}
+						top.seen[string(k)] = struct{}{}
+					}
+				}
+				if dup {
+					return pathOf(stack, keys, k), int64(j + 1)
+				}
+				top.cur = len(keys)
+				keys = append(keys, k)
+			}
+			i = j
+		case '{':
+			stack = append(stack, open{obj: true, first: len(keys)})
+			wantKey = true
+		case '[':
+			stack = append(stack, open{})
+		case '}', ']':
+			if len(stack) == 0 {
+				return "", 0
+			}
+			if top := stack[len(stack)-1]; top.obj {
+				keys = keys[:top.first]
+			}
+			stack = stack[:len(stack)-1]
+		case ',':
+			if len(stack) > 0 {
+				if top := &stack[len(stack)-1]; top.obj {
+					wantKey = true
+				} else {
+					top.n++
+				}
+			}
 		}
-		f.keys[k] = struct{}{}
-		return false
-	})
+	}
+	return "", 0
+}
+
+// open is an object or array Find is in.
+type open struct {
+	obj   bool
+	first int // obj: its first key in keys
+	cur   int // obj: its current key in keys
+	n     int // array: index of the current element
+	seen  map[string]struct{}
+}
+
+// pathOf is the path of key k in the innermost of the open values: for
+// each outer object its current key, for each array its element.
+func pathOf(stack []open, keys [][]byte, k []byte) string {
+	var b strings.Builder
+	for d, o := range stack {
+		if !o.obj {
+			b.WriteString("[" + strconv.Itoa(o.n) + "]")
+			continue
+		}
+		key := k
+		if d+1 < len(stack) {
+			key = keys[o.cur]
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.Write(key)
+	}
+	return b.String()
 }
 
 // FindKey returns the path of the first key named key in the JSON value
