@@ -126,6 +126,11 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 			return err
 		}
 		now := d.cfg.Now().UTC().Truncate(time.Millisecond)
+		for _, c := range res.Changes {
+			if c.VIP != nil && c.Action != vipsmart.ActionRemove {
+				c.VIP.Created = now // the answer shows the VIP as written
+			}
+		}
 		// The VIPs that change, and the VIPs to remove whose address
 		// a VIP of the files takes (a VIP renamed with --prune), are
 		// taken out first, then the changed and added VIPs written:

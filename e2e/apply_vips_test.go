@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/vipsmart/vipsmart"
 )
 
 // vipAddrs returns the VIPs of d: name -> address.
@@ -84,6 +87,14 @@ func TestApplyVIPAddresses(t *testing.T) {
 	}
 	if got := vipAddrs(t, d); !sameVIPs(got, before) {
 		t.Fatalf("a refused apply changed the VIPs: %v, were %v", got, before)
+	}
+
+	// The answer shows an added VIP as written (its creation time was
+	// the zero time).
+	var res vipsmart.ApplyResult
+	out := mustCLI(t, d.server(), "apply", "-o", "json", "-f", writeFile(t, dir, "more.yaml", "kind: VIP\nname: more\naddress: 192.0.2.55\n"))
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Changes) != 1 || res.Changes[0].VIP == nil || res.Changes[0].VIP.Created.IsZero() {
+		t.Fatalf("apply -o json of a new VIP: %v\n%s", err, out)
 	}
 
 	// An empty standard input (an export that failed before the pipe)
