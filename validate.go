@@ -168,5 +168,12 @@ func ValidateInterface(field, s string) error {
 	if s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\r") {
 		return Errorf(EINVALID, field, "%s %q is not a valid interface name: no '/', ':' or whitespace", field, s)
 	}
+	for _, r := range s {
+		// A NUL ends the name in the kernel; escape sequences and
+		// direction overrides would reach terminals through vip list.
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return Errorf(EINVALID, field, "%s %q is not a valid interface name: no control or invisible characters", field, s)
+		}
+	}
 	return nil
 }

@@ -3,7 +3,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"runtime/debug"
+	"slices"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -111,11 +114,42 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 				removals = append(removals, c.Name)
 			}
 		}
+		if len(vipAdd)+len(vipChange) > 0 {
+			if err := d.refuseOnWitness(); err != nil {
+				return err // as vip add
+			}
+		}
+		if len(put)+len(del) > 0 && d.node.Status(d.cfg.Now()).Status == vipsmart.StatusStandalone {
+			return vipsmart.Errorf(vipsmart.ESTATE, "gips", "%s is standalone: it is in no federation, so it applies VIPs only, and these files change %d GIPs; nothing was changed: apply the files of its VIPs alone, or federate it first (vipsmart dc add)", d.cfg.Self.Name, len(put)+len(del))
+		}
 		if err := d.checkEndState(gips, put, del, vipAdd, vipChange, removals); err != nil {
 			return err
 		}
 		now := d.cfg.Now().UTC().Truncate(time.Millisecond)
-		for _, v := range vipAdd {
+		for _, c := range res.Changes {
+			if c.VIP != nil && c.Action != vipsmart.ActionRemove {
+				c.VIP.Created = now // the answer shows the VIP as written
+			}
+		}
+		// The VIPs that change, and the VIPs to remove whose address
+		// a VIP of the files takes (a VIP renamed with --prune), are
+		// taken out first, then the changed and added VIPs written:
+		// so that VIPs may swap or pass on their addresses in one
+		// apply. Every step is undone if a later one fails.
+		early := earlyRemovals(d.vips, removals, vipAdd, vipChange)
+		if len(early) > 0 {
+			removals = slices.DeleteFunc(removals, func(n string) bool { return slices.Contains(early, n) })
+		}
+		for _, name := range append(early, vipNames(vipChange)...) {
+			old := d.vips[name]
+			if err := d.cfg.Store.DeleteVIP(ctx, name); err != nil {
+				d.undo(undo)
+				return err
+			}
+			delete(d.vips, name)
+			undo = append(undo, func() { d.restoreVIP(old) })
+		}
+		for _, v := range append(vipChange, vipAdd...) {
 			v.Created = now
 			if err := d.cfg.Store.CreateVIP(ctx, v); err != nil {
 				d.undo(undo)
@@ -125,16 +159,7 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 			name := v.Name
 			undo = append(undo, func() { d.dropVIP(name) })
 		}
-		for _, v := range vipChange {
-			old := d.vips[v.Name]
-			v.Created = now
-			if err := d.replaceVIP(ctx, v); err != nil {
-				d.undo(undo)
-				return err
-			}
-			undo = append(undo, func() { _ = d.replaceVIP(context.Background(), old) })
-		}
-		if len(vipAdd)+len(vipChange) > 0 {
+		if len(vipAdd)+len(vipChange)+len(early) > 0 {
 			d.vipsChanged()
 		}
 		if len(put)+len(del) == 0 {
@@ -286,7 +311,16 @@ func (d *Daemon) checkEndState(gips []vipsmart.GIP, put []vipsmart.GIP, del []st
 	}
 	self := d.cfg.Self.Name
 	addrs := map[string]string{}
-	for name, a := range vipAddr {
+	names := make([]string, 0, len(vipAddr))
+	for name := range vipAddr {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a := vipAddr[name]
+		if other, ok := addrs[a]; ok {
+			return vipsmart.Errorf(vipsmart.ECONFLICT, "vips", "VIP %s would have address %s, which VIP %s of %s has too: give each address once (change or remove VIP %s in the same files, with --prune to remove it)", name, a, other, self, other)
+		}
 		addrs[a] = name
 	}
 	for _, g := range final {
@@ -320,20 +354,40 @@ func namesOwnVIP(gs []vipsmart.GIP, self string) bool {
 	return false
 }
 
-// replaceVIP writes v in place of the VIP of the same name (store and
-// cache).
-func (d *Daemon) replaceVIP(ctx context.Context, v vipsmart.VIP) error {
-	if _, ok := d.vips[v.Name]; ok {
-		if err := d.cfg.Store.DeleteVIP(ctx, v.Name); err != nil {
-			return err
-		}
-		delete(d.vips, v.Name)
+// earlyRemovals returns the VIPs of removals whose address a VIP of
+// vipAdd or vipChange takes: they must go before those are written.
+func earlyRemovals(cur map[string]vipsmart.VIP, removals []string, vipAdd, vipChange []vipsmart.VIP) []string {
+	if len(removals) == 0 {
+		return nil
 	}
-	if err := d.cfg.Store.CreateVIP(ctx, v); err != nil {
-		return err
+	taken := map[netip.Addr]bool{}
+	for _, v := range append(slices.Clip(vipAdd), vipChange...) {
+		taken[v.Address] = true
+	}
+	var out []string
+	for _, n := range removals {
+		if taken[cur[n].Address] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func vipNames(vs []vipsmart.VIP) []string {
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+// restoreVIP puts back a VIP an apply took out (undo).
+func (d *Daemon) restoreVIP(v vipsmart.VIP) {
+	if err := d.cfg.Store.CreateVIP(context.Background(), v); err != nil {
+		d.log.Error("apply: undoing a VIP removed or changed", "vip", v.Name, "err", err)
+		return
 	}
 	d.vips[v.Name] = v
-	return nil
 }
 
 func (d *Daemon) dropVIP(name string) {

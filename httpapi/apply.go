@@ -53,6 +53,9 @@ func (b ApplyBody) request() (vipsmart.ApplyRequest, error) {
 		req.VIPs = append(req.VIPs, v)
 	}
 	for i, gr := range b.GIPs {
+		if err := placementNames(gr.Placements); err != nil {
+			return req, within(fmt.Sprintf("gips[%d]", i), err) // jsontext.go
+		}
 		g, err := gr.gip()
 		if err != nil {
 			return req, within(fmt.Sprintf("gips[%d]", i), err)
@@ -133,6 +136,11 @@ func (c *Client) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 	b, err := body.appendJSON(make([]byte, 0, 256+len(body.GIPs)*(128+40*placementsOf(body.GIPs))))
 	if err != nil {
 		return res, fmt.Errorf("encoding request: %w", err)
+	}
+	if len(b) > MaxApplyBody {
+		// The daemon would read 32 MiB of it and refuse it: say so
+		// before sending, with what to do.
+		return res, vipsmart.Errorf(vipsmart.EINVALID, "", "the objects make a request of %.1f MiB, more than the %d MiB POST /v1/apply takes: apply the files in parts", float64(len(b))/(1<<20), MaxApplyBody>>20)
 	}
 	return res, c.do(ctx, "POST", ApplyPath, nil, encodedBody(b), &applyResultOut{&res})
 }

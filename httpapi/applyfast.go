@@ -30,7 +30,7 @@ func (b *ApplyBody) decodeFast(data []byte) bool {
 		case "vips":
 			seen.Once(r, 0)
 			raw := r.Raw()
-			if r.OK() && !decodeStrict(raw, &out.VIPs) {
+			if r.OK() && (!decodeStrict(raw, &out.VIPs) || hasDuplicateKey(raw)) {
 				r.Fail()
 			}
 		case "gips":

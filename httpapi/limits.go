@@ -159,7 +159,7 @@ func (lm *limiter) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l := lm.l
 		if r.ContentLength > l.MaxBody {
-			writeHTTPError(w, http.StatusRequestEntityTooLarge, vipsmart.EINVALID, fmt.Sprintf("request body is larger than %d bytes", l.MaxBody))
+			writeHTTPError(w, http.StatusRequestEntityTooLarge, vipsmart.EINVALID, tooLarge(r, l.MaxBody).Error())
 			return
 		}
 		key := sourceKey(r)

@@ -47,6 +47,13 @@ func numberError(te *json.UnmarshalTypeError) (error, bool) {
 // does not: a value whose own decoding failed (an address that is not
 // one: `ParseAddr("300.1.1.1"): ...`) is found in body by its text.
 func jsonErrorIn(body []byte, err error, fields string) error {
+	err = indexTypeError(body, err) // jsontext.go
+	if e := topTypeError(err, fields); e != nil {
+		return e
+	}
+	if e := unknownFieldIn(body, err); e != nil {
+		return e // jsontext.go: an unknown field inside an object of the body
+	}
 	e := jsonError(err, fields)
 	var ve *vipsmart.Error
 	if !errors.As(e, &ve) || ve.Field != "" {

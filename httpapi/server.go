@@ -171,12 +171,15 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any, fields s
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return http.StatusRequestEntityTooLarge, vipsmart.Errorf(vipsmart.EINVALID, "", "request body is larger than %d bytes", limit)
+			return http.StatusRequestEntityTooLarge, tooLarge(r, limit) // jsontext.go
 		}
 		return http.StatusBadRequest, vipsmart.Errorf(vipsmart.EINVALID, "", "reading request body: %v", err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return http.StatusBadRequest, vipsmart.Errorf(vipsmart.EINVALID, "", "request body is empty: send a JSON object with %s", fields)
+	}
+	if st, err := checkJSONText(body); err != nil {
+		return st, err // jsontext.go: not UTF-8
 	}
 	if f, ok := v.(fastDecoder); ok && f.decodeFast(body) {
 		return 0, nil // applyfast.go: the same values as below, faster
@@ -189,7 +192,7 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any, fields s
 	if dec.More() {
 		return http.StatusBadRequest, vipsmart.Errorf(vipsmart.EINVALID, "", "request body has data after the JSON object: send exactly one object")
 	}
-	return 0, nil
+	return checkDuplicateKeys(body) // jsontext.go
 }
 
 // jsonError turns a decoding error into a message that names the field.

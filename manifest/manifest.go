@@ -17,14 +17,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/internal/jsondup"
 )
 
 // The kinds of objects.
@@ -102,11 +106,18 @@ func ReadPaths(paths []string, in io.Reader) (*Set, error) {
 		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "no file given: give -f FILE, -f DIR or -f - (standard input)")
 	}
 	s := &Set{origin: map[string]string{}}
+	stdin := false
 	for _, p := range paths {
 		if p == "-" {
-			b, err := io.ReadAll(in)
+			if stdin {
+				// Standard input reads once: a second -f - would
+				// read nothing, silently.
+				return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f - (standard input) is given twice: give it once")
+			}
+			stdin = true
+			b, err := readAtMost(in, "-f - (standard input)")
 			if err != nil {
-				return nil, fmt.Errorf("reading standard input: %w", err)
+				return nil, err
 			}
 			if err := s.read("<stdin>", b); err != nil {
 				return nil, err
@@ -135,9 +146,9 @@ func ReadPaths(paths []string, in io.Reader) (*Set, error) {
 			}
 		}
 		for _, f := range files {
-			b, err := os.ReadFile(f)
+			b, err := readFile(f)
 			if err != nil {
-				return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f %s: %v", f, err)
+				return nil, err
 			}
 			if err := s.read(f, b); err != nil {
 				return nil, err
@@ -145,6 +156,34 @@ func ReadPaths(paths []string, in io.Reader) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// MaxFile bounds what one file (or standard input) may hold: -f
+// /dev/zero, or a generator that never ends, is refused once it has
+// given this much instead of filling the memory. A set of files is sent
+// as one request of at most 32 MiB of JSON; a file of its GIPs in YAML,
+// with comments, is a few times that at most.
+var MaxFile int64 = 256 << 20
+
+// readAtMost reads r to its end, refusing more than MaxFile bytes.
+func readAtMost(r io.Reader, what string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxFile+1))
+	if err != nil {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "%s: %v", what, err)
+	}
+	if int64(len(b)) > MaxFile {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "%s holds more than %d MiB: a set of files is applied in one request of at most 32 MiB; give a smaller file (or apply it in parts)", what, MaxFile>>20)
+	}
+	return b, nil
+}
+
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, vipsmart.Errorf(vipsmart.EINVALID, "-f", "-f %s: %v", name, err)
+	}
+	defer f.Close()
+	return readAtMost(f, "-f "+name)
 }
 
 // Read reads the objects of one file's content (name is for messages).
@@ -157,6 +196,19 @@ func Read(name string, b []byte) (*Set, error) {
 }
 
 func (s *Set) read(name string, b []byte) error {
+	if !utf8.Valid(b) {
+		// encoding/json would read each bad byte as U+FFFD: a value
+		// other than the file's.
+		off := 0
+		for off < len(b) {
+			r, n := utf8.DecodeRune(b[off:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			off += n
+		}
+		return wrongAt(fmt.Sprintf("%s: line %d", name, 1+bytes.Count(b[:off], []byte("\n"))), "", "byte %d is not UTF-8: save the file as UTF-8", off+1)
+	}
 	t := bytes.TrimSpace(b)
 	if len(t) > 0 && (t[0] == '{' || t[0] == '[') {
 		return s.readJSON(name, b)
@@ -190,6 +242,9 @@ func (s *Set) readJSON(name string, b []byte) error {
 	}
 	if err != nil || dec.More() {
 		return s.readJSONEach(name, b)
+	}
+	if dup, _ := jsondup.Find(b); dup != "" {
+		return s.readJSONEach(name, b) // which names the object
 	}
 	items := scanItems(b, start, array)
 	if len(items) != len(objs) {
@@ -342,12 +397,15 @@ func (s *Set) readJSONEach(name string, b []byte) error {
 			msg := strings.TrimPrefix(err.Error(), "json: ")
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
-				return wrongAt(where, te.Field, "must be a JSON %s, not %s", te.Type.Kind(), te.Value)
+				return wrongAt(where, jsondup.TypeErrorField(raw, te), "must be %s, not %s", jsonKind(te.Type.Kind()), te.Value)
 			}
 			if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
 				return wrongAt(where, strings.Trim(f, `"`), "unknown field: a VIP has %s; a GIP has %s", strings.Join(vipKeys, ", "), strings.Join(gipKeys, ", "))
 			}
 			return wrongAt(where, "", "%s", msg)
+		}
+		if dup, _ := jsondup.Find(raw); dup != "" {
+			return wrongAt(where, dup, "given twice: give each field once")
 		}
 		var keys map[string]json.RawMessage
 		_ = json.Unmarshal(raw, &keys)
@@ -356,6 +414,23 @@ func (s *Set) readJSONEach(name string, b []byte) error {
 		}
 	}
 	return nil
+}
+
+// jsonKind says what a value of kind k is written as in JSON.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Struct, reflect.Map:
+		return "an object ({...})"
+	case reflect.Slice, reflect.Array:
+		return "an array ([...])"
+	case reflect.Int, reflect.Int64, reflect.Uint8, reflect.Uint16:
+		return "a whole number written in digits"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	}
+	return "a JSON " + k.String()
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -402,8 +477,27 @@ func (s *Set) readYAML(name string, b []byte) error {
 				return wrongAt(where, "", "an object is a mapping (kind: VIP or kind: GIP, with its fields)")
 			}
 			var keys []string
+			allowed, kind := append(slices.Clip(vipKeys), gipKeys...), ""
+			for k := 0; k+1 < len(it.Content); k += 2 {
+				if it.Content[k].Value == "kind" {
+					switch kind = strings.ToUpper(resolve(it.Content[k+1]).Value); kind {
+					case KindVIP:
+						allowed = vipKeys
+					case KindGIP:
+						allowed = gipKeys
+					}
+				}
+			}
 			for k := 0; k+1 < len(it.Content); k += 2 {
 				keys = append(keys, it.Content[k].Value)
+				if !slices.Contains(allowed, it.Content[k].Value) {
+					if kind == KindVIP || kind == KindGIP {
+						// Before decoding, which would say only
+						// that a value does not fit.
+						return wrongAt(where, it.Content[k].Value, "unknown field for a %s: a %s has %s", kind, kind, strings.Join(allowed, ", "))
+					}
+					continue // add says what is wrong
+				}
 				if err := checkNested(where, it.Content[k].Value, it.Content[k+1]); err != nil {
 					return err
 				}
@@ -419,32 +513,118 @@ func (s *Set) readYAML(name string, b []byte) error {
 	}
 }
 
-// checkNested refuses unknown keys inside check and placements.
+// checkNested checks the value of one key of an object before it is
+// decoded: unknown keys inside check and placements are refused, and
+// every field must have its type (a priority 1.5 is not truncated to 1,
+// a string is not taken for a list), each error naming the field
+// (placements[1].priority) and its line.
 func checkNested(where, key string, v *yaml.Node) error {
-	check := func(n *yaml.Node, allowed []string, field string) error {
+	at := func(n *yaml.Node) string { return fmt.Sprintf("%s, line %d", where, n.Line) }
+	check := func(n *yaml.Node, allowed []string, field, label string) error {
 		if n.Kind != yaml.MappingNode {
-			return nil // the decoder says what is wrong
+			return nil // checked by checkType
 		}
 		for k := 0; k+1 < len(n.Content); k += 2 {
 			if !slices.Contains(allowed, n.Content[k].Value) {
-				return wrongAt(fmt.Sprintf("%s, line %d", where, n.Content[k].Line), field+"."+n.Content[k].Value, "unknown field: %s has %s", field, strings.Join(allowed, ", "))
+				return wrongAt(at(n.Content[k]), field+"."+n.Content[k].Value, "unknown field: %s has %s", label, strings.Join(allowed, ", "))
+			}
+			if err := checkType(at, field+"."+n.Content[k].Value, n.Content[k].Value, n.Content[k+1]); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
+	if err := checkType(at, key, key, v); err != nil {
+		return err
+	}
+	v = resolve(v)
 	switch key {
 	case "check":
-		return check(v, checkKeys, "check")
+		return check(v, checkKeys, "check", "check")
 	case "placements":
 		if v.Kind == yaml.SequenceNode {
-			for _, p := range v.Content {
-				if err := check(p, placeKeys, "placements"); err != nil {
+			for i, p := range v.Content {
+				p = resolve(p)
+				if p.Kind != yaml.MappingNode && !isNull(p) {
+					return wrongAt(at(p), fmt.Sprintf("placements[%d]", i), "must be a mapping ({dc: DC, priority: N, vip: VIP}), not %s", describe(p))
+				}
+				if err := check(p, placeKeys, fmt.Sprintf("placements[%d]", i), "a placement"); err != nil {
+					return err
+				}
+			}
+		}
+	case "nodes":
+		if v.Kind == yaml.SequenceNode {
+			for i, n := range v.Content {
+				if err := checkType(at, fmt.Sprintf("nodes[%d]", i), "node", n); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// checkType checks that n, the value of the field named path whose key
+// is key, has the YAML type of that key; null is absent.
+func checkType(at func(*yaml.Node) string, path, key string, n *yaml.Node) error {
+	n = resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	switch key {
+	case "kind", "name", "address", "interface", "mode", "partition", "dc", "vip", "url", "interval", "timeout", "node":
+		if n.Kind != yaml.ScalarNode {
+			return wrongAt(at(n), path, "must be a string, not %s", describe(n))
+		}
+	case "priority", "rise", "fall", "expect_status":
+		var i int
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
+			return wrongAt(at(n), path, "must be a whole number written in digits, not %s", describe(n))
+		}
+	case "preempt":
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+			return wrongAt(at(n), path, "must be true or false, not %s", describe(n))
+		}
+	case "placements", "nodes":
+		if n.Kind != yaml.SequenceNode {
+			return wrongAt(at(n), path, "must be a list (one item a line after \"- \", or [a, b]), not %s", describe(n))
+		}
+	case "check":
+		if n.Kind != yaml.MappingNode {
+			return wrongAt(at(n), path, "must be a mapping (url: ..., interval: ...), not %s", describe(n))
+		}
+	}
+	return nil
+}
+
+// resolve follows aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
+// describe says what a value is, for a message.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	v := n.Value
+	if len(v) > 40 {
+		v = v[:40] + "..."
+	}
+	if n.Tag == "!!str" {
+		return fmt.Sprintf("the string %q", v)
+	}
+	return v
 }
 
 // add validates one object and adds it to s.
@@ -523,7 +703,17 @@ func (s *Set) add(where string, o Object, keys []string) error {
 		if o.Preempt != nil {
 			g.Preempt = *o.Preempt
 		}
-		for _, p := range o.Placements {
+		for i, p := range o.Placements {
+			// The names first, each error naming its placement
+			// (placements[1].dc; GIP.Validate says "placement dc").
+			if err := vipsmart.ValidateName("placement dc", p.DC); err != nil {
+				return wrongAt(where, "placements["+strconv.Itoa(i)+"].dc", "%s", err.(*vipsmart.Error).Message)
+			}
+			if p.VIP != "" {
+				if err := vipsmart.ValidateName("placement vip", p.VIP); err != nil {
+					return wrongAt(where, "placements["+strconv.Itoa(i)+"].vip", "%s", err.(*vipsmart.Error).Message)
+				}
+			}
 			g.Placements = append(g.Placements, vipsmart.Placement{DC: p.DC, Priority: p.Priority, VIP: p.VIP})
 		}
 		if err := g.Validate(); err != nil {

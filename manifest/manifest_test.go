@@ -86,7 +86,7 @@ func TestReadErrorsNamePlaceAndField(t *testing.T) {
 		{"bad-priority.yaml", "kind: VIP\nname: a\naddress: 192.0.2.1\n---\nkind: GIP\nname: g\naddress: 192.0.2.2\nplacements: [{dc: dc-1, priority: 0}]\n", `bad-priority.yaml: document 2 (line 5), GIP g: field "placements": placement dc-1 has priority 0`},
 		{"unknown.yaml", "kind: GIP\nname: g\naddress: 192.0.2.2\nmdoe: anycast\n", `unknown.yaml: document 1 (line 1): field "mdoe": unknown field for a GIP`},
 		{"vipfield.yaml", "kind: VIP\nname: v\naddress: 192.0.2.2\nmode: anycast\n", `field "mode": unknown field for a VIP`},
-		{"nested.yaml", "kind: GIP\nname: g\naddress: 192.0.2.2\nplacements:\n  - {dc: dc-1, prio: 3}\n", `field "placements.prio"`},
+		{"nested.yaml", "kind: GIP\nname: g\naddress: 192.0.2.2\nplacements:\n  - {dc: dc-1, prio: 3}\n", `nested.yaml: document 1 (line 1), line 5: field "placements[0].prio": unknown field: a placement has dc, priority, vip`},
 		{"nokind.yaml", "name: g\naddress: 192.0.2.2\n", `field "kind": missing`},
 		{"addr.json", `[{"kind": "VIP", "name": "v", "address": "192.0.2.0/24"}]`, `addr.json: document 1 (line 1), VIP v: field "address"`},
 		{"type.json", "[\n{\"kind\": \"GIP\", \"name\": \"g\", \"address\": \"192.0.2.9\"},\n{\"kind\": \"GIP\", \"name\": \"h\", \"address\": \"192.0.2.8\", \"preempt\": \"yes\"}]", `type.json: document 2 (line 3): field "preempt"`},

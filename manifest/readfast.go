@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/vipsmart/vipsmart/internal/jsondup"
 	"github.com/vipsmart/vipsmart/internal/jsonfast"
 )
 
@@ -66,6 +67,8 @@ func (s *Set) readFast(name string, b []byte) (bool, error) {
 			case 4:
 				raw := r.Raw()
 				if r.OK() && !decodeStrict(raw, &o.Check) {
+					r.Fail()
+				} else if dup, _ := jsondup.Find(raw); dup != "" {
 					r.Fail()
 				}
 			case 5:

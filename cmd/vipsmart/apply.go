@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/vipsmart/vipsmart"
+	"github.com/vipsmart/vipsmart/httpapi"
 	"github.com/vipsmart/vipsmart/manifest"
 )
 
@@ -116,6 +119,11 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 			if err != nil {
 				return err
 			}
+			if ff.prune && !dry && len(req.VIPs)+len(req.GIPs) == 0 {
+				// An empty standard input (export failed before the
+				// pipe) or an emptied file must not erase everything.
+				return vipsmart.Errorf(vipsmart.EINVALID, "-f", "the files (%s) declare no object: apply --prune would remove every VIP of this DC and every GIP of the federation; nothing was sent. If a file or the standard input is empty by mistake, fix it; to remove objects, declare the ones to keep, or use vip remove and gip remove", filesString(ff.files))
+			}
 			ctx, cancel := g.ctx()
 			defer cancel()
 			cl := g.client()
@@ -147,6 +155,7 @@ files do not declare; --dry-run prints the diff and changes nothing.`,
 			if len(res.Changes) == 0 {
 				return printPlan(g, res, "nothing to change")
 			}
+			warnVIPs(ctx, g, cl, res)
 			if g.output == "json" {
 				return printApplyResult(g.stdout, &res)
 			}
@@ -245,4 +254,43 @@ func printDiff(out io.Writer, res vipsmart.ApplyResult) {
 		}
 	}
 	fmt.Fprintf(w, "%d to add, %d to change, %d to remove\n", res.Added, res.Changed, res.Removed)
+}
+
+// filesString names the -f arguments for a message.
+func filesString(files []string) string {
+	out := make([]string, 0, len(files))
+	for _, f := range files {
+		if f == "-" {
+			f = "standard input"
+		}
+		out = append(out, f)
+	}
+	return strings.Join(out, ", ")
+}
+
+// warnVIPs warns on stderr, as vip add does, of the VIPs the apply added
+// or changed that an announcer cannot announce (netlink without an
+// interface for the address): one read of the VIPs, whatever their
+// number.
+func warnVIPs(ctx context.Context, g *globals, cl *httpapi.Client, res vipsmart.ApplyResult) {
+	touched := map[string]bool{}
+	for _, c := range res.Changes {
+		if c.Kind == vipsmart.KindVIP && c.Action != vipsmart.ActionRemove {
+			touched[c.Name] = true
+		}
+	}
+	if len(touched) == 0 {
+		return
+	}
+	vs, err := cl.ListVIPs(ctx)
+	if err != nil {
+		return // the apply is done; the warnings are in vip list
+	}
+	for _, v := range vs {
+		if touched[v.Name] {
+			for _, w := range v.Warnings {
+				fmt.Fprintf(g.stderr, "warning: VIP %s %s: %s\n", v.Name, v.Address, w)
+			}
+		}
+	}
 }

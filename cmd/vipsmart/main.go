@@ -121,6 +121,9 @@ every other command is a client of a daemon's operator API.`,
 					return usageError{fmt.Errorf("--output %q is unknown for %s (yaml is for export only): give table or json", g.output, cmd.CommandPath())}
 				}
 			default:
+				if cmd.Name() == "export" {
+					return usageError{fmt.Errorf("--output %q is unknown for %s: give yaml (the default) or json", g.output, cmd.CommandPath())}
+				}
 				return usageError{fmt.Errorf("--output %q is unknown: give table or json", g.output)}
 			}
 			if cmd.Name() == "serve" || cmd.Name() == "demo" {
