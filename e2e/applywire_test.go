@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,4 +64,56 @@ func TestApplyMemberStoppedRollsBack(t *testing.T) {
 	if r := cli(t, ds[0].server(), "apply", "-f", f); r.code != 0 {
 		t.Fatalf("apply once dc-3 is back: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// bigGIPFile writes n GIPs (from number from) with names of 63
+// characters, IPv6 addresses and placements on dc-1 and dc-2 naming the
+// VIP vip: about 400 bytes each in a peer message.
+func bigGIPFile(t *testing.T, dir, name string, from, n int, vip string) string {
+	t.Helper()
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		nm := fmt.Sprintf("g%d-", i)
+		nm += strings.Repeat("x", 63-len(nm))
+		fmt.Fprintf(&b, "- {kind: GIP, name: %s, address: \"2001:db8:ffff:ffff:ffff:ffff:%x:%x\", placements: [{dc: dc-1, priority: 200, vip: %s}, {dc: dc-2, priority: 100, vip: %s}]}\n", nm, i>>16, i&0xffff, vip, vip)
+	}
+	return writeFile(t, dir, name, b.String())
+}
+
+// TestApplyKeepsTheFederationJoinable: each apply of 26,000 large GIPs is
+// within a batch's limits, but two of them made a federation whose state
+// (52,000 GIPs, 21 MB of JSON) no longer fits a peer message: dc add then
+// failed in its prepare ("could not be reached ... connection reset by
+// peer"), and a member that missed a commit could not catch up. The
+// second apply is refused, saying why and changing nothing, and a DC can
+// still be added, with every GIP.
+func TestApplyKeepsTheFederationJoinable(t *testing.T) {
+	ds := startFederation(t, 2)
+	vip := strings.Repeat("v", 63)
+	mustCLI(t, ds[0].server(), "vip", "add", vip, "192.0.2.10")
+	mustCLI(t, ds[1].server(), "vip", "add", vip, "192.0.2.11")
+	dir := t.TempDir()
+	const n = 26000
+	f := bigGIPFile(t, dir, "a.yaml", 0, n, vip)
+	if r, _ := runCLI(t, 120*time.Second, ds[0].server(), "apply", "-f", f, "-o", "json"); r.code != 0 {
+		t.Fatalf("apply of %d GIPs: exit %d\n%.2000s", n, r.code, r.stderr)
+	}
+	before := applyStateOf(t, ds[0])
+	f = bigGIPFile(t, dir, "b.yaml", n, n, vip)
+	r, _ := runCLI(t, 120*time.Second, ds[0].server(), "apply", "-f", f)
+	if r.code == 0 || !strings.Contains(r.stderr, "adding a DC or a member catching up") || !strings.Contains(r.stderr, "apply fewer") {
+		t.Fatalf("second apply of %d GIPs: exit %d, want a refusal saying why\n%.2000s", n, r.code, r.stderr)
+	}
+	t.Logf("second apply: exit %d: %s", r.code, r.stderr)
+	if s := applyStateOf(t, ds[1]); s.epoch != before.epoch || len(s.gips) != n {
+		t.Fatalf("dc-2 after the refused apply: epoch %d (was %d), %d GIPs (want %d)", s.epoch, before.epoch, len(s.gips), n)
+	}
+	d3 := startDaemon(t, "dc-3")
+	mustDCAdd(t, ds[0], d3)
+	eventually(t, 20*time.Second, "dc-3 holds every GIP", func() error {
+		if s := applyStateOf(t, d3); len(s.gips) != n {
+			return errorf("dc-3 holds %d GIPs, want %d", len(s.gips), n)
+		}
+		return nil
+	})
 }

@@ -25,6 +25,15 @@ const (
 	MaxBatchBytes   = 12 << 20
 )
 
+// MaxStateBytes bounds an over-estimate of the JSON size of the
+// federation's GIPs that a batch may leave: a prepare (dc add) and a state
+// answer (a member catching up) carry every GIP in one peer message, which
+// must fit the same 16 MiB limit with the members beside them. A batch
+// that would take the GIPs past it is refused (one that shrinks them never
+// is): otherwise a few large applies leave a federation that can neither
+// add a DC nor bring back a member that missed a commit.
+const MaxStateBytes = 12 << 20
+
 // Batch is the GIP changes of one ApplyGIPs operation: GIPs written
 // (created or replaced) and GIPs deleted, each name at most once. Count
 // and Digest identify the content; a batch travels in full only in the
@@ -178,14 +187,21 @@ func (b *Batch) digest() string {
 // size over-estimates the JSON size of b's content.
 func (b *Batch) size() int {
 	n := 64
-	for _, g := range b.Put {
-		n += 96 + len(g.Name) + 2*len(g.Address.String())
-		for _, p := range g.Placements {
-			n += 48 + len(p.DC) + len(p.VIP)
-		}
+	for i := range b.Put {
+		n += gipSize(&b.Put[i], len(b.Put[i].Address.String()))
 	}
 	for _, d := range b.Delete {
 		n += 4 + 2*len(d)
+	}
+	return n
+}
+
+// gipSize over-estimates the JSON size of g, whose address is addrLen
+// characters long (Batch.size, MaxStateBytes).
+func gipSize(g *vipsmart.GIP, addrLen int) int {
+	n := 96 + len(g.Name) + 2*addrLen
+	for _, p := range g.Placements {
+		n += 48 + len(p.DC) + len(p.VIP)
 	}
 	return n
 }
@@ -297,19 +313,30 @@ func (n *Node) proposeBatch(now time.Time, p Proposal) (Change, error) {
 			return c, err
 		}
 	}
-	// Addresses stay unique once the batch is applied.
+	// Addresses stay unique once the batch is applied, and the GIPs fit
+	// a state transfer (MaxStateBytes).
 	addrs := make(map[string]string, len(n.gips)+len(b.Put))
+	before, after := 0, 0
 	for name, g := range n.gips {
+		a := g.Address.String()
+		sz := gipSize(&g, len(a))
+		before += sz
 		if !touched[name] {
-			addrs[g.Address.String()] = name
+			addrs[a] = name
+			after += sz
 		}
 	}
-	for _, g := range b.Put {
+	for i := range b.Put {
+		g := &b.Put[i]
 		a := g.Address.String()
 		if other, ok := addrs[a]; ok {
 			return c, vipsmart.Errorf(vipsmart.ECONFLICT, "address", "GIP %s: address %s is already used by GIP %s", g.Name, a, other)
 		}
 		addrs[a] = g.Name
+		after += gipSize(g, len(a))
+	}
+	if after > MaxStateBytes && after > before {
+		return c, vipsmart.Errorf(vipsmart.EINVALID, "batch", "after this batch the federation's %d GIPs would take about %.1f MiB, more than the %d MiB that adding a DC or a member catching up can carry in one message (now about %.1f MiB): delete GIPs first or apply fewer (docs/apply.md, \"Large changes\")", len(addrs), float64(after)/(1<<20), MaxStateBytes>>20, float64(before)/(1<<20))
 	}
 	b.Digest = b.digest()
 	// Encoded once in binary for every member's lock; in JSON only by the
