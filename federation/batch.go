@@ -160,7 +160,16 @@ func (b *Batch) digest() string {
 		addr = g.Address.AppendTo(addr[:0]) // as str(g.Address.String()), without a string per GIP
 		buf = binary.AppendUvarint(buf, uint64(len(addr)))
 		buf = append(buf, addr...)
-		str(string(g.Mode))
+		if g.Partition == "" || g.Partition == vipsmart.PartitionAvailable {
+			str(string(g.Mode))
+		} else {
+			// Any other partition policy (consistent) is hashed with the
+			// mode, as "MODE+POLICY" (no mode has a "+"): the digest
+			// covers it, and a batch without one keeps the digest it had
+			// before (members of different versions compare it).
+			buf = binary.AppendUvarint(buf, uint64(len(g.Mode)+1+len(g.Partition)))
+			buf = append(append(append(buf, g.Mode...), '+'), g.Partition...)
+		}
 		if g.Preempt {
 			num(1)
 		} else {

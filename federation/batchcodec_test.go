@@ -290,3 +290,41 @@ func TestProposeEncodesTheBatchInBinary(t *testing.T) {
 		t.Fatalf("%d locks, want 2", locks)
 	}
 }
+
+// TestBatchDigestCoversPartition: two batches that differ only in a GIP's
+// partition policy have different digests, so a lock whose batch was
+// changed there (a damaged or forged frame: the binary encoding holds the
+// policy as an index in its string table) is refused by its digest. The
+// digest used to leave the policy out: such a lock was taken, and applied
+// a consistent GIP as available (or the reverse) on that member only.
+func TestBatchDigestCoversPartition(t *testing.T) {
+	a, b := batchGIP(1, "dc-1"), batchGIP(2, "dc-2")
+	a.Partition, b.Partition = vipsmart.PartitionConsistent, vipsmart.PartitionAvailable
+	bt := NewBatch([]vipsmart.GIP{a, b}, nil)
+	for i, p := range []vipsmart.PartitionPolicy{vipsmart.PartitionAvailable, ""} {
+		a2 := a
+		a2.Partition = p
+		if d := NewBatch([]vipsmart.GIP{a2, b}, nil).Digest; d == bt.Digest {
+			t.Fatalf("case %d: partition %q has the digest of consistent", i, p)
+		}
+	}
+	bin, err := bt.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flip := range []int{0, 1} {
+		var got Batch
+		if err := got.UnmarshalBinary(bin); err != nil {
+			t.Fatal(err)
+		}
+		g := &got.Put[flip]
+		if g.Partition == vipsmart.PartitionConsistent {
+			g.Partition = vipsmart.PartitionAvailable
+		} else {
+			g.Partition = vipsmart.PartitionConsistent
+		}
+		if err := got.validate(); err == nil || !strings.Contains(err.Error(), "digest") {
+			t.Fatalf("GIP %s with its partition changed to %s: %v, want the digest refused", g.Name, g.Partition, err)
+		}
+	}
+}
