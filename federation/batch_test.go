@@ -241,3 +241,43 @@ func TestLargestBatchFitsThePeerLimit(t *testing.T) {
 	}
 	t.Logf("largest batch: %d GIPs with maximal names in 8 DCs, lock message %.1f MiB", len(put), float64(len(raw))/(1<<20))
 }
+
+// TestSlimBatchLockRefused: a lock carries its batch in full (each member
+// checks the placements on itself against its own VIPs before it grants
+// it); a lock whose batch is slim (count and digest only, as decisions
+// carry it) is malformed. It used to be granted unchecked, and the member
+// then took the batch's GIPs from a state transfer at the commit, placements
+// on VIPs it does not have included. Decisions keep carrying it slim.
+func TestSlimBatchLockRefused(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	b := NewBatch([]vipsmart.GIP{batchGIP(1, "dc-1", "dc-3")}, nil)
+	lock := c.nodes["dc-1"].newMsg(MsgLock, c.nodes["dc-3"].h.Self)
+	lock.OpID, lock.FedID, lock.Epoch, lock.ToEpoch = "dc-1-99", c.h("dc-1").FedID, c.h("dc-1").Epoch, c.h("dc-1").Epoch+1
+	lock.Change = &Change{Kind: ApplyGIPs, Batch: b}
+	if err := lock.Validate(); err != nil {
+		t.Fatalf("a lock with its whole batch: %v", err)
+	}
+	slim := lock
+	slim.Change = &Change{Kind: ApplyGIPs, Batch: b.slim()}
+	if err := slim.Validate(); err == nil || !strings.Contains(err.Error(), "carries the whole batch") {
+		t.Fatalf("a lock with its batch slim: %v, want it refused", err)
+	}
+	// Stepped on dc-3, which lacks the VIP web the batch places on it: the
+	// whole lock is refused by its check, the slim one is not granted.
+	c.nodes["dc-3"].SetLocalVIPs(map[string]netip.Addr{})
+	g := batchGIP(1, "dc-1", "dc-3")
+	g.Placements[1].VIP = "web"
+	slim.Change = &Change{Kind: ApplyGIPs, Batch: NewBatch([]vipsmart.GIP{g}, nil).slim()}
+	slim.Seq, slim.Running = slim.Seq+5, true // a running operation of dc-1, not a late lock
+	c.nodes["dc-3"].Step(c.now, slim)
+	if l := c.h("dc-3").Lock; l != nil {
+		t.Fatalf("dc-3 granted a lock with its batch slim: %+v", *l)
+	}
+	commit := c.nodes["dc-1"].newMsg(MsgCommit, c.nodes["dc-3"].h.Self)
+	commit.OpID = lock.OpID
+	commit.Last = &Decision{FedID: lock.FedID, FromEpoch: lock.Epoch, ToEpoch: lock.ToEpoch, OpID: lock.OpID, Coordinator: "dc-1", Change: slimChange(*lock.Change)}
+	if err := commit.Validate(); err != nil {
+		t.Fatalf("a commit with its batch slim: %v", err)
+	}
+}

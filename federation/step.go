@@ -673,6 +673,11 @@ func (m *Message) Validate() error {
 		if m.FedID == "" {
 			return bad("no fed_id")
 		}
+		if m.Type == MsgLock && m.Change.Kind == ApplyGIPs && m.Change.Batch != nil && !m.Change.Batch.full() {
+			// Only decisions carry a batch slim: a member checks a
+			// lock's batch against its own VIPs before it grants it.
+			return bad("a lock of %s carries its batch without its changes (count %d): a lock carries the whole batch", ApplyGIPs, m.Change.Batch.Count)
+		}
 	case MsgCommit:
 		if m.Last == nil || m.Last.OpID != m.OpID {
 			return bad("no decision for operation %s", m.OpID)
