@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"time"
@@ -371,16 +372,63 @@ func (h *hardState) persisted() *hardState {
 	return &c
 }
 
-// batchProblem checks a batch against this DC's own VIPs, as a member does
-// when it is asked for its lock.
+// batchProblem checks a batch as a member does when it is asked for its
+// lock: against this DC's own VIPs, and (a lock is peer input: the
+// coordinator checked the same at the same epoch, but a forged or broken
+// one may not have) that every placement names a member and that the
+// GIPs' addresses stay unique once the batch is applied (6 to 14 ms for
+// 10,000 GIPs placed in 10 DCs over 10,000 others, measured on a loaded
+// 2-core host: about what the batch's validation costs already).
 func (n *Node) batchProblem(b *Batch) *vipsmart.Error {
 	if b == nil {
 		return nil
 	}
+	members := make([]string, len(n.h.Members)) // a few: scanned
+	for i := range n.h.Members {
+		members[i] = n.h.Members[i].Name
+	}
+	touched := make(map[string]struct{}, len(b.Put)+len(b.Delete))
+	for _, name := range b.Delete {
+		touched[name] = struct{}{}
+	}
 	for i := range b.Put {
-		if e := n.ownPlacementProblem(&b.Put[i]); e != nil {
+		g := &b.Put[i]
+		touched[g.Name] = struct{}{}
+		for _, pl := range g.Placements {
+			if !slices.Contains(members, pl.DC) {
+				return vipsmart.Errorf(vipsmart.EINVALID, "placements", "is asked to lock a batch that places GIP %s on %s, which is not a member of federation %s", g.Name, pl.DC, n.h.FedID)
+			}
+		}
+		if e := n.ownPlacementProblem(g); e != nil {
 			return e
 		}
+	}
+	// Addresses carry no zone (Validate refuses one): 16 bytes and the
+	// family are the whole address.
+	type addrKey struct {
+		a   [16]byte
+		is4 bool
+	}
+	key := func(a netip.Addr) addrKey { return addrKey{a.As16(), a.Is4()} }
+	addrs := make(map[addrKey]struct{}, len(n.gips)+len(b.Put))
+	for name, g := range n.gips {
+		if _, ok := touched[name]; !ok {
+			addrs[key(g.Address)] = struct{}{}
+		}
+	}
+	for i := range b.Put {
+		g := &b.Put[i]
+		k := key(g.Address)
+		if _, ok := addrs[k]; ok {
+			other := "another GIP of the batch"
+			for name, h := range n.gips {
+				if _, t := touched[name]; !t && h.Address == g.Address {
+					other = "GIP " + name
+				}
+			}
+			return vipsmart.Errorf(vipsmart.ECONFLICT, "address", "is asked to lock a batch that gives GIP %s the address %s of %s", g.Name, g.Address, other)
+		}
+		addrs[k] = struct{}{}
 	}
 	return nil
 }

@@ -281,3 +281,71 @@ func TestSlimBatchLockRefused(t *testing.T) {
 		t.Fatalf("a commit with its batch slim: %v", err)
 	}
 }
+
+// TestForgedBatchLockRefused: a member checks a lock's batch itself, as
+// the coordinator did: a batch placing a GIP on a DC that is not a member,
+// or giving a GIP the address of another that stays, is refused in the
+// lock's answer (it used to be granted and committed: a forged or broken
+// coordinator could make every member store it). A sound batch is granted.
+func TestForgedBatchLockRefused(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	e := c.h("dc-1").Epoch
+	id, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1"), batchGIP(2, "dc-2")}}, ExpectEpoch: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.run(time.Second)
+	n := c.nodes["dc-3"]
+	seq := c.h("dc-1").Counter
+	lockWith := func(put []vipsmart.GIP, del []string) (Message, bool) {
+		seq += 5
+		m := c.nodes["dc-1"].newMsg(MsgLock, n.h.Self)
+		m.OpID, m.FedID, m.Epoch, m.ToEpoch = fmt.Sprintf("dc-1-%d", seq), c.h("dc-1").FedID, e+1, e+2
+		m.Seq, m.Running = seq, true
+		m.Change = &Change{Kind: ApplyGIPs, Batch: NewBatch(put, del)}
+		if err := n.Step(c.now, m); err != nil {
+			t.Fatal(err)
+		}
+		rd := n.Ready()
+		n.Advance(rd)
+		for _, r := range rd.Messages {
+			if r.Type == MsgLockResp {
+				if r.OK {
+					n.h.Lock = nil // granted: released for the next case
+					n.setStatus(c.now, vipsmart.StatusMember, "", "test")
+				}
+				return r, r.OK
+			}
+		}
+		t.Fatalf("no lock answer")
+		return Message{}, false
+	}
+	g9 := batchGIP(3, "dc-1", "dc-9")
+	if r, ok := lockWith([]vipsmart.GIP{g9}, nil); ok || !strings.Contains(r.Reason, "dc-9, which is not a member") {
+		t.Fatalf("a batch placing a GIP on dc-9: ok %v, %q", ok, r.Reason)
+	}
+	dup := batchGIP(3, "dc-1")
+	dup.Address = batchGIP(1).Address
+	if r, ok := lockWith([]vipsmart.GIP{dup}, nil); ok || !strings.Contains(r.Reason, "address") || !strings.Contains(r.Reason, "GIP g-1") {
+		t.Fatalf("a batch reusing g-1's address: ok %v, %q", ok, r.Reason)
+	}
+	twice := batchGIP(4, "dc-2")
+	twice.Address = dup.Address
+	if r, ok := lockWith([]vipsmart.GIP{dup, twice}, []string{"g-1"}); ok || !strings.Contains(r.Reason, "address") {
+		t.Fatalf("a batch giving two GIPs one address: ok %v, %q", ok, r.Reason)
+	}
+	// g-1 deleted (or rewritten) in the same batch: its address is free.
+	if r, ok := lockWith([]vipsmart.GIP{dup}, []string{"g-1"}); !ok {
+		t.Fatalf("a batch moving g-1's address to g-3 while deleting g-1: refused: %s", r.Reason)
+	}
+	moved := batchGIP(1, "dc-3")
+	moved.Address = batchGIP(9).Address
+	if r, ok := lockWith([]vipsmart.GIP{dup, moved}, nil); !ok {
+		t.Fatalf("a batch moving g-1's address to g-3 while readdressing g-1: refused: %s", r.Reason)
+	}
+}
