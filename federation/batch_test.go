@@ -242,13 +242,13 @@ func TestLargestBatchFitsThePeerLimit(t *testing.T) {
 	t.Logf("largest batch: %d GIPs with maximal names in 8 DCs, lock message %.1f MiB", len(put), float64(len(raw))/(1<<20))
 }
 
-// TestSlimBatchLockRefused: a lock carries its batch in full (each member
+// TestBatchLockWithSlimBatchRefused: a lock carries its batch in full (each member
 // checks the placements on itself against its own VIPs before it grants
 // it); a lock whose batch is slim (count and digest only, as decisions
 // carry it) is malformed. It used to be granted unchecked, and the member
 // then took the batch's GIPs from a state transfer at the commit, placements
 // on VIPs it does not have included. Decisions keep carrying it slim.
-func TestSlimBatchLockRefused(t *testing.T) {
+func TestBatchLockWithSlimBatchRefused(t *testing.T) {
 	c := newCluster(t, 3)
 	c.federate(3)
 	b := NewBatch([]vipsmart.GIP{batchGIP(1, "dc-1", "dc-3")}, nil)
@@ -347,5 +347,38 @@ func TestForgedBatchLockRefused(t *testing.T) {
 	moved.Address = batchGIP(9).Address
 	if r, ok := lockWith([]vipsmart.GIP{dup, moved}, nil); !ok {
 		t.Fatalf("a batch moving g-1's address to g-3 while readdressing g-1: refused: %s", r.Reason)
+	}
+}
+
+// TestBatchCommitOfAnotherDigestNotApplied: a member applies a slim
+// decision from the batch of its lock only when the decision names that
+// batch (its digest): a commit of the same operation naming another batch
+// (forged, or damaged in a way the message checks cannot see) is not
+// applied from the lock; the member fetches the state instead and ends
+// with the coordinator's decision.
+func TestBatchCommitOfAnotherDigestNotApplied(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	other := NewBatch([]vipsmart.GIP{batchGIP(7, "dc-2")}, nil)
+	c.tamper = func(m *Message) {
+		if m.Type == MsgCommit && m.To.Name == "dc-3" && m.Last != nil && m.Last.Change.Kind == ApplyGIPs {
+			m.Last.Change.Batch = other.slim()
+		}
+	}
+	e := c.h("dc-1").Epoch
+	id, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1", "dc-3"), batchGIP(2, "dc-2")}}, ExpectEpoch: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.tamper = nil
+	c.run(2 * time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	want := c.h("dc-1").Last.Change.Batch.Digest
+	if got := c.h("dc-3").Last.Change.Batch.Digest; got != want || len(c.nodes["dc-3"].gips) != 2 {
+		t.Fatalf("dc-3 keeps the decision of batch %s with %d GIPs, want %s (dc-1's) and 2", got, len(c.nodes["dc-3"].gips), want)
 	}
 }
