@@ -382,3 +382,52 @@ func TestBatchCommitOfAnotherDigestNotApplied(t *testing.T) {
 		t.Fatalf("dc-3 keeps the decision of batch %s with %d GIPs, want %s (dc-1's) and 2", got, len(c.nodes["dc-3"].gips), want)
 	}
 }
+
+// TestBatchChangeCarriesNoOtherFields: an apply-gips change carries its
+// batch (and by) only; a field of another kind in it (new_fed_id, which
+// re-founds the federation at the commit; a dc, a gip, force ...) makes
+// the message malformed. A commit of a batch with new_fed_id used to be
+// applied: the member left its federation for the new id.
+func TestBatchChangeCarriesNoOtherFields(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	var commits []Message
+	c.drop = func(m Message) bool {
+		if m.Type == MsgCommit && m.To.Name == "dc-3" {
+			commits = append(commits, m)
+			return true
+		}
+		return false
+	}
+	fed := c.h("dc-1").FedID
+	id, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1", "dc-3")}}, ExpectEpoch: c.h("dc-1").Epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil || len(commits) != 1 {
+		t.Fatalf("result %v, %d commits to dc-3", err, len(commits))
+	}
+	m := commits[0]
+	d := *m.Last
+	d.Change.NewFedID = "f-forged"
+	m.Last = &d
+	if err := c.nodes["dc-3"].Step(c.now, m); err == nil || !strings.Contains(err.Error(), "new_fed_id") {
+		t.Fatalf("a commit of a batch with new_fed_id: %v, want it refused as malformed", err)
+	}
+	if got := c.h("dc-3").FedID; got != fed {
+		t.Fatalf("dc-3 is in federation %s after the forged commit, want %s", got, fed)
+	}
+	for _, ch := range []Change{
+		{Kind: ApplyGIPs, Batch: NewBatch([]vipsmart.GIP{batchGIP(1)}, nil), Force: true},
+		{Kind: ApplyGIPs, Batch: NewBatch([]vipsmart.GIP{batchGIP(1)}, nil), Name: "dc-2"},
+		{Kind: ApplyGIPs, Batch: NewBatch([]vipsmart.GIP{batchGIP(1)}, nil), GIP: &vipsmart.GIP{Name: "x"}},
+	} {
+		if err := ch.validate(); err == nil {
+			t.Fatalf("an apply-gips change with a field of another kind validates: %+v", ch)
+		}
+	}
+	c.drop = nil
+	c.run(2 * time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+}

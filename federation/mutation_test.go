@@ -183,6 +183,9 @@ var mutants = []mutant{
 	{"batch-state-unbounded", "batch.go",
 		"if after > MaxStateBytes && after > before {", "if false {",
 		"a batch may take the federation's GIPs past what a prepare or a state answer carries"},
+	{"batch-foreign-fields", "step.go",
+		"if c.DC != nil || c.Name != \"\" || c.Force || len(c.Names) > 0 || c.GIP != nil || c.Founder != nil || c.NewFedID != \"\" {", "if false {",
+		"an apply-gips change may carry fields of other kinds (new_fed_id re-founds the federation at its commit)"},
 }
 
 func TestMutants(t *testing.T) {

@@ -779,6 +779,11 @@ func (c *Change) validate() error {
 		g := cloneGIP(*c.GIP)
 		return g.Validate()
 	case ApplyGIPs:
+		if c.DC != nil || c.Name != "" || c.Force || len(c.Names) > 0 || c.GIP != nil || c.Founder != nil || c.NewFedID != "" {
+			// Those fields mean something to other kinds only (new_fed_id
+			// would re-found the federation at the commit).
+			return fmt.Errorf("%s carries its batch and by only (no dc, name, force, names, gip, founder or new_fed_id)", ApplyGIPs)
+		}
 		return c.Batch.validate()
 	case RotateIdentity:
 		if c.DC == nil {
