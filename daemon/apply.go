@@ -173,9 +173,19 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 		opID = id
 		d.waiters[id] = ch
 		if d.onCommit == nil {
-			d.onCommit = map[string]func(){}
+			d.onCommit = map[string]func(error){}
 		}
-		d.onCommit[id] = func() { finished = finish() }
+		// Either end is completed on the loop, whether or not the caller
+		// still waits (it may have given up: --timeout, a client gone):
+		// a failed batch's VIP changes are undone here, so that they never
+		// outlive it.
+		d.onCommit[id] = func(err error) {
+			if err != nil {
+				d.undo(undo)
+				return
+			}
+			finished = finish()
+		}
 		return nil
 	})
 	if err != nil || req.DryRun || len(res.Changes) == 0 {
@@ -192,8 +202,7 @@ func (d *Daemon) Apply(ctx context.Context, req vipsmart.ApplyRequest) (vipsmart
 		}
 		d.metrics.operation(federation.Proposal{Kind: federation.ApplyGIPs}, start, d.cfg.Now, &perr)
 		if perr != nil {
-			_ = d.call(context.WithoutCancel(ctx), func() error { d.undo(undo); return nil })
-			return res, perr
+			return res, perr // its VIP changes were undone on the loop (onCommit)
 		}
 		res.OpID = opID
 		// finish ran on the loop when the operation committed, before

@@ -158,8 +158,9 @@ type Daemon struct {
 	gipsCached  bool
 
 	// onCommit runs, on the loop, the end of an apply when its operation
-	// commits, before its waiter hears of it (apply.go).
-	onCommit map[string]func()
+	// ends (commits: nil; fails: the reason), before its waiter hears of
+	// it, and also when the waiter is gone (apply.go).
+	onCommit map[string]func(error)
 
 	// quorumKeyLen is the length of the quorum's part at the end of the
 	// last activeKey, lastQuorumKeyLen of lastActiveKey's (gips.go).
@@ -420,9 +421,7 @@ func (d *Daemon) processReady(ctx context.Context) error {
 		for _, r := range rd.Results {
 			if f, ok := d.onCommit[r.OpID]; ok {
 				delete(d.onCommit, r.OpID)
-				if r.Err == nil {
-					f() // apply.go
-				}
+				f(r.Err) // apply.go
 			}
 			if ch, ok := d.waiters[r.OpID]; ok {
 				ch <- r.Err

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vipsmart/vipsmart"
@@ -24,6 +26,15 @@ const (
 	MaxBatchChanges = 100_000
 	MaxBatchBytes   = 12 << 20
 )
+
+// MaxStateBytes bounds an over-estimate of the JSON size of the
+// federation's GIPs that a batch may leave: a prepare (dc add) and a state
+// answer (a member catching up) carry every GIP in one peer message, which
+// must fit the same 16 MiB limit with the members beside them. A batch
+// that would take the GIPs past it is refused (one that shrinks them never
+// is): otherwise a few large applies leave a federation that can neither
+// add a DC nor bring back a member that missed a commit.
+const MaxStateBytes = 12 << 20
 
 // Batch is the GIP changes of one ApplyGIPs operation: GIPs written
 // (created or replaced) and GIPs deleted, each name at most once. Count
@@ -151,7 +162,16 @@ func (b *Batch) digest() string {
 		addr = g.Address.AppendTo(addr[:0]) // as str(g.Address.String()), without a string per GIP
 		buf = binary.AppendUvarint(buf, uint64(len(addr)))
 		buf = append(buf, addr...)
-		str(string(g.Mode))
+		if g.Partition == "" || g.Partition == vipsmart.PartitionAvailable {
+			str(string(g.Mode))
+		} else {
+			// Any other partition policy (consistent) is hashed with the
+			// mode, as "MODE+POLICY" (no mode has a "+"): the digest
+			// covers it, and a batch without one keeps the digest it had
+			// before (members of different versions compare it).
+			buf = binary.AppendUvarint(buf, uint64(len(g.Mode)+1+len(g.Partition)))
+			buf = append(append(append(buf, g.Mode...), '+'), g.Partition...)
+		}
 		if g.Preempt {
 			num(1)
 		} else {
@@ -178,14 +198,21 @@ func (b *Batch) digest() string {
 // size over-estimates the JSON size of b's content.
 func (b *Batch) size() int {
 	n := 64
-	for _, g := range b.Put {
-		n += 96 + len(g.Name) + 2*len(g.Address.String())
-		for _, p := range g.Placements {
-			n += 48 + len(p.DC) + len(p.VIP)
-		}
+	for i := range b.Put {
+		n += gipSize(&b.Put[i], len(b.Put[i].Address.String()))
 	}
 	for _, d := range b.Delete {
 		n += 4 + 2*len(d)
+	}
+	return n
+}
+
+// gipSize over-estimates the JSON size of g, whose address is addrLen
+// characters long (Batch.size, MaxStateBytes).
+func gipSize(g *vipsmart.GIP, addrLen int) int {
+	n := 96 + len(g.Name) + 2*addrLen
+	for _, p := range g.Placements {
+		n += 48 + len(p.DC) + len(p.VIP)
 	}
 	return n
 }
@@ -297,19 +324,30 @@ func (n *Node) proposeBatch(now time.Time, p Proposal) (Change, error) {
 			return c, err
 		}
 	}
-	// Addresses stay unique once the batch is applied.
+	// Addresses stay unique once the batch is applied, and the GIPs fit
+	// a state transfer (MaxStateBytes).
 	addrs := make(map[string]string, len(n.gips)+len(b.Put))
+	before, after := 0, 0
 	for name, g := range n.gips {
+		a := g.Address.String()
+		sz := gipSize(&g, len(a))
+		before += sz
 		if !touched[name] {
-			addrs[g.Address.String()] = name
+			addrs[a] = name
+			after += sz
 		}
 	}
-	for _, g := range b.Put {
+	for i := range b.Put {
+		g := &b.Put[i]
 		a := g.Address.String()
 		if other, ok := addrs[a]; ok {
 			return c, vipsmart.Errorf(vipsmart.ECONFLICT, "address", "GIP %s: address %s is already used by GIP %s", g.Name, a, other)
 		}
 		addrs[a] = g.Name
+		after += gipSize(g, len(a))
+	}
+	if after > MaxStateBytes && after > before {
+		return c, vipsmart.Errorf(vipsmart.EINVALID, "batch", "after this batch the federation's %d GIPs would take about %.1f MiB, more than the %d MiB that adding a DC or a member catching up can carry in one message (now about %.1f MiB): delete GIPs first or apply fewer (docs/apply.md, \"Large changes\")", len(addrs), float64(after)/(1<<20), MaxStateBytes>>20, float64(before)/(1<<20))
 	}
 	b.Digest = b.digest()
 	// Encoded once in binary for every member's lock; in JSON only by the
@@ -335,15 +373,70 @@ func (h *hardState) persisted() *hardState {
 	return &c
 }
 
-// batchProblem checks a batch against this DC's own VIPs, as a member does
-// when it is asked for its lock.
+// batchProblem checks a batch as a member does when it is asked for its
+// lock: against this DC's own VIPs, and (a lock is peer input: the
+// coordinator checked the same at the same epoch, but a forged or broken
+// one may not have) that every placement names a member and that the
+// GIPs' addresses stay unique once the batch is applied. It allocates
+// one map of the batch's addresses, without pointers (a member's heap
+// holds the batch and every GIP then: a collection costs more than the
+// check).
 func (n *Node) batchProblem(b *Batch) *vipsmart.Error {
 	if b == nil {
 		return nil
 	}
+	members := make([]string, len(n.h.Members)) // a few: scanned
+	for i := range n.h.Members {
+		members[i] = n.h.Members[i].Name
+	}
+	// Addresses carry no zone (Validate refuses one): 16 bytes and the
+	// family are the whole address.
+	type addrKey struct {
+		a   [16]byte
+		is4 bool
+	}
+	key := func(a netip.Addr) addrKey { return addrKey{a.As16(), a.Is4()} }
+	addrs := make(map[addrKey]int32, len(b.Put))
 	for i := range b.Put {
-		if e := n.ownPlacementProblem(&b.Put[i]); e != nil {
+		g := &b.Put[i]
+		for _, pl := range g.Placements {
+			if !slices.Contains(members, pl.DC) {
+				return vipsmart.Errorf(vipsmart.EINVALID, "placements", "is asked to lock a batch that places GIP %s on %s, which is not a member of federation %s", g.Name, pl.DC, n.h.FedID)
+			}
+		}
+		if e := n.ownPlacementProblem(g); e != nil {
 			return e
+		}
+		k := key(g.Address)
+		if j, ok := addrs[k]; ok {
+			return vipsmart.Errorf(vipsmart.ECONFLICT, "address", "is asked to lock a batch that gives GIPs %s and %s the same address %s", b.Put[j].Name, g.Name, g.Address)
+		}
+		addrs[k] = int32(i)
+	}
+	// A GIP that stays (not written nor deleted by the batch) must not
+	// have the address of one the batch writes. The batch's names are
+	// sorted as NewBatch makes them; a batch that is not (a forged one)
+	// gets a set of its names.
+	var inBatch func(string) bool
+	if slices.IsSortedFunc(b.Put, func(x, y vipsmart.GIP) int { return strings.Compare(x.Name, y.Name) }) && slices.IsSorted(b.Delete) {
+		inBatch = func(name string) bool {
+			_, put := slices.BinarySearchFunc(b.Put, name, cmpGIPName)
+			_, del := slices.BinarySearch(b.Delete, name)
+			return put || del
+		}
+	} else {
+		set := make(map[string]bool, len(b.Put)+len(b.Delete))
+		for i := range b.Put {
+			set[b.Put[i].Name] = true
+		}
+		for _, name := range b.Delete {
+			set[name] = true
+		}
+		inBatch = func(name string) bool { return set[name] }
+	}
+	for name, g := range n.gips {
+		if j, ok := addrs[key(g.Address)]; ok && !inBatch(name) {
+			return vipsmart.Errorf(vipsmart.ECONFLICT, "address", "is asked to lock a batch that gives GIP %s the address %s of GIP %s", b.Put[j].Name, g.Address, name)
 		}
 	}
 	return nil

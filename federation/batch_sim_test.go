@@ -30,6 +30,9 @@ func (s *sim) batchProposal(d *simDC) Proposal {
 			continue
 		}
 		g := vipsmart.GIP{Name: name, Address: netip.AddrFrom4([4]byte{192, 0, 2, byte(16 + i)}), Mode: vipsmart.ModeAnycast, Preempt: true}
+		if i%2 == 0 { // the even ones consistent (invariant 2 covers the policy too); no draw, so the seeds run as before
+			g.Mode, g.Partition = vipsmart.ModeFailover, vipsmart.PartitionConsistent
+		}
 		for _, m := range h.Members {
 			if s.rng.IntN(2) == 0 {
 				g.Placements = append(g.Placements, vipsmart.Placement{DC: m.Name, Priority: 1 + s.rng.IntN(255)})

@@ -241,3 +241,193 @@ func TestLargestBatchFitsThePeerLimit(t *testing.T) {
 	}
 	t.Logf("largest batch: %d GIPs with maximal names in 8 DCs, lock message %.1f MiB", len(put), float64(len(raw))/(1<<20))
 }
+
+// TestBatchLockWithSlimBatchRefused: a lock carries its batch in full (each member
+// checks the placements on itself against its own VIPs before it grants
+// it); a lock whose batch is slim (count and digest only, as decisions
+// carry it) is malformed. It used to be granted unchecked, and the member
+// then took the batch's GIPs from a state transfer at the commit, placements
+// on VIPs it does not have included. Decisions keep carrying it slim.
+func TestBatchLockWithSlimBatchRefused(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	b := NewBatch([]vipsmart.GIP{batchGIP(1, "dc-1", "dc-3")}, nil)
+	lock := c.nodes["dc-1"].newMsg(MsgLock, c.nodes["dc-3"].h.Self)
+	lock.OpID, lock.FedID, lock.Epoch, lock.ToEpoch = "dc-1-99", c.h("dc-1").FedID, c.h("dc-1").Epoch, c.h("dc-1").Epoch+1
+	lock.Change = &Change{Kind: ApplyGIPs, Batch: b}
+	if err := lock.Validate(); err != nil {
+		t.Fatalf("a lock with its whole batch: %v", err)
+	}
+	slim := lock
+	slim.Change = &Change{Kind: ApplyGIPs, Batch: b.slim()}
+	if err := slim.Validate(); err == nil || !strings.Contains(err.Error(), "carries the whole batch") {
+		t.Fatalf("a lock with its batch slim: %v, want it refused", err)
+	}
+	// Stepped on dc-3, which lacks the VIP web the batch places on it: the
+	// whole lock is refused by its check, the slim one is not granted.
+	c.nodes["dc-3"].SetLocalVIPs(map[string]netip.Addr{})
+	g := batchGIP(1, "dc-1", "dc-3")
+	g.Placements[1].VIP = "web"
+	slim.Change = &Change{Kind: ApplyGIPs, Batch: NewBatch([]vipsmart.GIP{g}, nil).slim()}
+	slim.Seq, slim.Running = slim.Seq+5, true // a running operation of dc-1, not a late lock
+	c.nodes["dc-3"].Step(c.now, slim)
+	if l := c.h("dc-3").Lock; l != nil {
+		t.Fatalf("dc-3 granted a lock with its batch slim: %+v", *l)
+	}
+	commit := c.nodes["dc-1"].newMsg(MsgCommit, c.nodes["dc-3"].h.Self)
+	commit.OpID = lock.OpID
+	commit.Last = &Decision{FedID: lock.FedID, FromEpoch: lock.Epoch, ToEpoch: lock.ToEpoch, OpID: lock.OpID, Coordinator: "dc-1", Change: slimChange(*lock.Change)}
+	if err := commit.Validate(); err != nil {
+		t.Fatalf("a commit with its batch slim: %v", err)
+	}
+}
+
+// TestForgedBatchLockRefused: a member checks a lock's batch itself, as
+// the coordinator did: a batch placing a GIP on a DC that is not a member,
+// or giving a GIP the address of another that stays, is refused in the
+// lock's answer (it used to be granted and committed: a forged or broken
+// coordinator could make every member store it). A sound batch is granted.
+func TestForgedBatchLockRefused(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	e := c.h("dc-1").Epoch
+	id, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1"), batchGIP(2, "dc-2")}}, ExpectEpoch: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.run(time.Second)
+	n := c.nodes["dc-3"]
+	seq := c.h("dc-1").Counter
+	lockWith := func(put []vipsmart.GIP, del []string) (Message, bool) {
+		seq += 5
+		m := c.nodes["dc-1"].newMsg(MsgLock, n.h.Self)
+		m.OpID, m.FedID, m.Epoch, m.ToEpoch = fmt.Sprintf("dc-1-%d", seq), c.h("dc-1").FedID, e+1, e+2
+		m.Seq, m.Running = seq, true
+		m.Change = &Change{Kind: ApplyGIPs, Batch: NewBatch(put, del)}
+		if err := n.Step(c.now, m); err != nil {
+			t.Fatal(err)
+		}
+		rd := n.Ready()
+		n.Advance(rd)
+		for _, r := range rd.Messages {
+			if r.Type == MsgLockResp {
+				if r.OK {
+					n.h.Lock = nil // granted: released for the next case
+					n.setStatus(c.now, vipsmart.StatusMember, "", "test")
+				}
+				return r, r.OK
+			}
+		}
+		t.Fatalf("no lock answer")
+		return Message{}, false
+	}
+	g9 := batchGIP(3, "dc-1", "dc-9")
+	if r, ok := lockWith([]vipsmart.GIP{g9}, nil); ok || !strings.Contains(r.Reason, "dc-9, which is not a member") {
+		t.Fatalf("a batch placing a GIP on dc-9: ok %v, %q", ok, r.Reason)
+	}
+	dup := batchGIP(3, "dc-1")
+	dup.Address = batchGIP(1).Address
+	if r, ok := lockWith([]vipsmart.GIP{dup}, nil); ok || !strings.Contains(r.Reason, "address") || !strings.Contains(r.Reason, "GIP g-1") {
+		t.Fatalf("a batch reusing g-1's address: ok %v, %q", ok, r.Reason)
+	}
+	twice := batchGIP(4, "dc-2")
+	twice.Address = dup.Address
+	if r, ok := lockWith([]vipsmart.GIP{dup, twice}, []string{"g-1"}); ok || !strings.Contains(r.Reason, "address") {
+		t.Fatalf("a batch giving two GIPs one address: ok %v, %q", ok, r.Reason)
+	}
+	// g-1 deleted (or rewritten) in the same batch: its address is free.
+	if r, ok := lockWith([]vipsmart.GIP{dup}, []string{"g-1"}); !ok {
+		t.Fatalf("a batch moving g-1's address to g-3 while deleting g-1: refused: %s", r.Reason)
+	}
+	moved := batchGIP(1, "dc-3")
+	moved.Address = batchGIP(9).Address
+	if r, ok := lockWith([]vipsmart.GIP{dup, moved}, nil); !ok {
+		t.Fatalf("a batch moving g-1's address to g-3 while readdressing g-1: refused: %s", r.Reason)
+	}
+}
+
+// TestBatchCommitOfAnotherDigestNotApplied: a member applies a slim
+// decision from the batch of its lock only when the decision names that
+// batch (its digest): a commit of the same operation naming another batch
+// (forged, or damaged in a way the message checks cannot see) is not
+// applied from the lock; the member fetches the state instead and ends
+// with the coordinator's decision.
+func TestBatchCommitOfAnotherDigestNotApplied(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	other := NewBatch([]vipsmart.GIP{batchGIP(7, "dc-2")}, nil)
+	c.tamper = func(m *Message) {
+		if m.Type == MsgCommit && m.To.Name == "dc-3" && m.Last != nil && m.Last.Change.Kind == ApplyGIPs {
+			m.Last.Change.Batch = other.slim()
+		}
+	}
+	e := c.h("dc-1").Epoch
+	id, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1", "dc-3"), batchGIP(2, "dc-2")}}, ExpectEpoch: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil {
+		t.Fatal(err)
+	}
+	c.tamper = nil
+	c.run(2 * time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+	want := c.h("dc-1").Last.Change.Batch.Digest
+	if got := c.h("dc-3").Last.Change.Batch.Digest; got != want || len(c.nodes["dc-3"].gips) != 2 {
+		t.Fatalf("dc-3 keeps the decision of batch %s with %d GIPs, want %s (dc-1's) and 2", got, len(c.nodes["dc-3"].gips), want)
+	}
+}
+
+// TestBatchChangeCarriesNoOtherFields: an apply-gips change carries its
+// batch (and by) only; a field of another kind in it (new_fed_id, which
+// re-founds the federation at the commit; a dc, a gip, force ...) makes
+// the message malformed. A commit of a batch with new_fed_id used to be
+// applied: the member left its federation for the new id.
+func TestBatchChangeCarriesNoOtherFields(t *testing.T) {
+	c := newCluster(t, 3)
+	c.federate(3)
+	var commits []Message
+	c.drop = func(m Message) bool {
+		if m.Type == MsgCommit && m.To.Name == "dc-3" {
+			commits = append(commits, m)
+			return true
+		}
+		return false
+	}
+	fed := c.h("dc-1").FedID
+	id, err := c.propose("dc-1", Proposal{Kind: ApplyGIPs, Batch: &Batch{Put: []vipsmart.GIP{batchGIP(1, "dc-1", "dc-3")}}, ExpectEpoch: c.h("dc-1").Epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if err := c.result(id); err != nil || len(commits) != 1 {
+		t.Fatalf("result %v, %d commits to dc-3", err, len(commits))
+	}
+	m := commits[0]
+	d := *m.Last
+	d.Change.NewFedID = "f-forged"
+	m.Last = &d
+	if err := c.nodes["dc-3"].Step(c.now, m); err == nil || !strings.Contains(err.Error(), "new_fed_id") {
+		t.Fatalf("a commit of a batch with new_fed_id: %v, want it refused as malformed", err)
+	}
+	if got := c.h("dc-3").FedID; got != fed {
+		t.Fatalf("dc-3 is in federation %s after the forged commit, want %s", got, fed)
+	}
+	for _, ch := range []Change{
+		{Kind: ApplyGIPs, Batch: NewBatch([]vipsmart.GIP{batchGIP(1)}, nil), Force: true},
+		{Kind: ApplyGIPs, Batch: NewBatch([]vipsmart.GIP{batchGIP(1)}, nil), Name: "dc-2"},
+		{Kind: ApplyGIPs, Batch: NewBatch([]vipsmart.GIP{batchGIP(1)}, nil), GIP: &vipsmart.GIP{Name: "x"}},
+	} {
+		if err := ch.validate(); err == nil {
+			t.Fatalf("an apply-gips change with a field of another kind validates: %+v", ch)
+		}
+	}
+	c.drop = nil
+	c.run(2 * time.Second)
+	c.converged("dc-1", "dc-2", "dc-3")
+}

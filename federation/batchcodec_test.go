@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -203,11 +204,37 @@ func replaceAt(b []byte, i int, v byte) []byte {
 
 // FuzzBatchBinary feeds the binary batch decoder (what a member reads
 // from a lock): it must never panic, and a batch it accepts must encode
-// and decode back to itself, with the same validation verdict.
+// and decode back to itself, with the same validation verdict. A batch
+// that validates with the digest of a seed must be that seed (the digest
+// binds every field: a frame changed anywhere is refused), counting a
+// partition "" as available (Validate's default).
 func FuzzBatchBinary(f *testing.F) {
-	for _, b := range []*Batch{codecBatch(), NewBatch(nil, []string{"gone"})} {
+	seeds := []*Batch{codecBatch(), NewBatch(nil, []string{"gone"})}
+	for _, b := range seeds {
 		enc, _ := b.MarshalBinary()
 		f.Add(enc)
+	}
+	// A forged one: the first seed with its consistent GIP made available,
+	// its digest kept (refused by the digest, which covers the policy).
+	forged := *seeds[0]
+	forged.Put = slices.Clone(forged.Put)
+	for i := range forged.Put {
+		if forged.Put[i].Partition == vipsmart.PartitionConsistent {
+			forged.Put[i].Partition = vipsmart.PartitionAvailable
+		}
+	}
+	forged.bin, forged.raw = nil, nil
+	enc, _ := forged.MarshalBinary()
+	f.Add(enc)
+	norm := func(b *Batch) *Batch {
+		c := *b
+		c.Put = slices.Clone(b.Put)
+		for i := range c.Put {
+			if c.Put[i].Partition == "" {
+				c.Put[i].Partition = vipsmart.PartitionAvailable
+			}
+		}
+		return &c
 	}
 	f.Add([]byte{'V', 'S', 'B', 1, 1, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -216,6 +243,11 @@ func FuzzBatchBinary(f *testing.F) {
 			return
 		}
 		verdict := b.validate()
+		for _, sd := range seeds {
+			if verdict == nil && b.Digest == sd.Digest && !sameBatch(norm(&b), norm(sd)) {
+				t.Fatalf("a batch other than the seed's validates with its digest %s: %+v", sd.Digest, b.Put)
+			}
+		}
 		enc, err := b.MarshalBinary()
 		if err != nil {
 			if b.full() {
@@ -288,5 +320,43 @@ func TestProposeEncodesTheBatchInBinary(t *testing.T) {
 	}
 	if locks != 2 {
 		t.Fatalf("%d locks, want 2", locks)
+	}
+}
+
+// TestBatchDigestCoversPartition: two batches that differ only in a GIP's
+// partition policy have different digests, so a lock whose batch was
+// changed there (a damaged or forged frame: the binary encoding holds the
+// policy as an index in its string table) is refused by its digest. The
+// digest used to leave the policy out: such a lock was taken, and applied
+// a consistent GIP as available (or the reverse) on that member only.
+func TestBatchDigestCoversPartition(t *testing.T) {
+	a, b := batchGIP(1, "dc-1"), batchGIP(2, "dc-2")
+	a.Partition, b.Partition = vipsmart.PartitionConsistent, vipsmart.PartitionAvailable
+	bt := NewBatch([]vipsmart.GIP{a, b}, nil)
+	for i, p := range []vipsmart.PartitionPolicy{vipsmart.PartitionAvailable, ""} {
+		a2 := a
+		a2.Partition = p
+		if d := NewBatch([]vipsmart.GIP{a2, b}, nil).Digest; d == bt.Digest {
+			t.Fatalf("case %d: partition %q has the digest of consistent", i, p)
+		}
+	}
+	bin, err := bt.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flip := range []int{0, 1} {
+		var got Batch
+		if err := got.UnmarshalBinary(bin); err != nil {
+			t.Fatal(err)
+		}
+		g := &got.Put[flip]
+		if g.Partition == vipsmart.PartitionConsistent {
+			g.Partition = vipsmart.PartitionAvailable
+		} else {
+			g.Partition = vipsmart.PartitionConsistent
+		}
+		if err := got.validate(); err == nil || !strings.Contains(err.Error(), "digest") {
+			t.Fatalf("GIP %s with its partition changed to %s: %v, want the digest refused", g.Name, g.Partition, err)
+		}
 	}
 }

@@ -672,7 +672,7 @@ func stateHash(h *hardState, gips map[string]vipsmart.GIP) (uint64, string) {
 	b.WriteByte('#')
 	for _, k := range sortedKeys(gips) {
 		g := gips[k]
-		fmt.Fprintf(&b, "%s=%s/%s/%v", g.Name, g.Address, g.Mode, g.Preempt)
+		fmt.Fprintf(&b, "%s=%s/%s/%v/%s", g.Name, g.Address, g.Mode, g.Preempt, g.Partition)
 		for _, p := range g.Placements {
 			fmt.Fprintf(&b, ",%s:%d:%s", p.DC, p.Priority, p.VIP)
 		}

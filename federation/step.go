@@ -673,6 +673,11 @@ func (m *Message) Validate() error {
 		if m.FedID == "" {
 			return bad("no fed_id")
 		}
+		if m.Type == MsgLock && m.Change.Kind == ApplyGIPs && m.Change.Batch != nil && !m.Change.Batch.full() {
+			// Only decisions carry a batch slim: a member checks a
+			// lock's batch against its own VIPs before it grants it.
+			return bad("a lock of %s carries its batch without its changes (count %d): a lock carries the whole batch", ApplyGIPs, m.Change.Batch.Count)
+		}
 	case MsgCommit:
 		if m.Last == nil || m.Last.OpID != m.OpID {
 			return bad("no decision for operation %s", m.OpID)
@@ -774,6 +779,11 @@ func (c *Change) validate() error {
 		g := cloneGIP(*c.GIP)
 		return g.Validate()
 	case ApplyGIPs:
+		if c.DC != nil || c.Name != "" || c.Force || len(c.Names) > 0 || c.GIP != nil || c.Founder != nil || c.NewFedID != "" {
+			// Those fields mean something to other kinds only (new_fed_id
+			// would re-found the federation at the commit).
+			return fmt.Errorf("%s carries its batch and by only (no dc, name, force, names, gip, founder or new_fed_id)", ApplyGIPs)
+		}
 		return c.Batch.validate()
 	case RotateIdentity:
 		if c.DC == nil {
