@@ -311,15 +311,7 @@ func scanValue(b []byte, i int) (item, int) {
 	for ; i < len(b); i++ {
 		switch c := b[i]; c {
 		case '"':
-			j := i + 1
-			escaped := false
-			for j < len(b) && b[j] != '"' {
-				if b[j] == '\\' {
-					escaped = true
-					j++
-				}
-				j++
-			}
+			j, escaped := jsondup.StringEnd(b, i)
 			if depth == 1 && expectKey {
 				if escaped {
 					var k string

@@ -37,15 +37,7 @@ func Find(b []byte) (string, int64) {
 	for i := 0; i < len(b); i++ {
 		switch c := b[i]; c {
 		case '"':
-			j := i + 1
-			escaped := false
-			for j < len(b) && b[j] != '"' {
-				if b[j] == '\\' {
-					escaped = true
-					j++
-				}
-				j++
-			}
+			j, escaped := StringEnd(b, i)
 			if wantKey && len(stack) > 0 && stack[len(stack)-1].obj {
 				wantKey = false
 				k := b[i+1 : min(j, len(b))]
@@ -257,4 +249,19 @@ func path(stack []*frame) string {
 		}
 	}
 	return b.String()
+}
+
+// StringEnd returns the index of the quote that closes the JSON string
+// whose opening quote is b[i] (len(b) or more if it is not closed), and
+// whether the string holds an escape.
+func StringEnd(b []byte, i int) (end int, escaped bool) {
+	j := i + 1
+	for j < len(b) && b[j] != '"' {
+		if b[j] == '\\' {
+			escaped = true
+			j++
+		}
+		j++
+	}
+	return j, escaped
 }
